@@ -1,0 +1,67 @@
+"""Group/version/resource of every kind the plugin reads or writes (data only)."""
+from typing import NamedTuple, Optional
+
+
+class Resource(NamedTuple):
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self):
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: Optional[str] = None, name: Optional[str] = None, subresource=None):
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+    def subresource_path(self, namespace, name, sub):
+        # KubeVirt serves start/stop/restart through the aggregated subresources.kubevirt.io group.
+        group = "subresources." + self.group
+        return f"/apis/{group}/{self.version}/namespaces/{namespace}/{self.plural}/{name}/{sub}"
+
+
+MIG = "migration.openshift.io"
+MIGPLAN = Resource(MIG, "v1alpha1", "migplans", "MigPlan")
+MIGMIGRATION = Resource(MIG, "v1alpha1", "migmigrations", "MigMigration")
+MIGCLUSTER = Resource(MIG, "v1alpha1", "migclusters", "MigCluster")
+MIGHOOK = Resource(MIG, "v1alpha1", "mighooks", "MigHook")
+DVM = Resource(MIG, "v1alpha1", "directvolumemigrations", "DirectVolumeMigration")
+DVMP = Resource(MIG, "v1alpha1", "directvolumemigrationprogresses", "DirectVolumeMigrationProgress")
+
+VM = Resource("kubevirt.io", "v1", "virtualmachines", "VirtualMachine")
+VMI = Resource("kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance")
+VMIM = Resource("kubevirt.io", "v1", "virtualmachineinstancemigrations", "VirtualMachineInstanceMigration")
+KUBEVIRT = Resource("kubevirt.io", "v1", "kubevirts", "KubeVirt")
+
+DATAVOLUME = Resource("cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume")
+STORAGEPROFILE = Resource("cdi.kubevirt.io", "v1beta1", "storageprofiles", "StorageProfile", namespaced=False)
+CDICONFIG = Resource("cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", namespaced=False)
+
+PVC = Resource("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim")
+PV = Resource("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False)
+POD = Resource("", "v1", "pods", "Pod")
+NAMESPACE = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+NODE = Resource("", "v1", "nodes", "Node", namespaced=False)
+CONFIGMAP = Resource("", "v1", "configmaps", "ConfigMap")
+EVENT = Resource("", "v1", "events", "Event")
+STORAGECLASS = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False)
+DEPLOYMENT = Resource("apps", "v1", "deployments", "Deployment")
+STATEFULSET = Resource("apps", "v1", "statefulsets", "StatefulSet")
+REPLICASET = Resource("apps", "v1", "replicasets", "ReplicaSet")
+DAEMONSET = Resource("apps", "v1", "daemonsets", "DaemonSet")
+JOB = Resource("batch", "v1", "jobs", "Job")
+CRONJOB = Resource("batch", "v1", "cronjobs", "CronJob")
+CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+               namespaced=False)
+
+BY_KIND = {r.kind: r for r in list(globals().values()) if isinstance(r, Resource)}
