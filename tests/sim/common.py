@@ -1,0 +1,336 @@
+"""Shared helpers for the controller stand-ins (mig-controller, KubeVirt, CDI).
+
+A stand-in is a deterministic reconciler: ``step()`` is one pass over its objects that advances each by
+one phase (or one progress increment); ``run(stop_event)`` loops step + sleep(pace). Tests either step an
+instance by hand (fully deterministic) or start it in a thread (``start()``/``stop()``).
+
+Faults are switched on per namespace with a ConfigMap named ``sim-faults`` (see tests/sim/README.md).
+"""
+import datetime
+import hashlib
+import logging
+import random
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+from kubectl_vmmig import errors
+from kubectl_vmmig import resources as R
+
+log = logging.getLogger("tests.sim")
+
+MTC_NAMESPACE = "openshift-migration"
+FAULTS_CONFIGMAP = "sim-faults"
+# k8s.io/apimachinery rand.String alphabet (no vowels, no ambiguous characters).
+K8S_RAND_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+# ---- time ---------------------------------------------------------------------------------------
+def now() -> str:
+    """RFC3339 UTC timestamp with second precision, as Kubernetes serializes metav1.Time."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: Optional[str]) -> Optional[datetime.datetime]:
+    if not text:
+        return None
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def seconds_since(text: Optional[str]) -> float:
+    t = parse_time(text)
+    if t is None:
+        return 0.0
+    return max(0.0, (datetime.datetime.now(datetime.timezone.utc) - t).total_seconds())
+
+
+def go_duration(seconds: float) -> str:
+    """Go ``time.Duration.Round(time.Second).String()``: 0s, 5s, 1m30s, 1h2m3s."""
+    s = int(round(seconds))
+    if s == 0:
+        return "0s"
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    out = ""
+    if h:
+        out += f"{h}h"
+    if h or m:
+        out += f"{m}m"
+    return out + f"{sec}s"
+
+
+def parse_go_duration(text: Optional[str]) -> float:
+    """Inverse of go_duration for the h/m/s forms we write."""
+    if not text:
+        return 0.0
+    total, num = 0.0, ""
+    for ch in text:
+        if ch.isdigit() or ch == ".":
+            num += ch
+        else:
+            total += float(num or 0) * {"h": 3600, "m": 60, "s": 1}.get(ch, 0)
+            num = ""
+    return total
+
+
+# ---- conditions ---------------------------------------------------------------------------------
+def _conditions(obj: dict) -> List[dict]:
+    return obj.setdefault("status", {}).setdefault("conditions", [])
+
+
+def get_condition(obj: dict, ctype: str) -> Optional[dict]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return c
+    return None
+
+
+def set_condition(obj: dict, ctype: str, status: str = "True", reason: Optional[str] = None,
+                  category: Optional[str] = None, message: Optional[str] = None,
+                  durable: Optional[bool] = None) -> bool:
+    """Set an MTC-format condition in obj.status.conditions (mig-controller ``Conditions.SetCondition``).
+
+    Fields: type, status, reason, category, message, lastTransitionTime, durable. lastTransitionTime
+    changes only when some other field changes (MTC updates it on any change). Returns True if changed.
+    """
+    new = {"type": ctype, "status": status, "category": category}
+    if reason:
+        new["reason"] = reason
+    if message:
+        new["message"] = message
+    if durable:
+        new["durable"] = True
+    conds = _conditions(obj)
+    for i, c in enumerate(conds):
+        if c.get("type") == ctype:
+            old = {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            if old == {k: v for k, v in new.items() if v is not None}:
+                return False
+            new["lastTransitionTime"] = now()
+            conds[i] = {k: v for k, v in new.items() if v is not None}
+            return True
+    new["lastTransitionTime"] = now()
+    conds.append({k: v for k, v in new.items() if v is not None})
+    return True
+
+
+def set_k8s_condition(obj: dict, ctype: str, status: str = "True", reason: str = "", message: str = "",
+                      probe: bool = False) -> bool:
+    """Set a core-Kubernetes/KubeVirt-style condition (type, status, reason, message, lastTransitionTime
+    [, lastProbeTime]). lastTransitionTime changes only when ``status`` changes, as in Kubernetes."""
+    conds = _conditions(obj)
+    for c in conds:
+        if c.get("type") == ctype:
+            changed = (c.get("status"), c.get("reason", ""), c.get("message", "")) != (status, reason, message)
+            if c.get("status") != status:
+                c["lastTransitionTime"] = now()
+            c["status"] = status
+            if reason:
+                c["reason"] = reason
+            else:
+                c.pop("reason", None)
+            if message:
+                c["message"] = message
+            else:
+                c.pop("message", None)
+            return changed
+    c = {"type": ctype, "status": status, "lastTransitionTime": now()}
+    if probe:
+        c["lastProbeTime"] = None
+    if reason:
+        c["reason"] = reason
+    if message:
+        c["message"] = message
+    conds.append(c)
+    return True
+
+
+def remove_condition(obj: dict, ctype: str) -> bool:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    kept = [c for c in conds if c.get("type") != ctype]
+    if len(kept) != len(conds):
+        obj["status"]["conditions"] = kept
+        return True
+    return False
+
+
+# ---- faults -------------------------------------------------------------------------------------
+def faults(kube, namespace: Optional[str]) -> Dict[str, str]:
+    """The ``data`` of ConfigMap ``sim-faults`` in ``namespace`` ({} when absent)."""
+    if not namespace:
+        return {}
+    try:
+        cm = kube.get_or_none(R.CONFIGMAP, FAULTS_CONFIGMAP, namespace)
+    except errors.ApiError:
+        return {}
+    return dict((cm or {}).get("data") or {})
+
+
+def fault_bool(f: Dict[str, str], key: str) -> bool:
+    return str(f.get(key, "")).strip().lower() in ("true", "1", "yes")
+
+
+def fault_int(f: Dict[str, str], key: str, default: Optional[int] = None) -> Optional[int]:
+    try:
+        return int(str(f[key]).strip())
+    except (KeyError, ValueError):
+        return default
+
+
+def set_faults(kube, namespace: str, **data) -> None:
+    """Test helper: create/replace the sim-faults ConfigMap (values are stringified)."""
+    body = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": FAULTS_CONFIGMAP, "namespace": namespace},
+            "data": {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in data.items()}}
+    try:
+        kube.create(R.CONFIGMAP, body, namespace)
+    except errors.Conflict:
+        kube.patch(R.CONFIGMAP, FAULTS_CONFIGMAP, {"data": body["data"]}, namespace)
+
+
+# ---- small object helpers -----------------------------------------------------------------------
+def md5hex(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def rand_string(n: int = 4, rng: Optional[random.Random] = None) -> str:
+    r = rng or random
+    return "".join(r.choice(K8S_RAND_ALPHABET) for _ in range(n))
+
+
+def owner_ref(obj: dict, controller: bool = True, block: bool = False) -> dict:
+    ref = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+           "name": obj["metadata"]["name"], "uid": obj["metadata"]["uid"]}
+    if controller:
+        ref["controller"] = True
+    if block:
+        ref["blockOwnerDeletion"] = True
+    return ref
+
+
+def labels(obj: dict) -> Dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def annotations(obj: dict) -> Dict[str, str]:
+    return (obj.get("metadata") or {}).get("annotations") or {}
+
+
+def patch_status(kube, res: R.Resource, obj: dict, status: dict, subresource: Optional[str] = "status"):
+    """Merge-patch ``status``; ``subresource=None`` for kinds without a status subresource (VMI)."""
+    md = obj["metadata"]
+    return kube.patch(res, md["name"], {"status": status}, md.get("namespace"), subresource=subresource)
+
+
+def put_status(kube, res: R.Resource, obj: dict, subresource: Optional[str] = "status"):
+    """PUT the whole object to the status subresource (replaces status lists exactly; merge patch
+    cannot remove list entries). Raises errors.Conflict on a stale resourceVersion."""
+    md = obj["metadata"]
+    path = res.path(md.get("namespace"), md["name"], subresource)
+    return kube.request("PUT", path, body=obj)
+
+
+def delete_any(kube, res: R.Resource, name: str, namespace: Optional[str] = None) -> bool:
+    """Delete as a controller would, including PVCs/DataVolumes (the plugin's Kube.delete refuses
+    volumes on purpose; a controller stand-in must be able to). Returns False if already gone."""
+    try:
+        kube.request("DELETE", res.path(namespace if res.namespaced else None, name))
+        return True
+    except errors.NotFound:
+        return False
+
+
+def create_or_get(kube, res: R.Resource, body: dict, namespace: Optional[str] = None) -> dict:
+    """Create; on AlreadyExists return the existing object (controllers ignore AlreadyExists)."""
+    ns = namespace or body.get("metadata", {}).get("namespace")
+    try:
+        return kube.create(res, body, ns)
+    except errors.Conflict:
+        return kube.get(res, body["metadata"]["name"], ns)
+
+
+def ensure_namespace(kube, name: str) -> None:
+    try:
+        kube.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    except errors.Conflict:
+        pass
+
+
+# ---- the loop -----------------------------------------------------------------------------------
+class StandIn:
+    """Base class: subclasses implement ``step()`` (one deterministic reconcile pass).
+
+    ``namespaces=None`` means every namespace; otherwise ``in_scope(ns)`` limits the stand-in to those
+    (tests that step by hand use their own instance on their own namespace).
+    """
+
+    name = "stand-in"
+
+    def __init__(self, kube, pace: float = 0.05, namespaces: Optional[List[str]] = None):
+        self.kube = kube
+        self.pace = pace
+        self.namespaces = list(namespaces) if namespaces else None
+        self._thread: Optional[threading.Thread] = None
+        self._stop: Optional[threading.Event] = None
+        self.errors: List[str] = []  # last exceptions from run(), for test diagnostics
+
+    def in_scope(self, namespace: Optional[str]) -> bool:
+        return self.namespaces is None or namespace in self.namespaces
+
+    def faults(self, namespace: Optional[str]) -> Dict[str, str]:
+        return faults(self.kube, namespace)
+
+    def stalled(self, namespace: Optional[str]) -> bool:
+        return fault_bool(self.faults(namespace), "stall")
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def step_n(self, n: int) -> None:
+        for _ in range(n):
+            self.step()
+
+    def step_until(self, predicate: Callable[[], bool], max_steps: int = 300) -> int:
+        """Step until ``predicate()`` holds; returns the number of steps taken, raises on timeout."""
+        for i in range(max_steps):
+            if predicate():
+                return i
+            self.step()
+        if predicate():
+            return max_steps
+        raise AssertionError(f"{self.name}: condition not reached after {max_steps} steps")
+
+    def run(self, stop_event: threading.Event) -> None:
+        while not stop_event.is_set():
+            try:
+                self.step()
+            except Exception as exc:  # a controller keeps running; the error is visible to tests
+                self.errors = (self.errors + [f"{type(exc).__name__}: {exc}"])[-20:]
+                log.warning("%s step failed: %s", self.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            stop_event.wait(self.pace)
+
+    def start(self) -> "StandIn":
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._stop:
+            self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self._thread = None
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05,
+             what: str = "condition"):
+    """Poll ``predicate`` (for tests running stand-ins in threads); returns its truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        val = predicate()
+        if val:
+            return val
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
