@@ -224,7 +224,9 @@ class Kube:
             return errors.ConnectionFailed(
                 f"TLS error talking to {server}: {exc.reason if hasattr(exc, 'reason') else exc}".splitlines()[0],
                 hint="check the certificate authority (--certificate-authority) or --tls-server-name")
-        if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError)):
+        # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
+        if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError)) and \
+                not isinstance(exc, urllib3.exceptions.NewConnectionError):
             return errors.ConnectionFailed(f"timed out talking to {server}",
                                            hint="check the network, or raise --request-timeout")
         reason = getattr(exc, "reason", None) or exc

@@ -1,0 +1,321 @@
+"""A real Kubernetes control plane for tests and the sandbox: etcd + kube-apiserver on loopback.
+
+envtest-style: binaries built from Go modules by scripts/test-bins.sh, RBAC authorization, token
+authentication for two users (``admin`` in system:masters, ``alice`` with no rights), the real MTC/KubeVirt/CDI
+CRDs (with the adjustments virt-operator makes), and what a cluster has: StorageClasses, Nodes, namespaces.
+
+Run as a script for the sandbox:  python -m tests.cluster.controlplane up|down|status --dir .sandbox
+"""
+import argparse
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+CRD_DIR = os.path.join(HERE, "crds")
+CACHE = os.environ.get("VMMIG_CACHE", os.path.expanduser("~/.cache/kubectl-vmmig"))
+ADMIN_TOKEN = "vmstorage-admin-token"
+ALICE_TOKEN = "vmstorage-alice-token"
+
+# virt-operator installs the kubevirt.io CRDs differently from the controller-gen files (crds/README.md).
+KUBEVIRT_ADJUST = {
+    "virtualmachines.kubevirt.io": (True, ["vm", "vms"]),
+    "virtualmachineinstances.kubevirt.io": (False, ["vmi", "vmis"]),
+    "virtualmachineinstancemigrations.kubevirt.io": (True, ["vmim", "vmims"]),
+    "kubevirts.kubevirt.io": (True, ["kv", "kvs"]),
+}
+
+STORAGE_CLASSES = [
+    ("standard", "kubernetes.io/no-provisioner-standard.csi.example.com", True),
+    ("fast", "fast.csi.example.com", False),
+    ("slow", "slow.csi.example.com", False),
+]
+NODES = ["node01", "node02"]
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def bin_dir():
+    """Where scripts/test-bins.sh put kube-apiserver/etcd/krew (build them if missing)."""
+    explicit = os.environ.get("VMMIG_BIN_DIR")
+    if explicit:
+        return explicit
+    link = os.path.join(CACHE, "bin")
+    if not (os.path.exists(os.path.join(link, "kube-apiserver")) and os.path.exists(os.path.join(link, "etcd"))):
+        out = subprocess.run(["bash", os.path.join(REPO, "scripts", "test-bins.sh")], stdout=subprocess.PIPE,
+                             text=True)
+        if out.returncode != 0:
+            raise ControlPlaneError("scripts/test-bins.sh failed to build kube-apiserver/etcd (see its output)")
+    return link
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def adjust_crd(crd):
+    """Apply the virt-operator differences to a controller-gen kubevirt.io CRD (in place)."""
+    name = crd["metadata"]["name"]
+    if name not in KUBEVIRT_ADJUST:
+        return crd
+    has_status, short = KUBEVIRT_ADJUST[name]
+    spec = crd["spec"]
+    spec["names"]["shortNames"] = short
+    spec["names"]["categories"] = ["all"]
+    v1 = next(v for v in spec["versions"] if v["name"] == "v1")
+    v1["served"], v1["storage"] = True, True
+    if has_status:
+        v1["subresources"] = {"status": {}}
+    else:
+        v1.pop("subresources", None)
+    old = json.loads(json.dumps(v1))
+    old.update(name="v1alpha3", storage=False, served=True)
+    spec["versions"] = [v1, old]
+    return crd
+
+
+class ControlPlane:
+    def __init__(self, workdir, bins=None):
+        self.dir = os.path.abspath(workdir)
+        self.bins = bins or bin_dir()
+        self.procs = []
+        self.server = None
+        self.admin_kubeconfig = os.path.join(self.dir, "admin.kubeconfig")
+        self.restricted_kubeconfig = os.path.join(self.dir, "restricted.kubeconfig")
+        self.kubeconfig = os.path.join(self.dir, "kubeconfig")  # both contexts: admin (current), restricted
+        self.ca_file = None
+
+    # ---- processes -----------------------------------------------------------------------------------
+    def start(self, timeout=90):
+        os.makedirs(self.dir, exist_ok=True)
+        for exe in ("etcd", "kube-apiserver"):
+            if not os.access(os.path.join(self.bins, exe), os.X_OK):
+                raise ControlPlaneError(f"{exe} not found in {self.bins}; run scripts/test-bins.sh")
+        certs = os.path.join(self.dir, "certs")
+        os.makedirs(certs, exist_ok=True)
+        sa_key = os.path.join(self.dir, "sa.key")
+        if not os.path.exists(sa_key):
+            subprocess.run(["openssl", "genrsa", "-out", sa_key, "2048"], check=True, capture_output=True)
+        tokens = os.path.join(self.dir, "tokens.csv")
+        with open(tokens, "w") as fh:
+            fh.write(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n{ALICE_TOKEN},alice,uid-alice,\n')
+        etcd_port, peer_port, port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self._spawn("etcd", [
+            os.path.join(self.bins, "etcd"), "--data-dir", os.path.join(self.dir, "etcd"),
+            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+            "--listen-peer-urls", f"http://127.0.0.1:{peer_port}", "--unsafe-no-fsync",
+            "--log-level", "warn"])
+        self._spawn("kube-apiserver", [
+            os.path.join(self.bins, "kube-apiserver"), f"--etcd-servers={etcd_url}", f"--cert-dir={certs}",
+            f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
+            f"--token-auth-file={tokens}", f"--service-account-issuer=https://127.0.0.1:{port}/",
+            f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
+            "--disable-admission-plugins=ServiceAccount", "--allow-privileged=true", "--v=0"])
+        self.server = f"https://127.0.0.1:{port}"
+        self._wait_ready(timeout)
+        self.ca_file = os.path.join(certs, "apiserver.crt")
+        self._write_kubeconfigs()
+        with open(os.path.join(self.dir, "state.json"), "w") as fh:
+            json.dump({"server": self.server, "pids": [p.pid for p in self.procs]}, fh)
+        return self
+
+    def _spawn(self, name, args):
+        log = open(os.path.join(self.dir, f"{name}.log"), "ab")
+        # A new session so Ctrl-C on pytest does not kill the processes before our cleanup runs.
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+
+    def _wait_ready(self, timeout):
+        ctx = ssl._create_unverified_context()
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise ControlPlaneError(f"{os.path.basename(p.args[0])} exited with {p.returncode}; "
+                                            f"see {self.dir}/*.log")
+            try:
+                req = urllib.request.Request(self.server + "/readyz",
+                                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+                with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except Exception as exc:  # not up yet
+                last = exc
+            time.sleep(0.5)
+        self.stop()
+        raise ControlPlaneError(f"kube-apiserver not ready after {timeout}s ({last}); see {self.dir}/*.log")
+
+    def stop(self):
+        for p in self.procs[::-1]:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs[::-1]:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.procs = []
+
+    # ---- kubeconfigs -----------------------------------------------------------------------------------
+    def _write_kubeconfigs(self):
+        def cfg(users, current):
+            return {
+                "apiVersion": "v1", "kind": "Config", "current-context": current,
+                "clusters": [{"name": "sandbox", "cluster": {"server": self.server,
+                                                              "certificate-authority": self.ca_file}}],
+                "users": [{"name": n, "user": {"token": t}} for n, t in users],
+                "contexts": [{"name": ctx, "context": {"cluster": "sandbox", "user": n, "namespace": "default"}}
+                             for ctx, n in (("admin", "admin"), ("restricted", "alice"))
+                             if any(u[0] == n for u in users)],
+            }
+
+        for path, users, current in (
+                (self.admin_kubeconfig, [("admin", ADMIN_TOKEN)], "admin"),
+                (self.restricted_kubeconfig, [("alice", ALICE_TOKEN)], "restricted"),
+                (self.kubeconfig, [("admin", ADMIN_TOKEN), ("alice", ALICE_TOKEN)], "admin")):
+            with open(path, "w") as fh:
+                yaml.safe_dump(cfg(users, current), fh, sort_keys=False)
+            os.chmod(path, 0o600)
+
+    def admin(self, **kw):
+        from kubectl_vmmig.kube import Kube
+        from kubectl_vmmig.kubeconfig import ConnectionOptions
+
+        return Kube.connect(ConnectionOptions(kubeconfig=self.admin_kubeconfig), **kw)
+
+    # ---- what a cluster has ----------------------------------------------------------------------------
+    def install(self):
+        """Install the real CRDs and the cluster basics; idempotent."""
+        from kubectl_vmmig import resources as R
+        from kubectl_vmmig import errors
+
+        kube = self.admin()
+        names = []
+        for path in sorted(glob.glob(os.path.join(CRD_DIR, "*", "*.yaml"))):
+            with open(path) as fh:
+                crd = adjust_crd(yaml.safe_load(fh))
+            names.append(crd["metadata"]["name"])
+            try:
+                kube.create(R.CRD, crd)
+            except errors.Conflict:
+                pass
+        deadline = time.time() + 60
+        pending = set(names)
+        while pending and time.time() < deadline:
+            for name in list(pending):
+                conds = (kube.get(R.CRD, name).get("status") or {}).get("conditions") or []
+                if any(c["type"] == "Established" and c["status"] == "True" for c in conds):
+                    pending.discard(name)
+            if pending:
+                time.sleep(0.3)
+        if pending:
+            raise ControlPlaneError(f"CRDs not established: {sorted(pending)}")
+        for name, prov, default in STORAGE_CLASSES:
+            sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+                  "provisioner": prov, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+                  "allowVolumeExpansion": True}
+            if default:
+                sc["metadata"]["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
+            _create_ignore(kube, R.STORAGECLASS, sc)
+        for node in NODES:
+            _create_ignore(kube, R.NODE, {
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node,
+                                                      "kubevirt.io/schedulable": "true"}}})
+            kube.patch(R.NODE, node, {"status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+                "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"}}}, subresource="status")
+        for ns in ("openshift-migration", "kubevirt", "cdi"):
+            _create_ignore(kube, R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        return self
+
+
+def _create_ignore(kube, res, body):
+    from kubectl_vmmig import errors
+
+    try:
+        kube.create(res, body)
+    except errors.Conflict:
+        pass
+
+
+# ---- sandbox CLI ---------------------------------------------------------------------------------------------
+def _alive(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+    return bool(pids)
+
+
+def sandbox_up(workdir):
+    state = os.path.join(workdir, "state.json")
+    if os.path.exists(state):
+        with open(state) as fh:
+            st = json.load(fh)
+        if _alive(st.get("pids", [])):
+            print(f"sandbox already running at {st['server']}")
+            return 0
+        shutil.rmtree(workdir, ignore_errors=True)
+    cp = ControlPlane(workdir).start()
+    cp.install()
+    print(f"control plane up at {cp.server}")
+    return 0
+
+
+def sandbox_down(workdir):
+    state = os.path.join(workdir, "state.json")
+    if not os.path.exists(state):
+        print("sandbox not running")
+        return 0
+    with open(state) as fh:
+        st = json.load(fh)
+    for pid in st.get("pids", []) + st.get("extra_pids", []):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except OSError:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                pass
+    time.sleep(1)
+    shutil.rmtree(workdir, ignore_errors=True)
+    print("sandbox stopped")
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tests.cluster.controlplane")
+    ap.add_argument("action", choices=["up", "down"])
+    ap.add_argument("--dir", default=os.path.join(REPO, ".sandbox"))
+    a = ap.parse_args(argv)
+    try:
+        return sandbox_up(a.dir) if a.action == "up" else sandbox_down(a.dir)
+    except ControlPlaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
