@@ -3,6 +3,8 @@
 # Then run `kubectl vm-storage ARGS` (default: a guided first look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PYBIN=$(python3 -c "import os,sys;print(os.path.dirname(sys.executable))")
+export PATH="$PYBIN:$PATH"
 if ! kubectl-vm_storage version --request-timeout 3s 2>/dev/null | grep -q '^Server Version: v'; then
   echo "no reachable cluster configured: starting the local sandbox (.sandbox/kubeconfig)" >&2
   make -s sandbox >&2
