@@ -1,0 +1,73 @@
+"""The CLI shell: lazy group, kubectl flag spellings, one-line errors with documented exit codes."""
+import pytest
+
+from kubectl_vmmig import cli, errors
+
+
+def run(args, capsys):
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_commands(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    for verb in ("migrate", "status", "check", "cancel", "rollback", "version", "completion"):
+        assert verb in out
+
+
+@pytest.mark.parametrize("args", [["version", "--bogus"], ["nosuchverb"], ["version", "-o", "xml"],
+                                  ["version", "-v", "loud"]])
+def test_usage_errors_are_one_line_exit_2(args, capsys):
+    code, out, err = run(args, capsys)
+    assert code == errors.BAD_INPUT
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0]
+
+
+@pytest.mark.parametrize("spelling", [["-v", "6"], ["-v=6"], ["--v=6"], ["-v6"], ["--v", "6"]])
+def test_verbosity_spellings(spelling, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    code, out, _ = run(["version", "--client", *spelling], capsys)
+    assert code == 0
+    assert cli._STATE["verbosity"] == 6
+
+
+def test_no_cluster_is_reported_not_raised(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    code, out, err = run(["version"], capsys)
+    assert code == 0
+    assert "Server Version: unavailable" in out
+    assert "make sandbox" in err
+
+
+def test_internal_errors_are_one_line(capsys, monkeypatch):
+    def boom(**kw):
+        raise ValueError("kaput")
+
+    monkeypatch.setattr(cli.cli, "main", boom)
+    code, _, err = run([], capsys)
+    assert code == errors.INTERNAL
+    assert err.count("\n") == 1 and "ValueError: kaput" in err and "-v 9" in err
+
+
+def test_vmstorage_errors_map_to_their_exit_codes(capsys, monkeypatch):
+    for exc, code_ in ((errors.PreflightRefused("x", "fix"), 3), (errors.MigrationFailed("x"), 4),
+                       (errors.MigrationCanceled("x"), 5), (errors.ConnectionFailed("x"), 6),
+                       (errors.Forbidden("x"), 7), (errors.NotFoundInput("x"), 2)):
+        def raiser(**kw):
+            raise exc
+
+        monkeypatch.setattr(cli.cli, "main", raiser)
+        code, _, err = run([], capsys)
+        assert code == code_ and err.startswith("error: x")
+
+
+def test_prog_name_as_plugin(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["/x/kubectl-vm_storage"])
+    monkeypatch.delenv("KUBECTL_PATH", raising=False)
+    assert cli.prog_name() == "kubectl vm-storage"
+    monkeypatch.setenv("KUBECTL_PATH", "/usr/bin/oc")
+    assert cli.prog_name() == "oc vm-storage"
