@@ -1,0 +1,102 @@
+"""`make sandbox`: the real control plane + controller stand-ins + a seeded `demo` namespace, in the background.
+
+    python -m tests.cluster.sandbox up|down [--dir .sandbox] [--pace 0.5]
+
+`up` is idempotent: a running sandbox is reused (and re-seeded only where objects are missing).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+from tests.cluster import controlplane
+
+DEMO_NS = "demo"
+
+
+def seed_demo(kube):
+    """MTC, KubeVirt and CDI 'installed', and VMs of every shape a user meets, in namespace demo."""
+    from kubectl_vmmig import errors
+    from kubectl_vmmig import resources as R
+    from tests.sim import factories as F
+    from tests.sim.mtc import install_mtc
+
+    install_mtc(kube)
+    F.install_kubevirt(kube)
+    F.install_cdi(kube)
+    try:
+        kube.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": DEMO_NS}})
+    except errors.Conflict:
+        pass
+    bundles = [
+        F.make_vm_bundle("demo-dv", [F.dv_disk("rootdisk", size="2Gi"), F.cloudinit_disk()], running=True),
+        F.make_vm_bundle("demo-pvc", [F.containerdisk_disk(), F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
+                         running=True),
+        F.make_vm_bundle("demo-stopped", [F.dv_disk("rootdisk", size="1Gi"), F.pvc_disk("data", size="1Gi")],
+                         running=False),
+        F.make_vm_bundle("demo-shared", [F.pvc_disk("shared", size="1Gi", access_modes=("ReadWriteMany",),
+                                                    shareable=True)], running=True),
+    ]
+    web = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "demo-web"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "demo-web"}},
+                    "template": {"metadata": {"labels": {"app": "demo-web"}},
+                                 "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
+    for obj in [o for b in bundles for o in b] + [web]:
+        try:
+            F.apply(kube, DEMO_NS, obj)
+        except errors.Conflict:
+            pass
+
+
+def up(workdir, pace):
+    os.makedirs(workdir, exist_ok=True)
+    controlplane.sandbox_up(workdir)
+    state_path = os.path.join(workdir, "state.json")
+    with open(state_path) as fh:
+        state = json.load(fh)
+    plane = controlplane.ControlPlane(workdir, bins=controlplane.bin_dir())
+    plane.server = state["server"]
+    kube = plane.admin()
+    if not controlplane._alive(state.get("extra_pids", [])):
+        log = open(os.path.join(workdir, "standins.log"), "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "tests.sim", "--kubeconfig", plane.admin_kubeconfig,
+                                 "--pace", str(pace)], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=controlplane.REPO,
+                                env=dict(os.environ, PYTHONPATH=controlplane.REPO))
+        state["extra_pids"] = [proc.pid]
+        with open(state_path, "w") as fh:
+            json.dump(state, fh)
+        time.sleep(1)
+        if proc.poll() is not None:
+            print(f"error: controller stand-ins exited; see {workdir}/standins.log", file=sys.stderr)
+            return 1
+    seed_demo(kube)
+    kc = os.path.relpath(plane.kubeconfig)
+    print(f"""sandbox ready: API server {plane.server}, controller stand-ins running (pace {pace}s)
+  export KUBECONFIG={os.path.abspath(plane.kubeconfig)}     # contexts: admin (current), restricted
+  kubectl get vm -n {DEMO_NS}
+  kubectl vm-storage migrate demo-dv --to fast -n {DEMO_NS} --dry-run=client
+  kubectl vm-storage migrate demo-dv --to fast -n {DEMO_NS} --yes --wait
+stop it with: make sandbox-down   (kubeconfig: {kc})""")
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m tests.cluster.sandbox")
+    ap.add_argument("action", choices=["up", "down"])
+    ap.add_argument("--dir", default=os.path.join(controlplane.REPO, ".sandbox"))
+    ap.add_argument("--pace", type=float, default=float(os.environ.get("VMSTORAGE_SIM_PACE", "0.5")))
+    a = ap.parse_args(argv)
+    try:
+        if a.action == "down":
+            return controlplane.sandbox_down(a.dir)
+        return up(a.dir, a.pace)
+    except controlplane.ControlPlaneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
