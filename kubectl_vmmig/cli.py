@@ -22,6 +22,7 @@ COMMANDS = {
     "rollback": ("kubectl_vmmig.commands.rollback", "Roll back a finished MTC migration."),
     "version": ("kubectl_vmmig.commands.version", "Print the client and server versions."),
     "completion": ("kubectl_vmmig.commands.completion", "Shell completion scripts and kubectl completion shims."),
+    "__complete": ("kubectl_vmmig.commands.complete_protocol", ""),  # hidden: kubectl's plugin completion protocol
 }
 
 _STATE = {"verbosity": 0}
@@ -41,7 +42,7 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx, name):
-        spec = COMMANDS.get(name.replace("_", "-"))
+        spec = COMMANDS.get(name) or COMMANDS.get(name.replace("_", "-"))
         if spec is None:
             return None
         return importlib.import_module(spec[0]).command

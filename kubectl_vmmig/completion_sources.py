@@ -1,72 +1,150 @@
 """Dynamic shell-completion candidates (namespaces, VMs, StorageClasses, plans).
 
 Each source asks the API server with a short timeout and fails softly: a completion must never print a
-traceback or hang the shell. Only imported when a completion actually needs cluster data.
+traceback or hang the shell. This module imports only click at load time; the REST client is imported
+when a completion actually needs cluster data, so static completion stays fast.
+
+Attach them to click parameters with ``shell_complete=``:
+``complete_namespaces`` (-n), ``complete_vms`` (VM name arguments), ``complete_storageclasses`` (--to),
+``complete_plans`` (migration/plan names for status, cancel, rollback).
 """
 import os
+import threading
 
 from click.shell_completion import CompletionItem
 
+# Seconds for the whole lookup (connect + list). The shell is blocked while we wait, so keep it short.
 TIMEOUT = float(os.environ.get("VMSTORAGE_COMPLETION_TIMEOUT", "2"))
+
+MIGRATION_LABEL = "vm-storage.kubevirt-tools.io/migration"
+ENGINE_LABEL = "vm-storage.kubevirt-tools.io/engine"
+
+
+def _params(ctx):
+    """Flags typed so far (e.g. --kubeconfig, -n) on this command's context and its parents."""
+    p = {}
+    c = ctx
+    while c is not None:
+        for k, v in (c.params or {}).items():
+            if v is not None:
+                p.setdefault(k, v)
+        c = c.parent
+    return p
 
 
 def _conn_from_ctx(ctx):
     from .kubeconfig import ConnectionOptions
 
-    p = {}
-    c = ctx
-    while c is not None:  # flags typed so far (e.g. --kubeconfig, -n) live on the command's context
-        for k, v in (c.params or {}).items():
-            p.setdefault(k, v)
-        c = c.parent
+    p = _params(ctx)
     return ConnectionOptions(kubeconfig=p.get("kubeconfig"), context=p.get("context"), cluster=p.get("cluster"),
                              user=p.get("user"), server=p.get("server"), token=p.get("token"),
                              namespace=p.get("namespace"), as_user=p.get("as_user"),
-                             as_groups=tuple(p.get("as_groups") or ()),
+                             as_groups=tuple(p.get("as_groups") or ()), as_uid=p.get("as_uid"),
                              insecure_skip_tls_verify=bool(p.get("insecure_skip_tls_verify")),
                              certificate_authority=p.get("certificate_authority"),
                              client_certificate=p.get("client_certificate"), client_key=p.get("client_key"),
                              tls_server_name=p.get("tls_server_name"))
 
 
-def _names(ctx, res_name, incomplete, namespaced=True, describe=None):
-    try:
-        from . import resources
-        from .kube import Kube
+def _with_deadline(fn, timeout=None):
+    """Run ``fn()`` in a daemon thread; give up after ``timeout`` seconds (exec credential plugins or a
+    black-holed server must not freeze the shell). Any exception means "no candidates"."""
+    timeout = TIMEOUT if timeout is None else timeout
+    box = {}
 
-        kube = Kube.connect(_conn_from_ctx(ctx), retries=0)
-        kube.access.timeout = TIMEOUT
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException:  # noqa: BLE001 - completion fails soft, whatever went wrong
+            box["value"] = None
+
+    t = threading.Thread(target=target, name="vm-storage-completion", daemon=True)
+    t.start()
+    t.join(timeout + 0.5)
+    return box.get("value")
+
+
+def _kube(ctx):
+    from .kube import Kube
+
+    kube = Kube.connect(_conn_from_ctx(ctx), retries=0)
+    kube.access.timeout = TIMEOUT
+    return kube
+
+
+def _items(ctx, res_name, namespaced=True, label_selector=None):
+    def fetch():
+        from . import resources
+
+        kube = _kube(ctx)
         res = getattr(resources, res_name)
-        items = kube.items(res) if namespaced else kube.items(res)
-    except Exception:
-        return []
-    out = []
-    for it in items:
-        name = it.get("metadata", {}).get("name", "")
-        if name.startswith(incomplete):
-            out.append(CompletionItem(name, help=describe(it) if describe else None))
+        if namespaced:
+            return kube.items(res, kube.namespace, label_selector=label_selector)
+        return kube.items(res, label_selector=label_selector)
+
+    return _with_deadline(fetch) or []
+
+
+def _candidates(pairs, incomplete):
+    """(name, description) pairs -> sorted, de-duplicated CompletionItems starting with ``incomplete``."""
+    seen, out = set(), []
+    for name, desc in sorted(pairs, key=lambda nd: nd[0]):
+        if name and name.startswith(incomplete) and name not in seen:
+            seen.add(name)
+            out.append(CompletionItem(name, help=desc or None))
     return out
 
 
+def _name(obj):
+    return (obj.get("metadata") or {}).get("name", "")
+
+
 def complete_namespaces(ctx, param, incomplete):
-    return _names(ctx, "NAMESPACE", incomplete, namespaced=False)
+    items = _items(ctx, "NAMESPACE", namespaced=False)
+    return _candidates([(_name(ns), (ns.get("status") or {}).get("phase", "")) for ns in items], incomplete)
+
+
+def storageclass_description(sc):
+    """'<provisioner> (default)' — what a user needs to pick a destination class."""
+    annotations = (sc.get("metadata") or {}).get("annotations") or {}
+    default = "true" in (annotations.get("storageclass.kubernetes.io/is-default-class"),
+                         annotations.get("storageclass.beta.kubernetes.io/is-default-class"))
+    return (sc.get("provisioner", "") + (" (default)" if default else "")).strip()
 
 
 def complete_storageclasses(ctx, param, incomplete):
-    def desc(sc):
-        default = sc.get("metadata", {}).get("annotations", {}).get(
-            "storageclass.kubernetes.io/is-default-class") == "true"
-        return (sc.get("provisioner", "") + (" (default)" if default else "")).strip()
-
-    return _names(ctx, "STORAGECLASS", incomplete, namespaced=False, describe=desc)
+    items = _items(ctx, "STORAGECLASS", namespaced=False)
+    return _candidates([(_name(sc), storageclass_description(sc)) for sc in items], incomplete)
 
 
 def complete_vms(ctx, param, incomplete):
-    def desc(vm):
-        return (vm.get("status") or {}).get("printableStatus", "")
+    items = _items(ctx, "VM")
+    return _candidates([(_name(vm), (vm.get("status") or {}).get("printableStatus", "")) for vm in items],
+                       incomplete)
 
-    return _names(ctx, "VM", incomplete, describe=desc)
+
+def plan_candidates(objects):
+    """Migration names from what the plugin created (MigPlans and DataVolumes carry MIGRATION_LABEL)."""
+    pairs = []
+    for obj in objects:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        name = labels.get(MIGRATION_LABEL) or (_name(obj) if obj.get("kind") == "MigPlan" else "")
+        engine = labels.get(ENGINE_LABEL) or ("mtc" if obj.get("kind") == "MigPlan" else "")
+        pairs.append((name, f"engine {engine}" if engine else ""))
+    return pairs
 
 
 def complete_plans(ctx, param, incomplete):
-    return _names(ctx, "MIGPLAN", incomplete)
+    def fetch():
+        from . import errors, resources
+
+        kube = _kube(ctx)
+        found = []
+        for res, selector in ((resources.MIGPLAN, None), (resources.DATAVOLUME, MIGRATION_LABEL)):
+            try:  # either API may be absent on a cluster (no MTC, or no CDI)
+                found += kube.items(res, kube.namespace, label_selector=selector)
+            except errors.ApiError:
+                continue
+        return found
+
+    return _candidates(plan_candidates(_with_deadline(fetch) or []), incomplete)
