@@ -1,0 +1,254 @@
+"""Pure builders of the kubevirt engine: names, destination DataVolumes, the migration record, the preview.
+
+The migration record is a ConfigMap ``vm-storage-<migration>`` in the VMs' namespace, labelled like
+everything the plugin creates, with one key ``record`` holding JSON (the status reader relies on it)::
+
+    {"name", "namespace", "engine": "kubevirt", "targetStorageClass", "started", "completed",
+     "phase", "result": "Running|Succeeded|Failed|Canceled", "message",
+     "disks": [{"vm","volume","sourcePVC","targetPVC","sourceStorageClass","targetStorageClass","mode"}],
+     "vms": {"<vm>": {"mode": "live|offline", "phase", "result", "message",
+                      "originalClaims": {volume: claim}, "targetClaims": {volume: claim},
+                      "mapping": {source claim: target claim},
+                      "templateStorageClasses": {source claim: class|null},   # restored on cancel
+                      "patch": [ops] | null,            # the swap patch exactly as applied
+                      "patchedAt": time | null,
+                      "originalRunStrategy": str|null, "stoppedByPlugin": bool,
+                      "knownVMIMs": [uid...],           # VMIMs that existed before the patch (not ours)
+                      "vmim": {"name","uid"} | null, "attempts": int,
+                      "migrationState": {...} | null}}} # last seen vmi.status.migrationState (§10)
+
+Record phases: Preparing, CreatingVolumes, WaitingForVolumes, Stopping, Patching, Migrating, Starting,
+CleaningUp, Completed, Failed, Canceling, Canceled.
+"""
+import hashlib
+import json
+from typing import Dict, List, Optional
+
+from .. import resources as R
+from ..patches import template_storage_classes, volume_claims, volume_swap_patch
+
+ENGINE = "kubevirt"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "kubectl-vm-storage")
+LABEL_MIGRATION = "vm-storage.kubevirt-tools.io/migration"
+LABEL_ENGINE = "vm-storage.kubevirt-tools.io/engine"
+RECORD_PREFIX = "vm-storage-"
+RECORD_KEY = "record"
+VMIM_LABEL = "kubevirt.io/volume-update-migration"
+USABLE_DV_PHASES = ("Succeeded", "WaitForFirstConsumer", "PendingPopulation")
+MAX_NAME = 63  # DV/PVC names end up in label values: keep them DNS-1123 labels
+
+
+def _short_hash(text: str, n: int = 5) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:n]
+
+
+def _fit(name: str, limit: int = MAX_NAME) -> str:
+    """Trim to ``limit`` keeping it unique with a hash of the full name."""
+    if len(name) <= limit:
+        return name
+    h = _short_hash(name)
+    return name[: limit - len(h) - 1].rstrip("-.") + "-" + h
+
+
+def destination_name(claim: str, target_sc: str) -> str:
+    """Destination claim name: ``<source claim>-<target class>`` (deterministic, so re-runs re-attach)."""
+    return _fit(f"{claim}-{target_sc}".lower())
+
+
+def migration_name(plan: dict) -> str:
+    """``<vm>-to-<class>`` for one VM, ``<namespace>-to-<class>-<hash>`` for several."""
+    vms = sorted(set(plan.get("vms") or []))
+    sc = plan["targetStorageClass"]
+    if len(vms) == 1:
+        return _fit(f"{vms[0]}-to-{sc}".lower())
+    return _fit(f"{plan.get('namespace')}-to-{sc}-{_short_hash(','.join(vms))}".lower())
+
+
+def record_name(migration: str) -> str:
+    return RECORD_PREFIX + migration
+
+
+def labels(migration: str) -> Dict[str, str]:
+    return {MANAGED_BY[0]: MANAGED_BY[1], LABEL_MIGRATION: migration, LABEL_ENGINE: ENGINE}
+
+
+def moves_by_vm(plan: dict) -> Dict[str, List[dict]]:
+    out: Dict[str, List[dict]] = {}
+    for m in plan.get("moves") or []:
+        out.setdefault(m["vm"], []).append(m)
+    return out
+
+
+def vm_mode(moves: List[dict]) -> str:
+    """A VM moves as one unit (KubeVirt requires every RWO disk in the same update): live if any is."""
+    return "live" if any(m.get("mode") == "live" for m in moves) else "offline"
+
+
+def _storage_spec(move: dict, access_mode: Optional[str], volume_mode: Optional[str]) -> dict:
+    storage: dict = {"storageClassName": move["targetSC"]}
+    access = access_mode or move.get("targetAccessMode")
+    if access == "auto":
+        pass  # let CDI's StorageProfile choose
+    elif access:
+        storage["accessModes"] = [access]
+    elif move.get("accessModes"):
+        storage["accessModes"] = list(move["accessModes"])
+    mode = volume_mode or move.get("targetVolumeMode") or move.get("volumeMode")
+    if mode and mode != "auto":
+        storage["volumeMode"] = mode
+    if move.get("size"):
+        # Source PVC status.capacity (inventory falls back to the request): never smaller than the source.
+        # spec.storage lets CDI add the filesystem overhead on Filesystem destinations (BEHAVIOR §3).
+        storage["resources"] = {"requests": {"storage": str(move["size"])}}
+    return storage
+
+
+def destination_datavolume(move: dict, migration: str, *, live: bool, access_mode: Optional[str] = None,
+                           volume_mode: Optional[str] = None, vm_uid: Optional[str] = None) -> dict:
+    """Blank DV (live: KubeVirt copies the data) or a CDI clone of the source PVC (offline)."""
+    ns = move["namespace"]
+    source = {"blank": {}} if live else {"pvc": {"namespace": ns, "name": move["sourcePVC"]}}
+    meta = {
+        "name": move["targetPVC"], "namespace": ns, "labels": labels(migration),
+        # Lets a re-created DV adopt the PVC left by a previous attempt instead of failing.
+        "annotations": {"cdi.kubevirt.io/allowClaimAdoption": "true"},
+    }
+    if vm_uid and move.get("dataVolumeTemplateIndex") is not None:
+        # The source came from a template and died with the VM; the destination replaces it in the template.
+        meta["ownerReferences"] = [{"apiVersion": R.VM.api_version, "kind": "VirtualMachine", "name": move["vm"],
+                                    "uid": vm_uid, "controller": True, "blockOwnerDeletion": False}]
+    return {"apiVersion": R.DATAVOLUME.api_version, "kind": "DataVolume", "metadata": meta,
+            "spec": {"source": source, "storage": _storage_spec(move, access_mode, volume_mode)}}
+
+
+def swap_patch_for(vm: dict, moves: List[dict], *, live: bool, set_strategy: bool = True) -> List[dict]:
+    mapping = {m["sourcePVC"]: m["targetPVC"] for m in moves}
+    target_sc = moves[0]["targetSC"] if moves else None
+    return volume_swap_patch(vm, mapping, live=live, target_storage_class=target_sc, set_strategy=set_strategy)
+
+
+def stop_patch(vm: dict) -> List[dict]:
+    """What ``virtctl stop`` does for Always/Once (BEHAVIOR §12), guarded by what it read."""
+    spec = vm.get("spec") or {}
+    if "runStrategy" in spec:
+        return [{"op": "test", "path": "/spec/runStrategy", "value": spec["runStrategy"]},
+                {"op": "replace", "path": "/spec/runStrategy", "value": "Halted"}]
+    return [{"op": "test", "path": "/spec/running", "value": spec.get("running")},
+            {"op": "replace", "path": "/spec/running", "value": False}] if "running" in spec else \
+        [{"op": "add", "path": "/spec/runStrategy", "value": "Halted"}]
+
+
+def start_patch(original_run_strategy: str, used_running_field: bool) -> List[dict]:
+    """Restore what stop_patch changed."""
+    if used_running_field:
+        return [{"op": "test", "path": "/spec/running", "value": False},
+                {"op": "replace", "path": "/spec/running", "value": original_run_strategy == "Always"}]
+    return [{"op": "test", "path": "/spec/runStrategy", "value": "Halted"},
+            {"op": "replace", "path": "/spec/runStrategy", "value": original_run_strategy}]
+
+
+def predicted_after_stop(vm: dict) -> dict:
+    """The VM as it reads after stop_patch: spec changed once, so generation + 1."""
+    import copy
+
+    out = copy.deepcopy(vm)
+    spec = out.setdefault("spec", {})
+    if "running" in spec and "runStrategy" not in spec:
+        spec["running"] = False
+    else:
+        spec["runStrategy"] = "Halted"
+    md = out.setdefault("metadata", {})
+    if md.get("generation") is not None:
+        md["generation"] = int(md["generation"]) + 1
+    return out
+
+
+def is_running(vm: dict, vmi: Optional[dict]) -> bool:
+    return bool(vmi) and ((vmi.get("status") or {}).get("phase") == "Running")
+
+
+def new_record(plan: dict, vms: Dict[str, dict], migration: str, started: str, stop: bool = False) -> dict:
+    """The record written before the first change (so cancel always knows the originals)."""
+    rec = {"name": migration, "namespace": plan["namespace"], "engine": ENGINE,
+           "targetStorageClass": plan["targetStorageClass"], "started": started, "completed": None,
+           "phase": "Preparing", "result": "Running", "message": "", "disks": [], "vms": {}}
+    for vm_name, moves in moves_by_vm(plan).items():
+        vm = vms[vm_name]
+        mode = vm_mode(moves)
+        claims = volume_claims(vm)
+        mapping = {m["sourcePVC"]: m["targetPVC"] for m in moves}
+        rec["vms"][vm_name] = {
+            "mode": mode, "phase": "Pending", "result": "Running", "message": "",
+            "originalClaims": {v: c for v, c in claims.items() if c in mapping},
+            "targetClaims": {v: mapping[c] for v, c in claims.items() if c in mapping},
+            "mapping": mapping,
+            "templateStorageClasses": template_storage_classes(vm, mapping),
+            "patch": None, "patchedAt": None,
+            "originalRunStrategy": None, "usedRunningField": False, "stoppedByPlugin": False,
+            "knownVMIMs": [], "vmim": None, "attempts": 0, "migrationState": None,
+        }
+        for m in moves:
+            rec["disks"].append({"vm": vm_name, "volume": m["volume"], "sourcePVC": m["sourcePVC"],
+                                 "targetPVC": m["targetPVC"], "sourceStorageClass": m.get("sourceSC"),
+                                 "targetStorageClass": m["targetSC"], "mode": mode})
+    return rec
+
+
+def record_configmap(rec: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": record_name(rec["name"]), "namespace": rec["namespace"],
+                         "labels": labels(rec["name"])},
+            "data": {RECORD_KEY: json.dumps(rec, sort_keys=True)}}
+
+
+def record_from_configmap(cm: dict) -> Optional[dict]:
+    try:
+        return json.loads((cm.get("data") or {}).get(RECORD_KEY) or "")
+    except ValueError:
+        return None
+
+
+def build_preview(plan: dict, vms: Dict[str, dict], *, stop: bool = False, access_mode: Optional[str] = None,
+                  volume_mode: Optional[str] = None, keep_update_strategy: bool = False,
+                  checks: Optional[List[dict]] = None, vmis: Optional[Dict[str, dict]] = None) -> dict:
+    """The dry-run preview: DVs and record to create, and per VM the patches a real run applies, in order."""
+    migration = migration_name(plan)
+    objects, patches = [], []
+    rec = new_record(plan, vms, migration, started="", stop=stop)
+    objects.append(record_configmap(rec))
+
+    def add_patch(vm_name, ops, step):
+        if ops:
+            patches.append({"apiVersion": R.VM.api_version, "kind": "VirtualMachine",
+                            "namespace": plan["namespace"], "name": vm_name, "step": step, "patch": ops})
+
+    for vm_name, moves in moves_by_vm(plan).items():
+        vm = vms[vm_name]
+        live = vm_mode(moves) == "live"
+        uid = (vm.get("metadata") or {}).get("uid")
+        for m in moves:
+            objects.append(destination_datavolume(m, migration, live=live, access_mode=access_mode,
+                                                  volume_mode=volume_mode, vm_uid=uid))
+        running = (vmis or {}).get(vm_name) is not None and is_running(vm, (vmis or {}).get(vm_name))
+        if not live and stop and running:
+            add_patch(vm_name, stop_patch(vm), "stop")
+            add_patch(vm_name, swap_patch_for(predicted_after_stop(vm), moves, live=False), "swap-volumes")
+            add_patch(vm_name, start_patch(_run_strategy(vm), _uses_running(vm)), "start")
+        else:
+            add_patch(vm_name, swap_patch_for(vm, moves, live=live), "swap-volumes")
+            if live and not keep_update_strategy:
+                add_patch(vm_name, [{"op": "test", "path": "/spec/updateVolumesStrategy", "value": "Migration"},
+                                    {"op": "remove", "path": "/spec/updateVolumesStrategy"}], "after-success")
+    return {"objects": objects, "patches": patches, "checks": list(checks or [])}
+
+
+def _run_strategy(vm: dict) -> str:
+    spec = vm.get("spec") or {}
+    if spec.get("runStrategy"):
+        return spec["runStrategy"]
+    return "Always" if spec.get("running") else "Halted"
+
+
+def _uses_running(vm: dict) -> bool:
+    spec = vm.get("spec") or {}
+    return "running" in spec and "runStrategy" not in spec
