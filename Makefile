@@ -31,3 +31,24 @@ sandbox-down:
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache
+
+# ---- distribution (krew, zipapp, completion) --------------------------------------------------------------
+.PHONY: zipapp krew completion krew-validate startup-bench
+
+zipapp:                        ## dist/kubectl-vm_storage: one pure-Python zipapp with every dependency inside
+	$(PYTHON) scripts/build_zipapp.py --out dist/kubectl-vm_storage
+
+completion:                    ## regenerate the copies under completion/ (shims + bash/zsh/fish scripts)
+	$(PYTHON) scripts/gen_completion.py completion
+
+krew:                          ## dist/kubectl-vm-storage.tar.gz + dist/vm-storage.yaml (sha256 filled in)
+	PYTHON=$(PYTHON) bash scripts/krew.sh
+
+krew-validate: krew bins       ## the real validate-krew-manifest, then an offline krew install into a temp KREW_ROOT
+	$$HOME/.cache/kubectl-vmmig/bin/validate-krew-manifest -manifest dist/vm-storage.yaml -skip-install
+	R=$$(mktemp -d); KREW_ROOT=$$R KREW_NO_UPGRADE_CHECK=1 PATH=$$HOME/.cache/kubectl-vmmig/bin:$$PATH \
+	  kubectl krew install --manifest=dist/vm-storage.yaml --archive=dist/kubectl-vm-storage.tar.gz && \
+	  PATH=$$R/bin:$$PATH kubectl vm-storage version --client; rm -rf $$R
+
+startup-bench: zipapp          ## median start-up of --help and of a static completion (pip install and zipapp)
+	$(PYTHON) scripts/startup_bench.py
