@@ -1,0 +1,168 @@
+"""`kubectl vm-storage migrate VM… --to SC`: options → complete → validate → run.
+
+The shared part (reading VMs and their volumes, the plan, the preflight) is ``prepare()``, also used by
+``check``. Nothing is written before the preflight has passed; ``--dry-run=client`` and ``--local``
+write nothing at all (``--local`` makes no API call).
+"""
+import sys
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+import click
+
+from ..cli import connection_options
+from ..completion_sources import complete_storageclasses, complete_vms
+
+MODES = ("live", "offline", "auto")
+ENGINES = ("mtc", "kubevirt", "auto")
+DRY_RUNS = ("none", "client", "server")
+OUTPUTS = ("table", "json", "yaml")
+
+
+@dataclass
+class MigrateOptions:
+    vms: Tuple[str, ...] = ()
+    to: Optional[str] = None
+    namespace: Optional[str] = None
+    selector: Optional[str] = None
+    all: bool = False
+    mode: str = "auto"
+    engine: str = "auto"
+    mtc_namespace: Optional[str] = None
+    access_mode: Optional[str] = None
+    volume_mode: Optional[str] = None
+    verify: bool = False
+    stage: bool = False
+    hooks: Tuple[str, ...] = ()
+    yes: bool = False
+    dry_run: str = "none"
+    output: str = "table"
+    local: bool = False
+    files: Tuple[str, ...] = ()
+    wait: Optional[bool] = None
+    stop: bool = False
+    parsed_hooks: List[tuple] = field(default_factory=list)
+
+    @property
+    def kind(self):
+        return "stage" if self.stage else "cutover"
+
+    def complete(self, conn):
+        """Fill what the user left out from the environment."""
+        if self.wait is None:
+            self.wait = sys.stdout.isatty() and self.dry_run == "none"
+        if self.dry_run == "none" and self.output != "table":
+            pass
+        return self
+
+    def validate(self):
+        """Flag-level problems, before any connection (issue 7: one line, the fix, nothing created)."""
+        from .. import errors
+        from ..engines import mtc_build
+        from ..plan import ACCESS_MODES, VOLUME_MODES
+
+        bad = errors.BadInput
+        if not self.to:
+            raise bad("missing --to STORAGECLASS", "name the destination StorageClass, e.g. --to fast")
+        ways = sum([bool(self.vms), bool(self.selector), bool(self.all)])
+        if ways == 0:
+            raise bad("no VM chosen", "name VMs, or use -l SELECTOR or --all")
+        if ways > 1:
+            raise bad("VM names, -l/--selector and --all are mutually exclusive", "use only one way to choose VMs")
+        for v in list(self.vms) + [self.to]:
+            if not _dns_name(v):
+                raise bad(f"invalid name {v!r}", "names are lowercase letters, digits, '-' and '.' (DNS-1123)")
+        if self.namespace is not None and not _dns_label(self.namespace):
+            raise bad(f"invalid namespace {self.namespace!r}", "namespaces are DNS-1123 labels")
+        if self.access_mode and self.access_mode not in ACCESS_MODES:
+            raise bad(f"invalid --access-mode {self.access_mode!r}", f"use one of {', '.join(ACCESS_MODES)}")
+        if self.volume_mode and self.volume_mode not in VOLUME_MODES:
+            raise bad(f"invalid --volume-mode {self.volume_mode!r}", f"use one of {', '.join(VOLUME_MODES)}")
+        if self.local and self.dry_run != "client":
+            raise bad("--local only previews", "add --dry-run=client")
+        if self.local and not self.files:
+            raise bad("--local needs the objects from files", "add -f FILE (VMs, PVCs, DataVolumes, StorageClasses)")
+        if self.files and not self.local:
+            raise bad("-f is only read with --local", "add --local --dry-run=client")
+        if self.stage and self.engine == "kubevirt":
+            raise bad("--stage is an MTC feature", "use --engine mtc, or drop --stage")
+        if self.hooks and self.engine == "kubevirt":
+            raise bad("--hook is an MTC feature", "use --engine mtc, or drop --hook")
+        try:
+            self.parsed_hooks = mtc_build.parse_hooks(self.hooks)
+        except ValueError as exc:
+            raise bad(str(exc), "e.g. --hook my-hook:preBackup") from None
+        if self.mtc_namespace is not None and not _dns_label(self.mtc_namespace):
+            raise bad(f"invalid --mtc-namespace {self.mtc_namespace!r}", "namespaces are DNS-1123 labels")
+        return self
+
+
+def _dns_label(s) -> bool:
+    import re
+
+    return bool(s) and len(s) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", s) is not None
+
+
+def _dns_name(s) -> bool:
+    import re
+
+    return bool(s) and len(s) <= 253 and re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", s) is not None
+
+
+def migrate_flags(fn):
+    """The flags shared by migrate and check (check ignores the write-only ones)."""
+    opts = [
+        click.argument("vms", nargs=-1, shell_complete=complete_vms),
+        click.option("--to", "to", metavar="STORAGECLASS", shell_complete=complete_storageclasses,
+                     help="Destination StorageClass."),
+        click.option("-l", "--selector", metavar="SELECTOR", help="Choose VMs by label selector."),
+        click.option("--all", "all_", is_flag=True, help="All VMs of the namespace."),
+        click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
+                     help="live: running VMs keep running; offline: VMs are stopped; auto: live where possible."),
+        click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
+                     help="mtc (MigPlan/MigMigration), kubevirt (KubeVirt volume migration), auto."),
+        click.option("--mtc-namespace", metavar="NS", help="MTC's namespace (default: where the host MigCluster is)."),
+        click.option("--access-mode", metavar="MODE", help="Destination access mode (ReadWriteOnce, ReadWriteMany, ..., auto)."),
+        click.option("--volume-mode", metavar="MODE", help="Destination volume mode (Filesystem, Block, auto)."),
+        click.option("--stage", is_flag=True, help="MTC: a repeatable pre-copy instead of the cutover."),
+        click.option("--hook", "hooks", multiple=True, metavar="NAME:PHASE",
+                     help="MTC: attach an existing MigHook (preBackup, postBackup, preRestore, postRestore)."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+@click.command("migrate")
+@migrate_flags
+@click.option("--verify", is_flag=True, help="MTC: verify copied data (rsync --checksum, filesystem copies).")
+@click.option("--stop", is_flag=True, help="kubevirt engine: stop running VMs for an offline copy, restart after.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before stopping workloads.")
+@click.option("--dry-run", "dry_run", type=click.Choice(DRY_RUNS), default="none", show_default=True,
+              help="client: print what would be done; server: send the creates with dryRun=All.")
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
+@click.option("--local", is_flag=True, help="With --dry-run=client -f: read objects from files, no API call.")
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE", help="Objects for --local (YAML/JSON).")
+@click.option("--wait/--detach", "wait", default=None, help="Follow progress to the end (default on a terminal).")
+@connection_options()
+def command(conn, vms, to, selector, all_, mode, engine, mtc_namespace, access_mode, volume_mode, stage, hooks,
+            verify, stop, yes, dry_run, output, local, files, wait):
+    """Move the disks of VMs to another StorageClass.
+
+    \b
+    Examples:
+      kubectl vm-storage migrate vm1 vm2 --to fast --dry-run=client
+      kubectl vm-storage migrate -l app=db --to fast --mode live --yes
+      kubectl vm-storage migrate --all --to fast --engine mtc --stage
+      kubectl vm-storage migrate vm1 --to fast --local -f vm1.yaml --dry-run=client -o yaml
+    """
+    opts = MigrateOptions(vms=vms, to=to, namespace=conn.namespace, selector=selector, all=all_, mode=mode,
+                          engine=engine, mtc_namespace=mtc_namespace, access_mode=access_mode,
+                          volume_mode=volume_mode, verify=verify, stage=stage, hooks=hooks, yes=yes,
+                          dry_run=dry_run, output=output, local=local, files=files, wait=wait, stop=stop)
+    opts.validate().complete(conn)
+    from . import migrate_run
+
+    code = migrate_run.run(opts, conn)
+    if code:
+        raise click.exceptions.Exit(code)

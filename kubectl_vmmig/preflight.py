@@ -1,0 +1,269 @@
+"""Preflight: findings ``{name, severity: ok|warning|error, message}`` from the plan, the inventory and
+cluster facts. Pure: the shell (``engines/mtc.py`` ``gather_facts``) reads the cluster, this judges.
+
+``facts`` (every key optional; absent = not checked)::
+
+    {"engine": "mtc"|"kubevirt",
+     "mtc": {"installed", "namespace", "hostCluster", "hostReady", "hostMessage"},
+     "kubevirt": {"installed", "cr": KubeVirt CR dict or None},
+     "cdi": bool, "schedulableNodes": int,
+     "rbac": [{"verb", "resource", "group", "namespace", "allowed", "reason"}],
+     "plans": {"own": name|None, "foreign": ["ns/name"], "running": "ns/name"|None},
+     "hooks": {name: exists}, "workloads": ["Deployment/web (2 replicas)", ...]}
+"""
+import re
+from typing import List, Optional, Tuple
+
+OK, WARNING, ERROR = "ok", "warning", "error"
+LIVE_GATES = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
+
+
+def finding(name, severity, message):
+    return {"name": name, "severity": severity, "message": message}
+
+
+def parse_version(text) -> Optional[Tuple[int, int, int]]:
+    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or ""))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
+
+
+def kubevirt_version(kv: Optional[dict]) -> Optional[str]:
+    st = (kv or {}).get("status") or {}
+    return st.get("observedKubeVirtVersion") or st.get("operatorVersion") or st.get("targetKubeVirtVersion")
+
+
+def kubevirt_capabilities(kv: Optional[dict]) -> dict:
+    """Can this KubeVirt live-migrate storage? (reference kubevirt BEHAVIOR §1; MTC's own rule in API.md §1)."""
+    if not kv:
+        return {"liveMigration": False, "liveMigrationReason": "KubeVirt is not installed (no KubeVirt CR found)"}
+    version = kubevirt_version(kv)
+    parsed = parse_version(version)
+    cfg = ((kv.get("spec") or {}).get("configuration")) or {}
+    reasons = []
+    if parsed is None or parsed < (1, 3, 0):
+        reasons.append(f"KubeVirt {version or 'of unknown version'} is older than v1.3.0, "
+                       "the first version with storage live migration")
+    if cfg.get("vmRolloutStrategy") != "LiveUpdate":
+        reasons.append("spec.configuration.vmRolloutStrategy is not LiveUpdate")
+    gates = ((cfg.get("developerConfiguration") or {}).get("featureGates")) or []
+    if parsed is not None and parsed < (1, 5, 0):
+        missing = [g for g in LIVE_GATES if g not in gates]
+        if missing:
+            reasons.append("feature gates missing: " + ", ".join(missing))
+    methods = (((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods")) or []
+    if "LiveMigrate" not in methods:
+        reasons.append("spec.workloadUpdateStrategy.workloadUpdateMethods does not contain LiveMigrate")
+    return {"liveMigration": not reasons, "liveMigrationReason": "; ".join(reasons), "version": version}
+
+
+def required_permissions(engine: str, namespace: str, mtc_namespace: Optional[str] = None,
+                         write: bool = True) -> List[dict]:
+    """Every (verb, group, resource, namespace) the command will use, for SelfSubjectAccessReviews."""
+    def p(verb, group, resource, ns=namespace, sub=None):
+        return {"verb": verb, "group": group, "resource": resource, "namespace": ns, "subresource": sub}
+
+    out = [p("get", "kubevirt.io", "virtualmachines"), p("list", "kubevirt.io", "virtualmachines"),
+           p("list", "kubevirt.io", "virtualmachineinstances"), p("list", "", "persistentvolumeclaims"),
+           p("list", "cdi.kubevirt.io", "datavolumes"), p("list", "", "pods"),
+           p("list", "storage.k8s.io", "storageclasses", None)]
+    if engine == "mtc":
+        m = mtc_namespace
+        out += [p("list", "migration.openshift.io", "migclusters", m), p("list", "migration.openshift.io", "migplans", m),
+                p("get", "migration.openshift.io", "migplans", m), p("list", "migration.openshift.io", "migmigrations", m),
+                p("list", "migration.openshift.io", "directvolumemigrations", m),
+                p("list", "migration.openshift.io", "directvolumemigrationprogresses", m),
+                p("list", "apps", "deployments"), p("list", "apps", "statefulsets")]
+        if write:
+            out += [p("create", "migration.openshift.io", "migplans", m), p("patch", "migration.openshift.io", "migplans", m),
+                    p("create", "migration.openshift.io", "migmigrations", m)]
+    return out
+
+
+def _dedupe(findings):
+    seen, out = set(), []
+    for f in findings:
+        k = (f["name"], f["severity"], f["message"])
+        if k not in seen:
+            seen.add(k)
+            out.append(f)
+    return out
+
+
+def check_mtc(facts) -> List[dict]:
+    mtc = facts.get("mtc")
+    if mtc is None:
+        return []
+    if not mtc.get("installed"):
+        return [finding("mtc-installed", ERROR, "MTC is not installed (the migration.openshift.io CRDs are not served); "
+                        "install the Migration Toolkit for Containers, or use --engine kubevirt")]
+    out = [finding("mtc-installed", OK, f"MTC CRDs served; MTC namespace {mtc.get('namespace')}")]
+    if not mtc.get("hostCluster"):
+        out.append(finding("mtc-host-cluster", ERROR, f"no host MigCluster (spec.isHostCluster: true) in "
+                           f"{mtc.get('namespace')}; create it, or pass --mtc-namespace"))
+    elif not mtc.get("hostReady"):
+        out.append(finding("mtc-host-cluster", ERROR, f"MigCluster {mtc['hostCluster']} is not Ready"
+                           + (f": {mtc['hostMessage']}" if mtc.get("hostMessage") else "")
+                           + "; fix the MigCluster (see its status.conditions)"))
+    else:
+        out.append(finding("mtc-host-cluster", OK, f"MigCluster {mtc['hostCluster']} is Ready"))
+    plans = facts.get("plans") or {}
+    for foreign in plans.get("foreign") or []:
+        out.append(finding("plan-conflict", ERROR,
+                           f"MigPlan {foreign} (not created by kubectl vm-storage) already covers the namespace and "
+                           "MTC 1.8.6+ allows one plan per namespace; finish or delete that plan first"))
+    if plans.get("running"):
+        out.append(finding("plan-conflict", ERROR, f"MigMigration {plans['running']} is still running for this "
+                           "namespace; wait for it (kubectl vm-storage status -w) or cancel it"))
+    if not (plans.get("foreign") or plans.get("running")):
+        out.append(finding("plan-conflict", OK, "no conflicting MigPlan" +
+                           (f"; will adopt MigPlan {plans['own']}" if plans.get("own") else "")))
+    for hook, exists in (facts.get("hooks") or {}).items():
+        if not exists:
+            out.append(finding("hooks", ERROR, f"MigHook {hook} not found in {mtc.get('namespace')}; create it first"))
+    if facts.get("hooks"):
+        out.append(finding("hooks", WARNING, "MTC runs hooks only in the Final itinerary; a storage conversion runs "
+                           "the Stage itinerary, so these hooks are attached but will not run"))
+    return out
+
+
+def check_storage(plan, inventory) -> List[dict]:
+    out = []
+    classes = inventory.get("storageClasses") or {}
+    target = plan["targetStorageClass"]
+    if classes and target not in classes:
+        out.append(finding("target-storageclass", ERROR, f"StorageClass {target} not found; "
+                           f"choose one of: {', '.join(sorted(classes))}"))
+    elif classes:
+        out.append(finding("target-storageclass", OK, f"StorageClass {target} exists"))
+    if classes and len(classes) < 2:
+        out.append(finding("storageclasses", ERROR, "at least two StorageClasses are needed for a storage class conversion"))
+    if not plan["moves"] and plan["vms"]:
+        out.append(finding("nothing-to-move", ERROR, f"every disk of the chosen VMs is already on {target}; "
+                           "nothing to migrate"))
+    for vm_key in [f"{plan['namespace']}/{v}" for v in plan["vms"]]:
+        facts = inventory["vms"].get(vm_key)
+        for d in (facts or {}).get("disks", []):
+            if not d["pvcExists"]:
+                out.append(finding("pvc-bound", ERROR, f"VM {d['vm']} volume {d['volume']}: PVC {d['claim']} not found; "
+                                   "wait for its DataVolume to finish, or fix the VM"))
+            elif d["pvcPhase"] != "Bound":
+                out.append(finding("pvc-bound", ERROR, f"VM {d['vm']} volume {d['volume']}: PVC {d['claim']} is "
+                                   f"{d['pvcPhase'] or 'not Bound'}; only Bound PVCs can be migrated"))
+    if plan["moves"] and not any(f["name"] == "pvc-bound" for f in out):
+        out.append(finding("pvc-bound", OK, f"{len(plan['moves'])} disk(s) to move, all PVCs Bound"))
+    return out
+
+
+def check_live(plan, inventory, facts) -> List[dict]:
+    """Per-VM live-migration preconditions, only when the plan live-migrates (kubevirt BEHAVIOR §2)."""
+    if not plan["liveMigrate"]:
+        return []
+    out = []
+    for vm_name in plan["vms"]:
+        facts_vm = inventory["vms"].get(f"{plan['namespace']}/{vm_name}") or {}
+        moving = {m["sourcePVC"] for m in plan["moves"] if m["vm"] == vm_name}
+        if not facts_vm.get("running"):
+            sev = ERROR if plan["requestedMode"] == "live" else OK
+            msg = (f"VM {vm_name} is not running; --mode live needs a running VM: start it, or use --mode offline"
+                   if sev == ERROR else f"VM {vm_name} is not running; its disks are copied offline")
+            out.append(finding("vm-running", sev, msg))
+            continue
+        for d in facts_vm.get("disks", []):
+            if d["claim"] not in moving:
+                continue
+            why = [w for w, flag in (("shareable", d["shareable"]), ("a LUN", d["lun"]), ("virtiofs", d["virtiofs"]))
+                   if flag]
+            if why:
+                out.append(finding("live-volume-kind", ERROR,
+                                   f"VM {vm_name} volume {d['volume']} is {' and '.join(why)} and cannot move live; "
+                                   "stop the VM and use --mode offline"))
+        if facts_vm.get("hostDisks"):
+            out.append(finding("live-volume-kind", ERROR, f"VM {vm_name} has hostDisk volume(s) "
+                               f"{', '.join(facts_vm['hostDisks'])}; a VM with a hostDisk cannot live-migrate: use --mode offline"))
+        cond = (facts_vm.get("vmiConditions") or {}).get("StorageLiveMigratable")
+        if cond and cond.get("status") == "False":
+            out.append(finding("storage-live-migratable", ERROR, f"VM {vm_name}: StorageLiveMigratable is False "
+                               f"({cond.get('reason')}: {cond.get('message')}); use --mode offline"))
+        rr = (facts_vm.get("conditions") or {}).get("RestartRequired")
+        if rr and rr.get("status") == "True":
+            out.append(finding("restart-required", ERROR, f"VM {vm_name} has RestartRequired ({rr.get('message')}); "
+                               "restart the VM first, KubeVirt skips volume updates while it is set"))
+    for m in plan["moves"]:
+        if m["mode"] != "live" or m["kind"] != "dataVolume":
+            continue
+        d = next((x for x in inventory["vms"][f"{m['namespace']}/{m['vm']}"]["disks"] if x["claim"] == m["sourcePVC"]), {})
+        from .inventory import parse_quantity
+
+        req, cap = parse_quantity(d.get("requestedSize")), d.get("sizeBytes")
+        if req and cap and req < cap:
+            out.append(finding("target-size", ERROR, f"VM {m['vm']} volume {m['volume']}: MTC sizes the target from the "
+                               f"DataVolume request ({d['requestedSize']}), smaller than the source capacity "
+                               f"({d['size']}); a smaller destination fails live migration: use --mode offline"))
+    nodes = facts.get("schedulableNodes")
+    if nodes is not None and any(m["mode"] == "live" for m in plan["moves"]):
+        if nodes < 2:
+            out.append(finding("nodes", ERROR, f"{nodes} schedulable node(s); live storage migration moves the VM to "
+                               "another node, so it needs at least two: use --mode offline"))
+        else:
+            out.append(finding("nodes", OK, f"{nodes} schedulable nodes"))
+    return out
+
+
+def check_kubevirt(plan, facts) -> List[dict]:
+    kv = facts.get("kubevirt")
+    if kv is None:
+        return []
+    if not kv.get("installed"):
+        return [finding("kubevirt-installed", ERROR, "KubeVirt is not installed (kubevirt.io/v1 is not served); "
+                        "install KubeVirt first")]
+    caps = kubevirt_capabilities(kv.get("cr"))
+    out = [finding("kubevirt-installed", OK, f"KubeVirt {caps.get('version') or '(version unknown)'}")]
+    if plan["requestedMode"] != "offline":
+        out.append(finding("kubevirt-live", OK if caps["liveMigration"] else WARNING,
+                           "storage live migration enabled" if caps["liveMigration"]
+                           else f"storage live migration not available: {caps['liveMigrationReason']}"))
+    return out
+
+
+def check_rbac(facts) -> List[dict]:
+    rbac = facts.get("rbac")
+    if rbac is None:
+        return []
+    denied = [r for r in rbac if not r.get("allowed")]
+    if not denied:
+        return [finding("rbac", OK, f"all {len(rbac)} permissions granted")]
+    return [finding("rbac", ERROR, f"forbidden: {r['verb']} {r['resource']}"
+                    + (f".{r['group']}" if r.get("group") else "")
+                    + (f" in namespace {r['namespace']}" if r.get("namespace") else " (cluster scope)")
+                    + "; ask an admin for this permission (see README, RBAC)") for r in denied]
+
+
+def quiesce_hazard(plan, inventory, workloads) -> Optional[dict]:
+    """The cutover stops every workload of the namespace, and (offline) every running VM being moved."""
+    stopped = list(workloads or [])
+    for vm_name in plan["vms"]:
+        f = inventory["vms"].get(f"{plan['namespace']}/{vm_name}") or {}
+        if f.get("running") and not plan["liveMigrate"]:
+            stopped.append(f"VirtualMachine/{vm_name} (stopped for the copy, restarted after)")
+    if not stopped:
+        return None
+    return finding("quiesce", WARNING, f"the cutover quiesces namespace {plan['namespace']}: "
+                   + ", ".join(stopped) + " will be stopped (scaled to 0) until the copy ends")
+
+
+def run_preflight(plan, inventory, facts=None, kind="cutover") -> List[dict]:
+    facts = facts or {}
+    out = list(plan.get("findings") or [])
+    out += check_rbac(facts) + check_mtc(facts) + check_kubevirt(plan, facts)
+    out += check_storage(plan, inventory) + check_live(plan, inventory, facts)
+    if kind == "cutover":
+        hz = quiesce_hazard(plan, inventory, facts.get("workloads"))
+        if hz:
+            out.append(hz)
+    if kind == "stage" and any(m["mode"] == "live" for m in plan["moves"]):
+        out.append(finding("stage", WARNING, "a stage run skips the disks of running VMs (they move live at cutover)"))
+    return _dedupe(out)
+
+
+def blocking(findings) -> List[dict]:
+    return [f for f in findings if f["severity"] == ERROR]
