@@ -1,0 +1,66 @@
+"""--help, `completion` and static completion must not import the kubernetes client nor urllib3.
+
+Every TAB pays the start-up, so these paths may import click and our own light modules only. Each case runs
+in a fresh interpreter and reports which heavy top-level packages ended up in sys.modules.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HEAVY = ("kubernetes", "urllib3", "yaml", "requests", "tabulate")
+
+PROBE = r"""
+import contextlib, io, json, sys
+from kubectl_vmmig.cli import main
+from kubectl_vmmig.commands import completion
+argv = json.loads(sys.argv[1])
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    if argv[0] == "kubectl_complete":
+        completion.run_protocol(argv[1:])
+    else:
+        main(argv)
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.argv[2])))
+print(json.dumps({"heavy": heavy, "out": out.getvalue()}))
+"""
+
+CASES = [
+    ["--help"],
+    ["version", "--help"],
+    ["completion", "--help"],
+    ["completion", "bash"],
+    ["completion", "zsh"],
+    ["completion", "fish"],
+    ["completion", "kubectl"],
+    ["__complete", ""],
+    ["__complete", "completion", ""],
+    ["__complete", "version", "--"],
+    ["__complete", "version", "-o", ""],
+    ["kubectl_complete", ""],
+    ["kubectl_complete", "version", "--kubeconfig", ""],
+]
+
+
+def probe(argv):
+    env = dict(os.environ, PYTHONPATH=REPO, KUBECONFIG=os.devnull)
+    res = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)], capture_output=True,
+                         text=True, env=env, cwd=REPO, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("argv", CASES, ids=[" ".join(a) or "''" for a in CASES])
+def test_light_paths_import_no_kubernetes_nor_urllib3(argv):
+    got = probe(argv)
+    assert got["out"], "the command printed nothing: the probe did not exercise it"
+    assert got["heavy"] == [], f"{argv} imported {got['heavy']}"
+
+
+def test_probe_detects_heavy_imports():
+    """The probe itself can fail: a command that talks to a server does import urllib3."""
+    got = probe(["version", "-s", "http://127.0.0.1:9", "--request-timeout", "1s"])
+    assert "urllib3" in got["heavy"]
