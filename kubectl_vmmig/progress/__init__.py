@@ -255,3 +255,19 @@ class Tracker:
                     out.append(f"no progress on {what} for {go_duration(idle)}"
                                + (f"; inspect: {hint}" if hint else ""))
         return out
+
+
+def select(migrations: Iterable[dict], name: Optional[str]) -> List[dict]:
+    """``status NAME``: the migrations whose plan is NAME, else those moving VM NAME (only its disks)."""
+    ms = list(migrations)
+    if not name:
+        return ms
+    by_plan = [m for m in ms if m.get("plan") == name]
+    if by_plan:
+        return by_plan
+    out = []
+    for m in ms:
+        disks = [d for d in m.get("disks") or [] if d.get("vm") == name]
+        if disks:
+            out.append(dict(m, disks=disks))
+    return out

@@ -1,0 +1,138 @@
+"""`kubectl vm-storage status [PLAN|VM] [-n NS | -A] [-w] [-o table|wide|json|yaml] [-f FILE…]`.
+
+Both engines' migrations, one row per VM disk. Live: a constant number of LISTs per refresh (see
+progress/mtc.py and progress/kubevirt.py). ``-f``: the same output computed from files (a dump, a
+must-gather), with no API call and no kubeconfig needed. ``-w``: follows until every shown migration
+ended (render.follow); Ctrl-C stops watching only.
+"""
+import sys
+import time
+
+import click
+
+from ..cli import connection_options
+from ..completion_sources import complete_plans
+
+OUTPUTS = ("table", "wide", "json", "yaml")
+VM_REFRESH_SECONDS = 30.0  # while watching, VM names/running state are re-listed at most this often
+
+
+def from_files(files, namespace=None, name=None):
+    """Migrations computed from -f files (pure; shared with tests)."""
+    from .. import manifests
+    from .. import progress as P
+    from ..progress import kubevirt as progress_kubevirt
+    from ..progress import mtc as progress_mtc
+
+    objects = manifests.load_objects(files)
+    ms = progress_mtc.from_objects(objects, namespace=namespace) + \
+        progress_kubevirt.from_objects(objects, namespace=namespace)
+    return P.select(ms, name)
+
+
+class LiveSource:
+    """fetch() for the live cluster: both engines, VMs listed once per refresh (or less when watching)."""
+
+    def __init__(self, kube, namespace, all_namespaces, mtc_namespace=None, vm_cache_seconds=0.0, err=None):
+        self.kube, self.namespace, self.all = kube, namespace, all_namespaces
+        self.mtc_namespace = mtc_namespace
+        self.vm_cache_seconds = vm_cache_seconds
+        self.err = err or sys.stderr
+        self._vms, self._vms_at, self._mtc_warned = None, None, False
+
+    def _vm_list(self):
+        from .. import errors
+        from .. import resources as R
+
+        now = time.monotonic()
+        if self._vms is None or now - self._vms_at >= self.vm_cache_seconds:
+            try:
+                self._vms = self.kube.items(R.VM, None if self.all else self.namespace, all_namespaces=self.all)
+            except errors.NotFound:  # KubeVirt not installed: rows without VM names
+                self._vms = []
+            self._vms_at = now
+        return self._vms
+
+    def __call__(self):
+        import datetime
+
+        from .. import errors
+        from ..progress import kubevirt as progress_kubevirt
+        from ..progress import mtc as progress_mtc
+
+        ns = None if self.all else self.namespace
+        try:
+            mtc_objs = progress_mtc.fetch_objects(self.kube, ns, self.all, self.mtc_namespace, vms=[])
+        except errors.Forbidden as exc:
+            # No right to read MTC objects: still show kubevirt-engine migrations, and say why MTC is missing.
+            if not self._mtc_warned:
+                self.err.write(f"warning: cannot read MTC migrations: {exc.message}\n")
+                self._mtc_warned = True
+            mtc_objs = []
+        kv_objs = progress_kubevirt.fetch_objects(self.kube, ns, self.all, vms=[])
+        vms = self._vm_list() if (mtc_objs or kv_objs) else []
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return (progress_mtc.from_objects(mtc_objs + vms, namespace=ns)
+                + progress_kubevirt.from_objects(kv_objs + vms, namespace=ns, now=now))
+
+
+@click.command("status")
+@click.argument("name", required=False, metavar="[PLAN|VM]", shell_complete=complete_plans)
+@click.option("-w", "--watch", is_flag=True, help="Follow progress until the migrations end (Ctrl-C stops watching only).")
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
+              help="Compute the status from YAML/JSON files (a List or several documents), with no API call.")
+@click.option("--mtc-namespace", metavar="NS", help="Namespace of MTC (default: found from the MigPlans, else "
+                                                     "openshift-migration).")
+@click.option("--interval", type=click.FloatRange(0.5, 300), default=3.0, show_default=True,
+              help="Seconds between refreshes with -w.")
+@connection_options(all_namespaces=True)
+def command(conn, name, watch, output, files, mtc_namespace, interval, all_namespaces):
+    """Show per-disk progress of migrations (both engines).
+
+    \b
+    Examples:
+      kubectl vm-storage status                      # migrations in the current namespace
+      kubectl vm-storage status my-vm -w             # follow one VM's disks to the end
+      kubectl vm-storage status -A -o json           # the stable JSON contract, all namespaces
+      kubectl vm-storage status -f must-gather.yaml  # offline, from a dump
+    """
+    from .. import errors, render
+    from .. import progress as P
+
+    if all_namespaces and conn.namespace:
+        raise errors.BadInput("-n and -A cannot be used together", "pass one of them")
+    if files:
+        if watch:
+            raise errors.BadInput("-w cannot be used with -f", "files do not change; drop -w")
+        ms = from_files(files, namespace=None if all_namespaces else conn.namespace, name=name)
+        if name and not ms:
+            raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in the given files",
+                                       "run 'status -f FILE' without a name to list them")
+        render.show(ms, output, namespace=conn.namespace, all_namespaces=not conn.namespace, name=name)
+        return
+
+    from ..kube import Kube
+
+    # While watching, the follow loop does the reconnecting (bounded, with a message): few client retries.
+    kube = Kube.connect(conn, **({"retries": 1} if watch else {}))
+    ns = None if all_namespaces else kube.namespace
+    source = LiveSource(kube, ns, all_namespaces, mtc_namespace, vm_cache_seconds=VM_REFRESH_SECONDS if watch else 0)
+
+    def fetch():
+        return P.select(source(), name)
+
+    first = fetch()
+    if name and not first:
+        raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in "
+                                   + ("any namespace" if all_namespaces else f"namespace {ns}"),
+                                   "list them with 'kubectl vm-storage status" + (" -A'" if not all_namespaces else "'"))
+    if not watch or not first:
+        render.show(first, output, namespace=ns, all_namespaces=all_namespaces, name=name)
+        return
+    pending = [first]
+
+    def fetch_following():
+        return pending.pop() if pending else fetch()
+
+    render.follow(fetch_following, output=output, interval=interval)
