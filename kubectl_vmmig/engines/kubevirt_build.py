@@ -4,17 +4,20 @@ The migration record is a ConfigMap ``vm-storage-<migration>`` in the VMs' names
 everything the plugin creates, with one key ``record`` holding JSON (the status reader relies on it)::
 
     {"name", "namespace", "engine": "kubevirt", "targetStorageClass", "started", "completed",
+     "keepUpdateStrategy": bool,
      "phase", "result": "Running|Succeeded|Failed|Canceled", "message",
      "disks": [{"vm","volume","sourcePVC","targetPVC","sourceStorageClass","targetStorageClass","mode"}],
      "vms": {"<vm>": {"mode": "live|offline", "phase", "result", "message",
                       "originalClaims": {volume: claim}, "targetClaims": {volume: claim},
                       "mapping": {source claim: target claim},
                       "templateStorageClasses": {source claim: class|null},   # restored on cancel
-                      "patch": [ops] | null,            # the swap patch exactly as applied
+                      "dataVolumes": [DataVolume manifest],   # exactly what the run creates
+                      "patch": [ops],                   # the swap patch exactly as applied
                       "patchedAt": time | null,
-                      "originalRunStrategy": str|null, "stoppedByPlugin": bool,
+                      "stopPatch": [ops] | null, "startPatch": [ops] | null,   # offline --stop only
+                      "originalRunStrategy": str, "stoppedByPlugin": bool,
                       "knownVMIMs": [uid...],           # VMIMs that existed before the patch (not ours)
-                      "vmim": {"name","uid"} | null, "attempts": int,
+                      "vmim": {"name","uid"} | null, "attempts": int, "failures": int,
                       "migrationState": {...} | null}}} # last seen vmi.status.migrationState (§10)
 
 Record phases: Preparing, CreatingVolumes, WaitingForVolumes, Stopping, Patching, Migrating, Starting,
@@ -167,25 +170,38 @@ def is_running(vm: dict, vmi: Optional[dict]) -> bool:
     return bool(vmi) and ((vmi.get("status") or {}).get("phase") == "Running")
 
 
-def new_record(plan: dict, vms: Dict[str, dict], migration: str, started: str, stop: bool = False) -> dict:
-    """The record written before the first change (so cancel always knows the originals)."""
+def new_record(plan: dict, vms: Dict[str, dict], migration: str, started: str, *,
+               vmis: Optional[Dict[str, dict]] = None, stop: bool = False, access_mode: Optional[str] = None,
+               volume_mode: Optional[str] = None, keep_update_strategy: bool = False) -> dict:
+    """The record written before the first change: originals (for cancel) and every object and patch the
+    run will create/apply, computed once from the VMs as read (so the preview shows exactly these)."""
     rec = {"name": migration, "namespace": plan["namespace"], "engine": ENGINE,
            "targetStorageClass": plan["targetStorageClass"], "started": started, "completed": None,
-           "phase": "Preparing", "result": "Running", "message": "", "disks": [], "vms": {}}
+           "phase": "Preparing", "result": "Running", "message": "", "keepUpdateStrategy": keep_update_strategy,
+           "disks": [], "vms": {}}
     for vm_name, moves in moves_by_vm(plan).items():
         vm = vms[vm_name]
         mode = vm_mode(moves)
+        live = mode == "live"
         claims = volume_claims(vm)
         mapping = {m["sourcePVC"]: m["targetPVC"] for m in moves}
+        running = is_running(vm, (vmis or {}).get(vm_name))
+        stopping = not live and stop and running
+        uid = (vm.get("metadata") or {}).get("uid")
+        swap_from = predicted_after_stop(vm) if stopping else vm
         rec["vms"][vm_name] = {
             "mode": mode, "phase": "Pending", "result": "Running", "message": "",
             "originalClaims": {v: c for v, c in claims.items() if c in mapping},
             "targetClaims": {v: mapping[c] for v, c in claims.items() if c in mapping},
             "mapping": mapping,
             "templateStorageClasses": template_storage_classes(vm, mapping),
-            "patch": None, "patchedAt": None,
-            "originalRunStrategy": None, "usedRunningField": False, "stoppedByPlugin": False,
-            "knownVMIMs": [], "vmim": None, "attempts": 0, "migrationState": None,
+            "dataVolumes": [destination_datavolume(m, migration, live=live, access_mode=access_mode,
+                                                   volume_mode=volume_mode, vm_uid=uid) for m in moves],
+            "patch": swap_patch_for(swap_from, moves, live=live), "patchedAt": None,
+            "stopPatch": stop_patch(vm) if stopping else None,
+            "startPatch": start_patch(_run_strategy(vm), _uses_running(vm)) if stopping else None,
+            "originalRunStrategy": _run_strategy(vm), "stoppedByPlugin": False,
+            "knownVMIMs": [], "vmim": None, "attempts": 0, "failures": 0, "migrationState": None,
         }
         for m in moves:
             rec["disks"].append({"vm": vm_name, "volume": m["volume"], "sourcePVC": m["sourcePVC"],
@@ -208,38 +224,30 @@ def record_from_configmap(cm: dict) -> Optional[dict]:
         return None
 
 
-def build_preview(plan: dict, vms: Dict[str, dict], *, stop: bool = False, access_mode: Optional[str] = None,
-                  volume_mode: Optional[str] = None, keep_update_strategy: bool = False,
-                  checks: Optional[List[dict]] = None, vmis: Optional[Dict[str, dict]] = None) -> dict:
-    """The dry-run preview: DVs and record to create, and per VM the patches a real run applies, in order."""
-    migration = migration_name(plan)
-    objects, patches = [], []
-    rec = new_record(plan, vms, migration, started="", stop=stop)
-    objects.append(record_configmap(rec))
+def preview_from_record(rec: dict, checks: Optional[List[dict]] = None) -> dict:
+    """The dry-run preview: the DVs and record to create, and per VM the patches a real run applies, in order."""
+    objects, patches = [record_configmap(rec)], []
 
     def add_patch(vm_name, ops, step):
         if ops:
             patches.append({"apiVersion": R.VM.api_version, "kind": "VirtualMachine",
-                            "namespace": plan["namespace"], "name": vm_name, "step": step, "patch": ops})
+                            "namespace": rec["namespace"], "name": vm_name, "step": step, "patch": ops})
 
-    for vm_name, moves in moves_by_vm(plan).items():
-        vm = vms[vm_name]
-        live = vm_mode(moves) == "live"
-        uid = (vm.get("metadata") or {}).get("uid")
-        for m in moves:
-            objects.append(destination_datavolume(m, migration, live=live, access_mode=access_mode,
-                                                  volume_mode=volume_mode, vm_uid=uid))
-        running = (vmis or {}).get(vm_name) is not None and is_running(vm, (vmis or {}).get(vm_name))
-        if not live and stop and running:
-            add_patch(vm_name, stop_patch(vm), "stop")
-            add_patch(vm_name, swap_patch_for(predicted_after_stop(vm), moves, live=False), "swap-volumes")
-            add_patch(vm_name, start_patch(_run_strategy(vm), _uses_running(vm)), "start")
-        else:
-            add_patch(vm_name, swap_patch_for(vm, moves, live=live), "swap-volumes")
-            if live and not keep_update_strategy:
-                add_patch(vm_name, [{"op": "test", "path": "/spec/updateVolumesStrategy", "value": "Migration"},
-                                    {"op": "remove", "path": "/spec/updateVolumesStrategy"}], "after-success")
+    for vm_name, r in rec["vms"].items():
+        objects.extend(r["dataVolumes"])
+        add_patch(vm_name, r.get("stopPatch"), "stop")
+        add_patch(vm_name, r["patch"], "swap-volumes")
+        add_patch(vm_name, r.get("startPatch"), "start")
+        if r["mode"] == "live" and not rec.get("keepUpdateStrategy"):
+            add_patch(vm_name, [{"op": "test", "path": "/spec/updateVolumesStrategy", "value": "Migration"},
+                                {"op": "remove", "path": "/spec/updateVolumesStrategy"}], "after-success")
     return {"objects": objects, "patches": patches, "checks": list(checks or [])}
+
+
+def build_preview(plan: dict, vms: Dict[str, dict], *, checks: Optional[List[dict]] = None, **kw) -> dict:
+    """Preview straight from a plan (``kw`` as for new_record: vmis, stop, access/volume mode, keep...)."""
+    rec = new_record(plan, vms, migration_name(plan), started="", **kw)
+    return preview_from_record(rec, checks)
 
 
 def _run_strategy(vm: dict) -> str:

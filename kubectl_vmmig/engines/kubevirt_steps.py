@@ -1,0 +1,254 @@
+"""The kubevirt engine's per-VM state machine (shell): one ``advance`` call moves each VM as far as it can
+without waiting, so a run can stop at any point (``--detach``, Ctrl-C, crash) and a re-run resumes it
+from the migration record.
+
+Live:    Pending -> CreatingVolumes -> WaitingForVolumes -> Patching -> Migrating -> CleaningUp -> Completed
+Offline: Pending -> [Stopping] -> CreatingVolumes -> WaitingForVolumes -> Patching -> [Starting] -> Completed
+Any step may end in Failed. Patches are precomputed in the record (so the one a run applies is exactly the
+one ``--dry-run=client`` showed) and guarded by ``test`` ops: a concurrent edit is never overwritten.
+"""
+import datetime
+from typing import Callable, Dict, List, Optional
+
+from .. import errors
+from .. import resources as R
+from ..patches import clear_strategy_patch, volume_claims
+from . import kubevirt_build as B
+from .kubevirt_track import judge_live, vmim_selector
+
+TERMINAL = ("Completed", "Failed", "Canceled")
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PatchRefused(errors.Conflict):
+    """The VM changed between read and patch: the guarded patch was refused and nothing was overwritten."""
+
+
+def guarded_patch(kube, name: str, ns: str, ops: List[dict], what: str, dry_run=False) -> dict:
+    """Apply a JSON patch whose ``test`` ops guard what we read; a failed test (422/409) -> PatchRefused."""
+    try:
+        return kube.patch(R.VM, name, ops, ns, patch_type="json", dry_run=dry_run)
+    except (errors.Invalid, errors.Conflict) as exc:
+        causes = "; ".join(c.get("message", "") for c in ((exc.body or {}).get("details") or {}).get("causes") or [])
+        detail = causes or exc.message
+        if "test" not in detail.lower() and "testing value" not in detail.lower() and not isinstance(exc, errors.Conflict):
+            raise
+        current = kube.get_or_none(R.VM, name, ns) or {}
+        gen = (current.get("metadata") or {}).get("generation")
+        claims = ", ".join(f"{v}={c}" for v, c in sorted(volume_claims(current).items()))
+        raise PatchRefused(
+            f"VM {ns}/{name} changed after it was read, so the {what} patch was refused and nothing was "
+            f"overwritten (now generation {gen}, volumes {claims or 'none'}; API: {detail})",
+            status=exc.status, reason=exc.reason, body=exc.body,
+            hint="check who edited the VM, then re-run the command to recompute the patch "
+                 "(destination DataVolumes already created are reused)") from None
+
+
+class Driver:
+    """Advances one migration record. ``save(record)`` persists it; ``echo(msg)`` tells the user."""
+
+    def __init__(self, kube, record: dict, options: dict, echo: Callable[[str], None]):
+        self.kube = kube
+        self.rec = record
+        self.ns = record["namespace"]
+        self.opts = options
+        self.echo = echo
+        self.dry = bool(options.get("dry_run_server"))
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _vm_disks(self, vm_name: str) -> List[dict]:
+        return [d for d in self.rec["disks"] if d["vm"] == vm_name]
+
+    def _set(self, r: dict, vm_name: str, phase: str, message: str = "", result: Optional[str] = None):
+        if r.get("phase") != phase or (message and r.get("message") != message):
+            self.echo(f"{vm_name}: {phase}" + (f" - {message}" if message else ""))
+        r["phase"], r["message"] = phase, message
+        if result:
+            r["result"] = result
+
+    def _fail(self, r, vm_name, message):
+        self._set(r, vm_name, "Failed", message, "Failed")
+
+    # ---- one pass ----------------------------------------------------------------------------------
+    def advance(self) -> dict:
+        for vm_name, r in self.rec["vms"].items():
+            if r.get("phase") in TERMINAL:
+                continue
+            for _ in range(6):  # several cheap transitions per pass, stop when nothing moved
+                before = r.get("phase")
+                try:
+                    self._advance_vm(vm_name, r)
+                except errors.ApiError as exc:
+                    if isinstance(exc, PatchRefused):
+                        self._fail(r, vm_name, exc.line())
+                        raise
+                    raise
+                if r.get("phase") == before or r.get("phase") in TERMINAL:
+                    break
+        self._summarize()
+        return self.rec
+
+    def _summarize(self):
+        results = [r.get("result") for r in self.rec["vms"].values()]
+        if any(x == "Running" for x in results):
+            self.rec["result"] = "Running"
+        elif any(x == "Failed" for x in results):
+            self.rec["result"] = "Failed"
+        else:
+            self.rec["result"] = "Succeeded"
+        phases = [r.get("phase") for r in self.rec["vms"].values()]
+        self.rec["phase"] = phases[0] if len(set(phases)) == 1 else "Migrating" if "Migrating" in phases else \
+            next((p for p in phases if p not in TERMINAL), "Completed")
+        if self.rec["result"] != "Running" and not self.rec.get("completed"):
+            self.rec["completed"] = now()
+            msgs = [f"{v}: {r['message']}" for v, r in self.rec["vms"].items() if r.get("result") == "Failed"]
+            self.rec["message"] = "; ".join(msgs)
+
+    def _advance_vm(self, vm_name: str, r: dict):
+        phase = r.get("phase") or "Pending"
+        live = r["mode"] == "live"
+        if phase == "Pending":
+            vm = self.kube.get(R.VM, vm_name, self.ns)
+            vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+            if not live and vmi is not None:
+                if not r.get("stopPatch"):
+                    self._fail(r, vm_name, "the VM is running and offline copy needs it stopped; re-run with --stop")
+                    return
+                self._set(r, vm_name, "Stopping", "stopping the VM for the offline copy")
+                return
+            self._set(r, vm_name, "CreatingVolumes")
+        elif phase == "Stopping":
+            self._stop(vm_name, r)
+        elif phase == "CreatingVolumes":
+            self._create_volumes(vm_name, r, live)
+        elif phase == "WaitingForVolumes":
+            self._wait_volumes(vm_name, r, live)
+        elif phase == "Patching":
+            self._patch(vm_name, r, live)
+        elif phase == "Migrating":
+            self._track(vm_name, r)
+        elif phase == "CleaningUp":
+            self._cleanup(vm_name, r)
+        elif phase == "Starting":
+            self._start(vm_name, r)
+
+    def _stop(self, vm_name, r):
+        vm = self.kube.get(R.VM, vm_name, self.ns)
+        if not r.get("stoppedByPlugin"):
+            guarded_patch(self.kube, vm_name, self.ns, r["stopPatch"], "stop", self.dry)
+            r["stoppedByPlugin"] = True
+            if self.dry:
+                self._set(r, vm_name, "CreatingVolumes")
+            return
+        vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+        printable = (vm.get("status") or {}).get("printableStatus")
+        if vmi is None and printable in (None, "Stopped"):
+            self._set(r, vm_name, "CreatingVolumes", "VM stopped")
+
+    def _create_volumes(self, vm_name, r, live):
+        for body in r["dataVolumes"]:
+            name = body["metadata"]["name"]
+            existing = self.kube.get_or_none(R.DATAVOLUME, name, self.ns)
+            if existing is not None:
+                mine = ((existing.get("metadata") or {}).get("labels") or {}).get(B.LABEL_MIGRATION) == self.rec["name"]
+                if not mine:
+                    self._fail(r, vm_name, f"DataVolume {name} exists and was not created by this migration; "
+                                           "rename or remove it (the plugin never reuses someone else's volume)")
+                    return
+                continue
+            try:
+                self.kube.create(R.DATAVOLUME, body, self.ns, dry_run=self.dry)
+            except errors.Conflict:
+                continue  # created concurrently by a re-run: checked on the next pass
+        self._set(r, vm_name, "WaitingForVolumes", "waiting for destination DataVolumes to be usable")
+        if self.dry:
+            self._set(r, vm_name, "Patching")
+
+    def _wait_volumes(self, vm_name, r, live):
+        waiting = []
+        for body in r["dataVolumes"]:
+            name = body["metadata"]["name"]
+            dv = self.kube.get_or_none(R.DATAVOLUME, name, self.ns)
+            phase = ((dv or {}).get("status") or {}).get("phase") or ""
+            if dv is None:
+                self._set(r, vm_name, "CreatingVolumes")
+                return
+            if phase == "Failed":
+                self._fail(r, vm_name, f"destination DataVolume {name} Failed; see kubectl describe dv "
+                                       f"-n {self.ns} {name}")
+                return
+            if phase not in B.USABLE_DV_PHASES:
+                waiting.append(f"{name} {phase or 'Pending'} {(dv.get('status') or {}).get('progress') or ''}".strip())
+        if waiting:
+            self._set(r, vm_name, "WaitingForVolumes", "waiting for " + ", ".join(waiting))
+            return
+        self._set(r, vm_name, "Patching")
+
+    def _patch(self, vm_name, r, live):
+        vm = self.kube.get(R.VM, vm_name, self.ns)
+        if all(volume_claims(vm).get(v) == c for v, c in r["targetClaims"].items()):
+            r["patchedAt"] = r.get("patchedAt") or now()   # applied by a run that stopped before saving
+        elif self.dry and r.get("stopPatch"):
+            pass  # the swap is guarded on the stopped VM's generation, which a dry run never reaches
+        else:
+            if live:
+                vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+                uid = (vmi or {}).get("metadata", {}).get("uid")
+                vmims = self.kube.items(R.VMIM, self.ns, label_selector=vmim_selector(vm_name, uid))
+                r["knownVMIMs"] = [(m.get("metadata") or {}).get("uid") for m in vmims]
+            guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
+            r["patchedAt"] = now()
+        if self.dry:
+            self._set(r, vm_name, "Completed", "server dry run: every request was accepted", "Succeeded")
+        elif live:
+            self._set(r, vm_name, "Migrating", "volume update applied; KubeVirt copies the disks")
+        elif r.get("stoppedByPlugin"):
+            self._set(r, vm_name, "Starting", "restarting the VM")
+        else:
+            self._set(r, vm_name, "Completed", "volumes swapped (the VM stays stopped)", "Succeeded")
+
+    def _track(self, vm_name, r):
+        vm = self.kube.get_or_none(R.VM, vm_name, self.ns)
+        vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+        uid = (vmi or {}).get("metadata", {}).get("uid")
+        vmims = self.kube.items(R.VMIM, self.ns, label_selector=vmim_selector(vm_name, uid))
+        j = judge_live(r, vm, vmi, vmims, self.rec["name"], vm_name)
+        r["vmim"], r["attempts"], r["failures"] = j["vmim"], j["attempts"], j["failures"]
+        if j["migrationState"]:
+            r["migrationState"] = j["migrationState"]
+        max_failures = int(self.opts.get("max_failures") or 3)
+        if j["result"] == "Succeeded":
+            self._set(r, vm_name, "CleaningUp", "volumes migrated")
+        elif j["result"] == "Failed":
+            self._fail(r, vm_name, j["message"])
+        elif j["failures"] >= max_failures and j["phase"] == "Failed":
+            self._fail(r, vm_name, f"{j['message']}; gave up following after {j['failures']} failed attempts "
+                                   f"(KubeVirt keeps retrying) - run 'kubectl vm-storage cancel {self.rec['name']} "
+                                   f"-n {self.ns}' to restore the original volumes")
+        else:
+            self._set(r, vm_name, "Migrating", j["message"])
+
+    def _cleanup(self, vm_name, r):
+        if not self.opts.get("keep_update_strategy"):
+            vm = self.kube.get(R.VM, vm_name, self.ns)
+            ops = clear_strategy_patch(vm)
+            if ops:
+                guarded_patch(self.kube, vm_name, self.ns, ops, "clear updateVolumesStrategy")
+        self._set(r, vm_name, "Completed", "volumes migrated; " + self.sources_hint(vm_name), "Succeeded")
+
+    def _start(self, vm_name, r):
+        vm = self.kube.get(R.VM, vm_name, self.ns)
+        spec = vm.get("spec") or {}
+        halted = spec.get("runStrategy") == "Halted" or ("running" in spec and spec.get("running") is False)
+        if halted and r.get("startPatch"):
+            guarded_patch(self.kube, vm_name, self.ns, r["startPatch"], "restart")
+        self._set(r, vm_name, "Completed", f"volumes copied; run strategy {r.get('originalRunStrategy')} "
+                                           f"restored; " + self.sources_hint(vm_name), "Succeeded")
+
+    def sources_hint(self, vm_name) -> str:
+        srcs = " ".join(d["sourcePVC"] for d in self._vm_disks(vm_name))
+        return (f"the source volumes are kept; once the VM is verified remove them with: "
+                f"kubectl delete dv,pvc -n {self.ns} {srcs} --ignore-not-found")
