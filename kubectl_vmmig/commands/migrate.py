@@ -41,6 +41,7 @@ class MigrateOptions:
     files: Tuple[str, ...] = ()
     wait: Optional[bool] = None
     stop: bool = False
+    keep_update_strategy: bool = False
     parsed_hooks: List[tuple] = field(default_factory=list)
 
     @property
@@ -137,6 +138,8 @@ def migrate_flags(fn):
 @migrate_flags
 @click.option("--verify", is_flag=True, help="MTC: verify copied data (rsync --checksum, filesystem copies).")
 @click.option("--stop", is_flag=True, help="kubevirt engine: stop running VMs for an offline copy, restart after.")
+@click.option("--keep-update-strategy", is_flag=True,
+              help="kubevirt engine: leave spec.updateVolumesStrategy: Migration on the VMs after success.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before stopping workloads.")
 @click.option("--dry-run", "dry_run", type=click.Choice(DRY_RUNS), default="none", show_default=True,
               help="client: print what would be done; server: send the creates with dryRun=All.")
@@ -146,7 +149,7 @@ def migrate_flags(fn):
 @click.option("--wait/--detach", "wait", default=None, help="Follow progress to the end (default on a terminal).")
 @connection_options()
 def command(conn, vms, to, selector, all_, mode, engine, mtc_namespace, access_mode, volume_mode, stage, hooks,
-            verify, stop, yes, dry_run, output, local, files, wait):
+            verify, stop, keep_update_strategy, yes, dry_run, output, local, files, wait):
     """Move the disks of VMs to another StorageClass.
 
     \b
@@ -159,7 +162,8 @@ def command(conn, vms, to, selector, all_, mode, engine, mtc_namespace, access_m
     opts = MigrateOptions(vms=vms, to=to, namespace=conn.namespace, selector=selector, all=all_, mode=mode,
                           engine=engine, mtc_namespace=mtc_namespace, access_mode=access_mode,
                           volume_mode=volume_mode, verify=verify, stage=stage, hooks=hooks, yes=yes,
-                          dry_run=dry_run, output=output, local=local, files=files, wait=wait, stop=stop)
+                          dry_run=dry_run, output=output, local=local, files=files, wait=wait, stop=stop,
+                          keep_update_strategy=keep_update_strategy)
     opts.validate().complete(conn)
     from . import migrate_run
 

@@ -139,7 +139,8 @@ def prepare(opts, conn, write=True) -> Prepared:
         raise errors.BadInput("the chosen VMs have no PVC or DataVolume disk to move",
                               "containerDisk/cloudInit volumes need no migration")
     options = {"mtc_namespace": opts.mtc_namespace, "verify": opts.verify, "stop": opts.stop,
-               "access_mode": opts.access_mode, "volume_mode": opts.volume_mode}
+               "access_mode": opts.access_mode, "volume_mode": opts.volume_mode,
+               "wait": bool(opts.wait), "keep_update_strategy": getattr(opts, "keep_update_strategy", False)}
     if opts.local:
         engine_name = opts.engine if opts.engine != "auto" else ("mtc" if objs.get("MigCluster") else "kubevirt")
         kv_cr = (objs.get("KubeVirt") or [None])[0]
@@ -255,7 +256,7 @@ def run(opts, conn) -> int:
             preview = engine.preview(plan, prep.objs["VirtualMachine"], prep.objs["PersistentVolumeClaim"],
                                      opts.kind, opts.parsed_hooks, opts.verify, checks=prep.findings)
         else:
-            preview = engine.preview(plan)
+            preview = engine.preview(plan, prep.objs["VirtualMachine"], prep.objs["VirtualMachineInstance"])
             preview["checks"] = list(prep.findings) + [c for c in preview.get("checks") or []
                                                        if c not in prep.findings]
         print_preview(preview, opts.output, plan)
