@@ -108,8 +108,7 @@ class DvmReconciler:
         status["phaseDescription"] = DESCRIPTIONS.get(status.get("phase", ""), "")
         for k in LIST_KEYS + ("skippedVolumes", "errors"):
             status.setdefault(k, None)  # merge patch: absent list → removed
-        return self.kube.patch(R.DVM, dvm["metadata"]["name"], {"status": status}, MTC_NAMESPACE,
-                               subresource="status")
+        return self.kube.patch(R.DVM, dvm["metadata"]["name"], {"status": status}, MTC_NAMESPACE)
 
     def _goto(self, dvm, st, phase):
         st["phase"] = phase

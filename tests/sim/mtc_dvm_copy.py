@@ -102,7 +102,7 @@ def step_rsync(rec, dvm: dict, st: dict, p: dict, faults: Dict[str, str]) -> Non
     for k in ("exitCode", "containerElapsedTime", "logMessage", "lastObservedProgressPercent",
               "lastObservedTransferRate"):
         s.setdefault(k, None)
-    kube.patch(R.DVMP, name, {"status": s}, MTC_NAMESPACE, subresource="status")
+    kube.patch(R.DVMP, name, {"status": s}, MTC_NAMESPACE)
 
 
 def _vmim_for(vmims: List[dict], vm: str, dvm: dict):

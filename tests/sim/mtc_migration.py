@@ -307,8 +307,7 @@ class MigrationReconciler:
         for k in ("errors", "pipeline"):
             st.setdefault(k, None)
         st.setdefault("observedDigest", "sim")
-        self.kube.patch(R.MIGMIGRATION, mig["metadata"]["name"], {"status": st}, MTC_NAMESPACE,
-                        subresource="status")
+        self.kube.patch(R.MIGMIGRATION, mig["metadata"]["name"], {"status": st}, MTC_NAMESPACE)
 
     # ---- phases (return True to advance) --------------------------------------------------------
     def _ns_list(self, plan) -> List[str]:

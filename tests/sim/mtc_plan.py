@@ -62,7 +62,7 @@ def reconcile_cluster(kube, mc: dict) -> None:
         set_condition(obj, "Ready", "True", None, "Required", "The cluster is ready.")
     st["operatorVersion"] = "1.8.9"
     st["observedDigest"] = "sim"
-    kube.patch(R.MIGCLUSTER, mc["metadata"]["name"], {"status": st}, MTC_NAMESPACE, subresource="status")
+    kube.patch(R.MIGCLUSTER, mc["metadata"]["name"], {"status": st}, MTC_NAMESPACE)
 
 
 # ---- target names --------------------------------------------------------------------------------
@@ -407,7 +407,7 @@ def reconcile_plan(kube, plan: dict, plans: List[dict], clusters: Dict[str, dict
                       srcStorageClasses=sc_status, destStorageClasses=sc_status,
                       observedDigest=str(md.get("generation", "")))
     if new_status != (plan.get("status") or {}):
-        plan = kube.patch(R.MIGPLAN, md["name"], {"status": new_status}, MTC_NAMESPACE, subresource="status")
+        plan = kube.patch(R.MIGPLAN, md["name"], {"status": new_status}, MTC_NAMESPACE)
     return plan
 
 

@@ -1,0 +1,162 @@
+"""Helpers for the mig-controller stand-in tests: objects as a user / the MTC console creates them, and
+a minimal KubeVirt double (launcher pods, VMI, a VMIM per volume update) so these tests do not depend on
+the full KubeVirt stand-in (tests/sim/kubevirt.py, tested on its own)."""
+import copy
+import json
+import os
+from typing import List, Optional
+
+from kubectl_vmmig import resources as R
+
+from .common import MTC_NAMESPACE, create_or_get, delete_any, make_bound_pvc, now, owner_ref
+from .mtc_workloads import launcher_vm, vm_volume_claims
+
+SAMPLES = "/work/shared/reference/mtc/samples"
+
+
+def sample(name: str) -> dict:
+    """A reference sample (JSON or YAML), without its ``_source`` note; None when the workspace lacks it."""
+    path = os.path.join(SAMPLES, name)
+    if not os.path.exists(path):
+        return None
+    with open(path) as fh:
+        if name.endswith(".json"):
+            data = json.load(fh)
+        else:
+            import yaml
+            data = yaml.safe_load(fh)
+    data.pop("_source", None)
+    return data
+
+
+def make_vm(kube, ns: str, name: str, claims: List[str], running: bool = True, dv_template: Optional[str] = None,
+            storage_class: str = "standard") -> dict:
+    """A VM whose disks are plain PVCs (created bound) and optionally one dataVolumeTemplate disk."""
+    vols, disks, templates = [], [], []
+    for i, c in enumerate(claims):
+        make_bound_pvc(kube, ns, c, storage_class)
+        vols.append({"name": f"disk{i}", "persistentVolumeClaim": {"claimName": c}})
+        disks.append({"name": f"disk{i}", "disk": {"bus": "virtio"}})
+    if dv_template:
+        templates.append({"metadata": {"name": dv_template},
+                          "spec": {"source": {"blank": {}}, "storage": {
+                              "resources": {"requests": {"storage": "1Gi"}}, "storageClassName": storage_class}}})
+        vols.append({"name": "rootdisk", "dataVolume": {"name": dv_template}})
+        disks.append({"name": "rootdisk", "disk": {"bus": "virtio"}})
+    vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name, "namespace": ns},
+          "spec": {"runStrategy": "Always" if running else "Halted", "dataVolumeTemplates": templates,
+                   "template": {"spec": {"domain": {"devices": {"disks": disks}, "memory": {"guest": "1Gi"}},
+                                         "volumes": vols}}}}
+    vm = create_or_get(kube, R.VM, vm, ns)
+    if dv_template:  # the DV/PVC the VM controller + CDI would create
+        pvc = make_bound_pvc(kube, ns, dv_template, storage_class)
+        dv = create_or_get(kube, R.DATAVOLUME, {
+            "apiVersion": R.DATAVOLUME.api_version, "kind": "DataVolume",
+            "metadata": {"name": dv_template, "namespace": ns, "ownerReferences": [owner_ref(vm)]},
+            "spec": templates[0]["spec"]}, ns)
+        kube.patch(R.PVC, dv_template, {"metadata": {"ownerReferences": [owner_ref(dv)]}}, ns)
+        del pvc
+    return vm
+
+
+def make_plan(kube, ns: str, name: str, live: bool) -> dict:
+    """samples/vm-storage-migplan.yaml as the plugin/console writes it (controller fields stripped)."""
+    body = sample("vm-storage-migplan.yaml") or {"spec": {}}
+    body = {"apiVersion": R.MIGPLAN.api_version, "kind": "MigPlan",
+            "metadata": {"name": name, "namespace": MTC_NAMESPACE},
+            "spec": {"srcMigClusterRef": body["spec"].get("srcMigClusterRef") or {"name": "host", "namespace": MTC_NAMESPACE},
+                     "destMigClusterRef": body["spec"].get("destMigClusterRef") or {"name": "host", "namespace": MTC_NAMESPACE},
+                     "namespaces": [ns], "liveMigrate": live}}
+    return kube.create(R.MIGPLAN, body, MTC_NAMESPACE)
+
+
+def select_all(kube, plan_name: str, storage_class: str = "fast", skip=()) -> dict:
+    plan = kube.get(R.MIGPLAN, plan_name, MTC_NAMESPACE)
+    pvs = copy.deepcopy(plan["spec"]["persistentVolumes"])
+    for pv in pvs:
+        src = pv["pvc"]["name"].split(":")[0]
+        pv["selection"]["action"] = "skip" if src in skip else "copy"
+        pv["selection"]["storageClass"] = storage_class
+    return kube.patch(R.MIGPLAN, plan_name, {"spec": {"persistentVolumes": pvs}}, MTC_NAMESPACE)
+
+
+def make_migration(kube, plan_name: str, kind: str, name: Optional[str] = None) -> dict:
+    """samples/vm-storage-migmigration-<kind>.yaml (cutover|stage|rollback) pointed at ``plan_name``."""
+    body = sample(f"vm-storage-migmigration-{kind}.yaml")
+    body["spec"]["migPlanRef"]["name"] = plan_name
+    if name:
+        body["metadata"] = {"name": name, "namespace": MTC_NAMESPACE}
+    return kube.create(R.MIGMIGRATION, body, MTC_NAMESPACE)
+
+
+class FakeKubeVirt:
+    """Launcher pod + VMI per running VM; Halted removes them; a claim change under
+    updateVolumesStrategy Migration yields a VMIM Running → Succeeded (or Failed with ``fail_live``)."""
+
+    def __init__(self, kube, ns: str, fail_live: bool = False):
+        self.kube, self.ns, self.fail_live = kube, ns, fail_live
+        self.vmims_seen = []
+
+    def _pods(self, vm_name):
+        return [p for p in self.kube.items(R.POD, self.ns)
+                if launcher_vm(p) == vm_name and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+
+    def _launch(self, vm, vmi):
+        claims = vm_volume_claims(vm)
+        pod = self.kube.create(R.POD, {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"generateName": f"virt-launcher-{vm['metadata']['name']}-", "namespace": self.ns,
+                         "labels": {"kubevirt.io": "virt-launcher"}, "ownerReferences": [owner_ref(vmi)]},
+            "spec": {"containers": [{"name": "compute", "image": "virt-launcher"}],
+                     "volumes": [{"name": f"v{i}", "persistentVolumeClaim": {"claimName": c}}
+                                 for i, c in enumerate(claims)]}}, self.ns)
+        self.kube.patch(R.POD, pod["metadata"]["name"], {"status": {"phase": "Running"}}, self.ns,
+                        subresource="status")
+
+    def step(self):
+        for vm in self.kube.items(R.VM, self.ns):
+            name = vm["metadata"]["name"]
+            pods = self._pods(name)
+            vmi = self.kube.get_or_none(R.VMI, name, self.ns)
+            if vm["spec"].get("runStrategy") == "Halted":
+                for p in pods:
+                    delete_any(self.kube, R.POD, p["metadata"]["name"], self.ns)
+                if vmi:
+                    delete_any(self.kube, R.VMI, name, self.ns)
+                continue
+            if not vmi:
+                vmi = self.kube.create(R.VMI, {
+                    "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+                    "metadata": {"name": name, "namespace": self.ns, "ownerReferences": [owner_ref(vm)]},
+                    "spec": vm["spec"]["template"]["spec"], "status": {"phase": "Running"}}, self.ns)
+            if not pods:
+                self._launch(vm, vmi)
+                continue
+            claims = set(vm_volume_claims(vm))
+            pod_claims = {v["persistentVolumeClaim"]["claimName"] for v in pods[0]["spec"]["volumes"]}
+            if claims == pod_claims or vm["spec"].get("updateVolumesStrategy") != "Migration":
+                continue
+            vmims = [m for m in self.kube.items(R.VMIM, self.ns) if m["spec"].get("vmiName") == name
+                     and (m.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+            if not vmims:
+                m = self.kube.create(R.VMIM, {
+                    "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+                    "metadata": {"generateName": "kubevirt-workload-update-", "namespace": self.ns,
+                                 "labels": {"kubevirt.io/volume-update-migration": name}},
+                    "spec": {"vmiName": name}}, self.ns)
+                self.kube.patch(R.VMIM, m["metadata"]["name"], {"status": {
+                    "phase": "Running", "migrationState": {"startTimestamp": now()}}}, self.ns, subresource="status")
+                self.vmims_seen.append(m["metadata"]["name"])
+                continue
+            m = vmims[0]
+            if self.fail_live:
+                self.kube.patch(R.VMIM, m["metadata"]["name"], {"status": {"phase": "Failed", "migrationState": {
+                    "startTimestamp": now(), "endTimestamp": now(), "failed": True, "completed": True,
+                    "failureReason": "sim: live migration failed"}}}, self.ns, subresource="status")
+                continue
+            self.kube.patch(R.VMIM, m["metadata"]["name"], {"status": {"phase": "Succeeded", "migrationState": {
+                "endTimestamp": now(), "completed": True}}}, self.ns, subresource="status")
+            for p in pods:  # the source launcher pod completes; the target pod runs with the new claims
+                self.kube.patch(R.POD, p["metadata"]["name"], {"status": {"phase": "Succeeded"}}, self.ns,
+                                subresource="status")
+            self._launch(vm, vmi)
