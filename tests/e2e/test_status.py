@@ -1,0 +1,247 @@
+"""`kubectl vm-storage status` through the real kubectl against the real API server.
+
+MTC objects with the reference sample statuses are written into the cluster (status via the status
+subresource) in an MTC namespace of their own, so the mig-controller stand-in (which owns
+openshift-migration) never touches them and the MTC namespace is found from the MigPlans.
+"""
+import copy
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubectl_vmmig import errors
+from kubectl_vmmig import resources as R
+
+pytestmark = pytest.mark.cluster
+
+FIX = Path(__file__).parent.parent / "unit" / "fixtures" / "mtc"
+
+
+def sample(name):
+    obj = json.loads((FIX / f"status-{name}.json").read_text())
+    obj.pop("_source", None)
+    return obj
+
+
+def _strip(obj):
+    obj = copy.deepcopy(obj)
+    md = obj["metadata"]
+    for k in ("uid", "resourceVersion", "creationTimestamp", "generateName", "ownerReferences", "finalizers"):
+        md.pop(k, None)
+    return obj
+
+
+def _retarget(obj, ns):
+    """Sample objects use namespace 'ns': point every reference at the test namespace."""
+    text = json.dumps(obj).replace('"namespace": "ns"', f'"namespace": "{ns}"').replace('"podNamespace": "ns"',
+                                                                                       f'"podNamespace": "{ns}"')
+    return json.loads(text)
+
+
+def set_status(kube, res, name, ns, status):
+    """The real MTC CRDs have no status subresource (status is written with the object); KubeVirt's VM has."""
+    try:
+        return kube.patch(res, name, {"status": status}, ns, subresource="status")
+    except errors.NotFound:
+        return kube.patch(res, name, {"status": status}, ns)
+
+
+def create_with_status(kube, res, obj, ns):
+    status = obj.get("status")
+    created = kube.create(res, obj, ns)
+    if status and created.get("status") != status:
+        created = set_status(kube, res, created["metadata"]["name"], ns, status)
+    return created
+
+
+def seed_mtc(kube, vm_ns, dvm_sample="dvm-live-migration-running", dvmp_sample=None, n_extra_vms=0,
+             mig_status_patch=None):
+    """VM(s) + MigPlan + MigMigration + DVM (+ DVMP) like a cutover in progress. Returns the MTC namespace."""
+    mtc_ns = f"mtc-{uuid.uuid4().hex[:6]}"
+    kube.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": mtc_ns}})
+    for i, (name, claim) in enumerate([("vm-0", "pvc-0")] + [(f"extra-{i}", f"x-{i}") for i in range(n_extra_vms)]):
+        vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name, "namespace": vm_ns},
+              "spec": {"runStrategy": "Always", "template": {"spec": {
+                  "domain": {"devices": {"disks": [{"name": "rootdisk", "disk": {"bus": "virtio"}}]}},
+                  "volumes": [{"name": "rootdisk", "persistentVolumeClaim": {"claimName": claim}}]}}},
+              "status": {"printableStatus": "Running", "ready": True}}
+        create_with_status(kube, R.VM, vm, vm_ns)
+    plan = {"apiVersion": "migration.openshift.io/v1alpha1", "kind": "MigPlan",
+            "metadata": {"name": "vm-storage-plan", "namespace": mtc_ns},
+            "spec": {"namespaces": [vm_ns], "liveMigrate": True,
+                     "srcMigClusterRef": {"name": "host", "namespace": mtc_ns},
+                     "destMigClusterRef": {"name": "host", "namespace": mtc_ns},
+                     "persistentVolumes": [{
+                         "name": "pv-pvc-0", "capacity": "1Gi", "storageClass": "standard",
+                         "supported": {"actions": ["skip", "copy"], "copyMethods": ["filesystem", "block", "snapshot"]},
+                         "selection": {"action": "copy", "storageClass": "fast", "copyMethod": "block"},
+                         "pvc": {"name": "pvc-0:pvc-0-mig-x7bq", "namespace": vm_ns}}]}}
+    create_with_status(kube, R.MIGPLAN, plan, mtc_ns)
+    mig = _strip(sample("migmigration-cutover-running"))
+    mig["metadata"]["namespace"] = mtc_ns
+    mig["spec"]["migPlanRef"]["namespace"] = mtc_ns
+    if mig_status_patch:
+        mig["status"].update(mig_status_patch)
+    mig = create_with_status(kube, R.MIGMIGRATION, mig, mtc_ns)
+    dvm = _retarget(_strip(sample(dvm_sample)), vm_ns)
+    dvm["metadata"]["namespace"] = mtc_ns
+    dvm["metadata"]["labels"].update(migmigration=mig["metadata"]["uid"],
+                                     **{"migration-direct-volume": mig["metadata"]["uid"]})
+    dvm = create_with_status(kube, R.DVM, dvm, mtc_ns)
+    if dvmp_sample:
+        dvmp = _retarget(_strip(sample(dvmp_sample)), vm_ns)
+        dvmp["metadata"].update(namespace=mtc_ns, name=hashlib.md5(
+            f"{dvm['metadata']['name']}pvc-0{vm_ns}".encode()).hexdigest())
+        dvmp["metadata"]["labels"]["directvolumemigration"] = dvm["metadata"]["uid"]
+        create_with_status(kube, R.DVMP, dvmp, mtc_ns)
+    return mtc_ns
+
+
+def status_json(kubectl, *args, kubeconfig=None):
+    r = kubectl("vm-storage", "status", "-o", "json", *args, kubeconfig=kubeconfig)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_live_status_json_contract(cp, kubectl, namespace):
+    seed_mtc(cp.admin, namespace)
+    doc = status_json(kubectl, "-n", namespace)
+    [m] = doc["migrations"]
+    assert {k: m[k] for k in ("plan", "namespace", "engine", "type", "phase", "result", "started", "completed")} == {
+        "plan": "vm-storage-plan", "namespace": namespace, "engine": "mtc", "type": "cutover",
+        "phase": "WaitForDirectVolumeMigrationToComplete", "result": "Running", "started": "2025-06-01T10:03:30Z",
+        "completed": None}
+    assert m["disks"] == [{
+        "vm": "vm-0", "volume": "rootdisk", "sourcePVC": "pvc-0", "targetPVC": "pvc-0-mig-x7bq",
+        "sourceStorageClass": "standard", "targetStorageClass": "ocs-storagecluster-ceph-rbd-virtualization",
+        "mode": "live", "phase": "Running", "progressPercent": 50, "transferRate": "10MB/s", "elapsed": "1m30s",
+        "attempt": None, "message": "Running"}]
+    # Another namespace sees nothing; -A sees it.
+    other = status_json(kubectl, "-n", "default")
+    assert all(mm["namespace"] != namespace for mm in other["migrations"])
+    assert any(mm["namespace"] == namespace for mm in status_json(kubectl, "-A")["migrations"])
+
+
+def test_status_from_dump_equals_live(cp, kubectl, namespace, tmp_path):
+    mtc_ns = seed_mtc(cp.admin, namespace, dvm_sample="dvm-live-migration-running", dvmp_sample="dvmp-retries")
+    live = status_json(kubectl, "-n", namespace)
+    assert live["migrations"][0]["disks"][0]["phase"] == "Running"
+    mtc_dump = kubectl("get", "migplan,migmigration,dvm,dvmp", "-n", mtc_ns, "-o", "yaml")
+    vm_dump = kubectl("get", "vm", "-n", namespace, "-o", "json")
+    assert mtc_dump.returncode == 0 and vm_dump.returncode == 0, mtc_dump.stderr + vm_dump.stderr
+    (tmp_path / "mtc.yaml").write_text(mtc_dump.stdout)
+    (tmp_path / "vms.json").write_text(vm_dump.stdout)
+    # No API call: an unreachable kubeconfig must not matter.
+    bad = tmp_path / "nowhere.kubeconfig"
+    bad.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "x",
+                                   "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+                                   "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:1"}}],
+                                   "users": [{"name": "x", "user": {"token": "t"}}]}))
+    from_file = status_json(kubectl, "-n", namespace, "-f", str(tmp_path / "mtc.yaml"), "-f",
+                            str(tmp_path / "vms.json"), kubeconfig=str(bad))
+    assert from_file == live
+    # One multi-document file works as well.
+    (tmp_path / "all.yaml").write_text(mtc_dump.stdout + "\n---\n" + yaml.safe_dump(json.loads(vm_dump.stdout)))
+    assert status_json(kubectl, "-n", namespace, "-f", str(tmp_path / "all.yaml"), kubeconfig=str(bad)) == live
+
+
+def test_table_names_plan_step_result_and_vm_filter(cp, kubectl, namespace):
+    seed_mtc(cp.admin, namespace)
+    r = kubectl("vm-storage", "status", "-n", namespace)
+    assert r.returncode == 0, r.stderr
+    head = r.stdout.splitlines()[0]
+    assert f"PLAN {namespace}/vm-storage-plan" in head and "TYPE cutover" in head and "RESULT Running" in head
+    assert "STEP DirectVolume" in head
+    assert "pvc-0 → pvc-0-mig-x7bq" in r.stdout and "50%" in r.stdout and "~" in r.stdout
+    assert "\x1b[" not in r.stdout
+    r = kubectl("vm-storage", "status", "vm-0", "-n", namespace, "-o", "yaml")
+    assert r.returncode == 0 and yaml.safe_load(r.stdout)["migrations"][0]["disks"][0]["vm"] == "vm-0"
+    r = kubectl("vm-storage", "status", "no-such-vm", "-n", namespace)
+    assert r.returncode == 2 and "no-such-vm" in r.stderr
+
+
+def test_failed_rsync_is_failed_and_names_the_disk(cp, kubectl, namespace):
+    failed = {"phase": "Completed", "itinerary": "Failed", "errors": ["direct volume migration failed"],
+              "conditions": [{"type": "Failed", "status": "True", "category": "Advisory", "durable": True,
+                              "reason": "WaitForDirectVolumeMigrationToComplete",
+                              "message": "The migration has failed.  See: Errors.",
+                              "lastTransitionTime": "2025-06-01T10:09:00Z"}]}
+    seed_mtc(cp.admin, namespace, dvm_sample="dvm-rsync-failed", mig_status_patch=failed)
+    [m] = status_json(kubectl, "-n", namespace)["migrations"]
+    assert m["result"] == "Failed" and m["completed"] == "2025-06-01T10:09:00Z"
+    assert m["disks"][0]["phase"] == "Failed" and m["disks"][0]["attempt"] == 20
+    r = kubectl("vm-storage", "status", "-n", namespace)
+    assert "failed: disk vm-0/rootdisk (pvc-0 → pvc-0-mig-x7bq)" in r.stdout
+
+
+def test_succeeded_with_warnings_and_failed_dvm_is_not_success(cp, kubectl, namespace):
+    warn = {"phase": "Completed", "conditions": [
+        {"type": "SucceededWithWarnings", "status": "True", "category": "Advisory", "durable": True,
+         "message": "The migration has completed with warnings, please look at `Warn` conditions.",
+         "lastTransitionTime": "2025-06-01T10:09:00Z"},
+        {"type": "DirectVolumeMigrationFailed", "status": "True", "category": "Warn", "durable": True,
+         "message": "DirectVolumeMigration (dvm): x/y failed. See in dvm status.Errors",
+         "lastTransitionTime": "2025-06-01T10:08:00Z"}]}
+    seed_mtc(cp.admin, namespace, dvm_sample="dvm-completed", mig_status_patch=warn)
+    [m] = status_json(kubectl, "-n", namespace)["migrations"]
+    assert m["result"] == "Failed"
+
+
+def test_watch_non_tty_follows_to_the_end(cp, kubectl, namespace):
+    mtc_ns = seed_mtc(cp.admin, namespace)
+    env = dict(cp.env)
+    proc = subprocess.Popen([cp.kubectl_bin, "vm-storage", "status", "-w", "--interval", "0.5", "-n", namespace],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(2.5)
+        assert proc.poll() is None, proc.communicate()
+        done = {"phase": "Completed", "conditions": [
+            {"type": "Succeeded", "status": "True", "category": "Advisory", "reason": "Completed", "durable": True,
+             "message": "The migration has completed successfully.", "lastTransitionTime": "2025-06-01T10:10:00Z"}]}
+        set_status(cp.admin, R.MIGMIGRATION, "vm-storage-cutover", mtc_ns, done)
+        dvm = cp.admin.items(R.DVM, mtc_ns)[0]
+        set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, {
+            "conditions": [{"type": "Succeeded", "status": "True", "category": "Advisory", "reason": "Completed",
+                            "message": "The migration has succeeded", "lastTransitionTime": "2025-06-01T10:09:00Z"}],
+            "phase": "Completed", "runningLiveMigration": None, "successfulLiveMigration": [
+                {"vmName": "vm-0", "vmNamespace": namespace, "pvcRef": {"namespace": namespace, "name": "pvc-0"},
+                 "lastObservedProgressPercent": "100%", "totalElapsedTime": "3m0s"}]})
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [ln for ln in out.splitlines() if "vm-0/rootdisk" in ln]
+    assert "Running 50%" in lines[0] and "Succeeded 100%" in lines[-1]
+    assert "RESULT Succeeded" in out and "\x1b[" not in out
+
+
+def _requests(stderr):
+    return len(re.findall(r"vm-storage\] (GET|POST|PUT|PATCH|DELETE) ", stderr))
+
+
+def test_requests_do_not_grow_with_vms(cp, kubectl, namespace):
+    seed_mtc(cp.admin, namespace)
+    r1 = kubectl("vm-storage", "status", "-n", namespace, "-o", "json", "-v", "6")
+    ns2 = f"{namespace[:40]}-big"
+    cp.admin.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns2}})
+    seed_mtc(cp.admin, ns2, n_extra_vms=25)
+    r2 = kubectl("vm-storage", "status", "-n", ns2, "-o", "json", "-v", "6")
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
+    n1, n2 = _requests(r1.stderr), _requests(r2.stderr)
+    assert n1 == n2 and 0 < n1 <= 10, (n1, n2, r2.stderr)
+
+
+def test_restricted_user_gets_forbidden_exit_code(cp, kubectl, namespace):
+    r = kubectl("vm-storage", "status", "-n", namespace, kubeconfig=cp.restricted_kubeconfig)
+    assert r.returncode == 7, (r.returncode, r.stderr)
+    assert "forbidden" in r.stderr.lower()
