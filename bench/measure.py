@@ -1,0 +1,148 @@
+"""Running one command and measuring it: wall time, the child's peak RSS, and its HTTP requests.
+
+The request count comes from the process's own ``-v 6`` log on stderr, in any of the three formats seen:
+
+* the plugin (kubectl_vmmig/kube.py):  ``I1127 00:12:57.997546 24229 vm-storage] GET https://h/version 200 OK in 48 milliseconds``
+* kubectl >= 1.30 (structured klog):   ``round_trippers.go:632] "Response" verb="GET" url="https://h/api?timeout=32s" status="200 OK" milliseconds=4``
+* older kubectl:                       ``round_trippers.go:553] GET https://h/api?timeout=32s 200 OK in 4 milliseconds``
+
+Parsing and the statistics are pure; ``run`` is the only part that starts a process.
+"""
+import os
+import re
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from typing import Dict, Iterable, List, Optional, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+_PLAIN = re.compile(r"\]\s+(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(https?://\S+)\s+(\d{3})?.*?in \d+ milliseconds")
+_STRUCTURED = re.compile(r'"Response"\s+verb="([A-Z]+)"\s+url="([^"]+)"(?:\s+status="(\d{3})?)?')
+
+def parse_requests(stderr: str) -> List[Dict[str, Optional[str]]]:
+    """Every HTTP request logged at ``-v 6``: [{"method", "url", "status"}] in log order."""
+    out = []
+    for line in stderr.splitlines():
+        m = _STRUCTURED.search(line) or _PLAIN.search(line)
+        if m:
+            out.append({"method": m.group(1), "url": m.group(2), "status": m.group(3)})
+    return out
+
+
+def is_watch(url: str) -> bool:
+    q = parse_qs(urlsplit(url).query)
+    return any(v.lower() in ("true", "1") for v in q.get("watch", []))
+
+
+def url_template(url: str) -> str:
+    """The request's shape with object names and namespaces replaced: requests that repeat once per object
+    collapse onto one template (``/apis/kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}``)."""
+    path = urlsplit(url).path.rstrip("/") or "/"
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) >= 2:
+        prefix, rest = parts[:2], parts[2:]
+    elif parts[0] == "apis" and len(parts) >= 3:
+        prefix, rest = parts[:3], parts[3:]
+    else:
+        return path
+    if not rest:  # discovery of one group version
+        return path
+    if rest[0] == "namespaces" and len(rest) >= 2:
+        if len(rest) == 2:
+            shaped = ["namespaces", "{name}"]
+        else:
+            shaped = ["namespaces", "{ns}", rest[2]] + (["{name}"] if len(rest) > 3 else []) + rest[4:]
+    else:
+        shaped = [rest[0]] + (["{name}"] if len(rest) > 1 else []) + rest[2:]
+    return "/" + "/".join(prefix + shaped)
+
+
+def summarize_requests(reqs: Iterable[dict]) -> dict:
+    """Counts: total, watch requests, LIST-with-selector, and the templates that occur more than once."""
+    reqs = list(reqs)
+    templates = Counter(f"{r['method']} {url_template(r['url'])}" for r in reqs)
+    return {
+        "total": len(reqs),
+        "watch": sum(1 for r in reqs if is_watch(r["url"])),
+        "errors": sum(1 for r in reqs if not r.get("status") or r["status"] >= "400"),
+        "byTemplate": dict(sorted(templates.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "repeated": {t: n for t, n in templates.items() if n > 1},
+    }
+
+
+def median(values: Sequence[float]) -> Optional[float]:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def grows_with_n(counts_by_n: Dict[int, int], slack: int = 2) -> bool:
+    """True when the request count at the largest N exceeds the smallest N's by more than ``slack``
+    (pagination or a request per object), i.e. the count is not constant in N."""
+    if len(counts_by_n) < 2:
+        return False
+    ns = sorted(counts_by_n)
+    return counts_by_n[ns[-1]] - counts_by_n[ns[0]] > slack
+
+
+# ---- the shell part: one measured process ----------------------------------------------------------
+class Result(dict):
+    """{"argv", "exit", "seconds", "maxrssKB", "requests": [...], "stdoutBytes", "stdout", "stderrTail", "timedOut"}"""
+
+
+def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float] = None,
+        stop_signal: int = signal.SIGINT, keep_stdout: bool = False) -> Result:
+    """Run ``argv`` and measure it. Peak memory comes from ``os.wait4`` (the child's own rusage, so runs do
+    not mix as RUSAGE_CHILDREN would). After ``timeout`` seconds the child gets ``stop_signal`` (like
+    Ctrl-C), then SIGKILL 5 s later; the run then counts as ``timedOut`` (the expected end of ``-w``)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        timed_out = threading.Event()
+        timers = []
+        if timeout:
+            def stop():
+                timed_out.set()
+                _signal(proc.pid, stop_signal)
+            timers = [threading.Timer(timeout, stop), threading.Timer(timeout + 5, _signal, (proc.pid, signal.SIGKILL))]
+            for t in timers:
+                t.daemon = True
+                t.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.monotonic() - start
+        for t in timers:
+            t.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here; keep Popen from waiting again
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read()
+        stderr = err.read().decode(errors="replace")
+    res = Result(argv=list(argv), exit=proc.returncode, seconds=seconds, maxrssKB=usage.ru_maxrss,
+                 requests=parse_requests(stderr), stdoutBytes=len(stdout), timedOut=timed_out.is_set(),
+                 stderrTail=_tail_without_requests(stderr))
+    if keep_stdout:
+        res["stdout"] = stdout.decode(errors="replace")
+    return res
+
+
+def _signal(pid, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _tail_without_requests(stderr: str, lines: int = 8) -> str:
+    """The last lines of stderr that are not request/klog noise: the error message if the command failed."""
+    keep = [ln for ln in stderr.splitlines() if not (_PLAIN.search(ln) or _STRUCTURED.search(ln))
+            and not re.match(r"^[IW]\d{4} ", ln)]
+    return "\n".join(keep[-lines:])
