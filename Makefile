@@ -52,3 +52,6 @@ krew-validate: krew bins       ## the real validate-krew-manifest, then an offli
 
 startup-bench: zipapp          ## median start-up of --help and of a static completion (pip install and zipapp)
 	$(PYTHON) scripts/startup_bench.py
+
+bench: install-test bins       ## benchmark (not in `make test`): N=1,100,1000 VMs, plugin vs kubectl get; BENCH_ARGS="--sizes 1,100 --runs 5"
+	$(PYTHON) -m bench.run $(BENCH_ARGS)
