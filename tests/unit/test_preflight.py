@@ -1,0 +1,111 @@
+"""preflight.py: findings from plan + inventory + cluster facts."""
+from kubectl_vmmig import preflight as P
+from kubectl_vmmig.inventory import build_inventory
+from kubectl_vmmig.plan import build_plan
+
+from tests.unit.vmshapes import pvc, sc, vm, vmi
+
+KV_OK = {"status": {"observedKubeVirtVersion": "v1.5.2"},
+         "spec": {"configuration": {"vmRolloutStrategy": "LiveUpdate", "developerConfiguration": {"featureGates": []}},
+                  "workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]}}}
+
+
+def _setup(vms, vmis=(), pvcs=(), mode="auto", caps=None, to="fast", keys=None):
+    inv = build_inventory(vms, vmis, pvcs, [], [sc("standard", True), sc("fast")])
+    keys = keys or [f"ns1/{v['metadata']['name']}" for v in vms]
+    plan = build_plan(inv, keys, to, mode, caps or {"liveMigration": True}, naming=lambda d: d["claim"] + "-new1")
+    return plan, inv
+
+
+def names(findings, severity):
+    return sorted({f["name"] for f in findings if f["severity"] == severity})
+
+
+def test_kubevirt_capabilities():
+    assert P.kubevirt_capabilities(KV_OK)["liveMigration"] is True
+    old = {"status": {"observedKubeVirtVersion": "v1.4.0"}, "spec": KV_OK["spec"]}
+    caps = P.kubevirt_capabilities(old)
+    assert caps["liveMigration"] is False and "VolumeMigration" in caps["liveMigrationReason"]
+    no_rollout = {"status": {"observedKubeVirtVersion": "v1.6.0"},
+                  "spec": {"workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]}}}
+    assert "vmRolloutStrategy" in P.kubevirt_capabilities(no_rollout)["liveMigrationReason"]
+    assert "v1.3.0" in P.kubevirt_capabilities({"status": {"observedKubeVirtVersion": "v1.2.0"}})["liveMigrationReason"]
+    assert P.kubevirt_capabilities(None)["liveMigration"] is False
+
+
+def test_clean_offline_plan_has_no_errors():
+    plan, inv = _setup([vm("a", pvcs=[("d", "pa")], run_strategy="Halted")], pvcs=[pvc("pa")], mode="offline")
+    f = P.run_preflight(plan, inv, {"schedulableNodes": 2})
+    assert P.blocking(f) == []
+    assert "pvc-bound" in names(f, "ok") and "target-storageclass" in names(f, "ok")
+
+
+def test_live_refusals_shareable_lun_virtiofs_hostdisk_not_running():
+    v = vm("a", pvcs=[("s", "ps"), ("l", "pl"), ("f", "pf")],
+           disks_override={"s": {"name": "s", "disk": {}, "shareable": True}, "l": {"name": "l", "lun": {}}},
+           extra_volumes=[{"name": "h", "hostDisk": {"path": "/x"}}])
+    v["spec"]["template"]["spec"]["domain"]["devices"]["filesystems"] = [{"name": "f", "virtiofs": {}}]
+    plan, inv = _setup([v, vm("b", pvcs=[("d", "pb")], run_strategy="Halted")], [vmi("a")],
+                       [pvc("ps"), pvc("pl"), pvc("pf"), pvc("pb")], mode="live")
+    f = P.run_preflight(plan, inv, {"schedulableNodes": 1})
+    msgs = " | ".join(x["message"] for x in P.blocking(f))
+    for word in ("shareable", "LUN", "virtiofs", "hostDisk", "VM b is not running", "at least two"):
+        assert word in msgs, word
+
+
+def test_auto_mode_stopped_vm_is_fine_and_storage_live_migratable_false_blocks():
+    i = vmi("a", conditions=[{"type": "StorageLiveMigratable", "status": "False", "reason": "InterfaceNotLiveMigratable",
+                              "message": "bridge"}])
+    plan, inv = _setup([vm("a", pvcs=[("d", "pa")]), vm("b", pvcs=[("d", "pb")], run_strategy="Halted")], [i],
+                       [pvc("pa"), pvc("pb")])
+    f = P.run_preflight(plan, inv, {"schedulableNodes": 3})
+    assert names(f, "error") == ["storage-live-migratable"]
+
+
+def test_target_smaller_than_source_for_live_dv():
+    v = vm("a", dvs=[("r", "a-root")], templates=[("a-root", "standard", "10Gi")])
+    plan, inv = _setup([v], [vmi("a")], [pvc("a-root", size="10Gi", capacity="11Gi")])
+    f = P.run_preflight(plan, inv, {})
+    assert "target-size" in names(f, "error")
+
+
+def test_pvc_missing_or_pending():
+    plan, inv = _setup([vm("a", pvcs=[("d", "pa"), ("e", "nope")], run_strategy="Halted")],
+                       pvcs=[pvc("pa", phase="Pending")], mode="offline")
+    msgs = [x["message"] for x in P.blocking(P.run_preflight(plan, inv))]
+    assert any("nope not found" in m for m in msgs) and any("Pending" in m for m in msgs)
+
+
+def test_mtc_facts_and_conflicts_and_rbac():
+    plan, inv = _setup([vm("a", pvcs=[("d", "pa")], run_strategy="Halted")], pvcs=[pvc("pa")], mode="offline")
+    facts = {"mtc": {"installed": True, "namespace": "openshift-migration", "hostCluster": "host", "hostReady": False,
+                     "hostMessage": "TestConnectFailed"},
+             "plans": {"own": None, "foreign": ["openshift-migration/theirs"], "running": None},
+             "rbac": [{"verb": "create", "resource": "migplans", "group": "migration.openshift.io",
+                       "namespace": "openshift-migration", "allowed": False}],
+             "hooks": {"h": False}}
+    f = P.run_preflight(plan, inv, facts)
+    assert names(f, "error") == ["hooks", "mtc-host-cluster", "plan-conflict", "rbac"]
+    msg = " ".join(x["message"] for x in f)
+    assert "theirs" in msg and "create migplans.migration.openshift.io" in msg and "TestConnectFailed" in msg
+    f = P.run_preflight(plan, inv, {"mtc": {"installed": False}})
+    assert names(f, "error") == ["mtc-installed"]
+
+
+def test_quiesce_hazard_lists_workloads_and_offline_running_vms():
+    plan, inv = _setup([vm("a", pvcs=[("d", "pa")])], [vmi("a")], [pvc("pa")], mode="offline")
+    f = P.run_preflight(plan, inv, {"workloads": ["Deployment/web (2 replicas)"]})
+    (hz,) = [x for x in f if x["name"] == "quiesce"]
+    assert "Deployment/web" in hz["message"] and "VirtualMachine/a" in hz["message"] and hz["severity"] == "warning"
+    assert not [x for x in P.run_preflight(plan, inv, {}, kind="stage") if x["name"] == "quiesce"]
+    live_plan, inv = _setup([vm("a", pvcs=[("d", "pa")])], [vmi("a")], [pvc("pa")], mode="live")
+    assert not [x for x in P.run_preflight(live_plan, inv, {"workloads": []}) if x["name"] == "quiesce"]
+
+
+def test_required_permissions_cover_writes():
+    perms = P.required_permissions("mtc", "ns1", "openshift-migration")
+    got = {(p["verb"], p["resource"]) for p in perms}
+    assert ("create", "migplans") in got and ("patch", "migplans") in got and ("create", "migmigrations") in got
+    assert ("list", "virtualmachines") in got
+    assert not {("create", "migplans")} & {(p["verb"], p["resource"]) for p in
+                                           P.required_permissions("mtc", "ns1", "m", write=False)}
