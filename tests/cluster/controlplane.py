@@ -245,6 +245,9 @@ class ControlPlane:
                 {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
                 "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
                 "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"}}}, subresource="status")
+            # The NodeRestriction/TaintNodesByCondition admission adds node.kubernetes.io/not-ready at create;
+            # a real node lifecycle controller removes it once the node is Ready. Do its job.
+            kube.patch(R.NODE, node, {"spec": {"taints": None}})
         for ns in ("openshift-migration", "kubevirt", "cdi"):
             _create_ignore(kube, R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
         return self
