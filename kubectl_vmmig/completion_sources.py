@@ -64,6 +64,14 @@ def _with_deadline(fn, timeout=None):
     return box.get("value")
 
 
+def _import_client():
+    """Import the REST client before the clock starts: imports are bounded work (slow only on a cold
+    bytecode cache), while the deadline exists for what can hang, the network and credential plugins."""
+    import urllib3  # noqa: F401
+
+    from . import kube, resources  # noqa: F401
+
+
 def _kube(ctx):
     from .kube import Kube
 
@@ -82,6 +90,10 @@ def _items(ctx, res_name, namespaced=True, label_selector=None):
             return kube.items(res, kube.namespace, label_selector=label_selector)
         return kube.items(res, label_selector=label_selector)
 
+    try:
+        _import_client()
+    except Exception:  # noqa: BLE001
+        return []
     return _with_deadline(fetch) or []
 
 
@@ -147,4 +159,8 @@ def complete_plans(ctx, param, incomplete):
                 continue
         return found
 
+    try:
+        _import_client()
+    except Exception:  # noqa: BLE001
+        return []
     return _candidates(plan_candidates(_with_deadline(fetch) or []), incomplete)

@@ -47,8 +47,13 @@ def completions(args, prog_name="kubectl vm-storage"):
     if (words and words[-1] in PATH_FLAGS) or incomplete.split("=", 1)[0] in PATH_FLAGS and "=" in incomplete:
         return [], 0
     try:
-        if not any(not w.startswith("-") for w in words):
+        verbs = [w for w in words if not w.startswith("-")]
+        if not verbs:
             return _top_level_items(incomplete), NO_FILE_COMP
+        from ..cli import COMMANDS
+
+        if verbs[0] not in COMMANDS and verbs[0].replace("_", "-") not in COMMANDS:
+            return [], ERROR  # click would list every sub-command again (importing each module)
         from click.shell_completion import ShellComplete
 
         from ..cli import cli

@@ -40,8 +40,10 @@ def clean_env(base_env, *path_dirs, **extra):
     return env
 
 
-def run(cmd, env, timeout=120, check=True):
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+def run(cmd, env, timeout=120, check=True, cwd=None):
+    # cwd defaults to a neutral directory: from the repository, `python -c` would import the source tree
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                         cwd=cwd or tempfile.gettempdir())
     if check and res.returncode != 0:
         raise AssertionError(f"{cmd} exited {res.returncode}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}")
     return res
