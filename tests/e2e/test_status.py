@@ -245,3 +245,40 @@ def test_restricted_user_gets_forbidden_exit_code(cp, kubectl, namespace):
     r = kubectl("vm-storage", "status", "-n", namespace, kubeconfig=cp.restricted_kubeconfig)
     assert r.returncode == 7, (r.returncode, r.stderr)
     assert "forbidden" in r.stderr.lower()
+
+
+# ---- with the controller stand-ins: a real run of `migrate`, followed by `status` -------------------------
+def test_status_follows_a_run_and_dump_matches_live(cp, sims, kubectl, namespace, tmp_path):
+    from tests.sim import factories as F
+    from tests.sim.common import set_faults, wait_for
+    from tests.sim.mtc import install_mtc
+
+    kube, ns = cp.admin, namespace
+    install_mtc(kube)
+    F.install_kubevirt(kube)
+    F.install_cdi(kube)
+    F.apply(kube, ns, *F.make_vm_bundle("vm1", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()], running=False))
+    wait_for(lambda: (kube.get(R.PVC, "vm1-data", ns).get("status") or {}).get("phase") == "Bound", timeout=30)
+    set_faults(kube, ns, rsyncStep=10)  # a few observable progress steps
+    r = kubectl("vm-storage", "migrate", "vm1", "--to", "fast", "--mode", "offline", "-n", ns, "--yes", "--detach")
+    assert r.returncode == 0, r.stderr
+    r = kubectl("vm-storage", "status", "-n", ns, "-w", "--interval", "0.5", "-o", "json", timeout=240)
+    assert r.returncode == 0, r.stderr
+    docs = [json.loads(ln) for ln in r.stdout.splitlines() if ln.strip()]
+    assert len(docs) >= 2
+    first, last = docs[0]["migrations"][0], docs[-1]["migrations"][0]
+    assert first["result"] == "Running" and last["result"] == "Succeeded"
+    assert last["completed"] and last["type"] == "cutover" and last["engine"] == "mtc"
+    [d] = last["disks"]
+    assert (d["vm"], d["volume"], d["sourcePVC"], d["mode"], d["phase"]) == ("vm1", "data", "vm1-data", "offline",
+                                                                              "Succeeded")
+    assert d["targetPVC"].startswith("vm1-data-mig-") and d["targetStorageClass"] == "fast"
+    assert d["sourceStorageClass"] == "standard" and d["progressPercent"] == 100
+    seen = [m["disks"][0]["progressPercent"] for doc in docs for m in doc["migrations"]
+            if m["disks"] and m["disks"][0]["progressPercent"] is not None]
+    assert seen == sorted(seen)  # progress never goes backwards on screen
+    live = status_json(kubectl, "-n", ns)
+    dump = kubectl("get", "migplan,migmigration,dvm,dvmp", "-n", "openshift-migration", "-o", "yaml")
+    vms = kubectl("get", "vm", "-n", ns, "-o", "yaml")
+    (tmp_path / "d.yaml").write_text(dump.stdout + "\n---\n" + vms.stdout)
+    assert status_json(kubectl, "-n", ns, "-f", str(tmp_path / "d.yaml")) == live
