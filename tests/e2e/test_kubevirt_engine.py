@@ -131,9 +131,15 @@ def test_offline_with_stop_clones_swaps_and_restarts(kv, kubectl, namespace):
     assert rec["result"] == "Succeeded" and rec["vms"]["vm2"]["stoppedByPlugin"]
 
 
-def test_offline_running_vm_without_stop_is_refused(kv, kubectl, namespace):
+def test_offline_running_vm_without_stop_is_refused_and_server_dry_run_writes_nothing(kv, kubectl, namespace):
     ns = namespace
     two_disk_vm(kv, ns, "vm3")
+    before = kv.get(R.VM, "vm3", ns)
+    dry = kubectl("vm-storage", "migrate", "vm3", "--to", "fast", "-n", ns, *ENGINE, "--dry-run=server")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "server dry run" in dry.stderr
+    assert kv.get(R.VM, "vm3", ns)["spec"] == before["spec"]
+    assert kv.get_or_none(R.CONFIGMAP, "vm-storage-vm3-to-fast", ns) is None
     run = kubectl("vm-storage", "migrate", "vm3", "--to", "fast", "-n", ns, *ENGINE, "--mode", "offline", "--wait")
     assert run.returncode == 3, run.stdout + run.stderr
     assert "--stop" in run.stderr
@@ -162,9 +168,12 @@ def test_failure_with_retries_then_cancel_restores_the_vm(kv, kubectl, namespace
     assert "failed attempts" in run.stderr and "cancel vm5-to-fast" in run.stderr
     vmims = kv.items(R.VMIM, ns, label_selector="kubevirt.io/volume-update-migration=vm5")
     assert len([m for m in vmims if m["status"].get("phase") == "Failed"]) >= 3
-    st = json.loads(kubectl("vm-storage", "status", "vm1", "-n", ns, "-o", "json").stdout or "{}") if False else None
+    st = kubectl("vm-storage", "status", "vm5-to-fast", "-n", ns, "-o", "json")
+    mig = json.loads(st.stdout)["migrations"][0]
+    assert mig["result"] == "Failed" and all(d["attempt"] >= 3 for d in mig["disks"]), mig
+    assert all("failed" in d["message"] for d in mig["disks"]), mig
 
-    cancel = kubectl("vm-storage", "cancel", "vm5-to-fast", "-n", ns, *ENGINE, timeout=180)
+    cancel = kubectl("vm-storage", "cancel", "vm5-to-fast", "-n", ns, timeout=180)   # engine found by record
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     vm = kv.get(R.VM, "vm5", ns)
     assert claims(vm) == {"rootdisk": "vm5-rootdisk", "data": "vm5-data"}
