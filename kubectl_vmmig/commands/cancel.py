@@ -21,6 +21,13 @@ def command(conn, plan, engine, mtc_namespace):
     from ..kube import Kube
 
     kube = Kube.connect(conn)
+    if engine == "auto":
+        from .. import resources as R
+        from ..engines.kubevirt_build import record_name
+
+        # A kubevirt-engine migration is known by its record ConfigMap; auto would otherwise pick MTC.
+        if kube.get_or_none(R.CONFIGMAP, record_name(plan), conn.namespace or kube.namespace) is not None:
+            engine = "kubevirt"
     eng = get_engine(engine, kube, {"mtc_namespace": mtc_namespace})
     if eng.name == "mtc" and not eng.locate()["installed"]:
         raise errors.PreflightRefused("MTC is not installed", "use --engine kubevirt for direct migrations")
