@@ -108,7 +108,13 @@ class CdiController(StandIn):
             out += self.kube.items(res, ns, **kw)
         return out
 
+    def faults(self, namespace):
+        cache = getattr(self, "_faults", None)
+        return dict(cache.get(namespace) or {}) if cache is not None else super().faults(namespace)
+
     def step(self) -> None:
+        cms = self._items(R.CONFIGMAP, field_selector="metadata.name=sim-faults")
+        self._faults = {c["metadata"]["namespace"]: dict(c.get("data") or {}) for c in cms}
         scs = {s["metadata"]["name"]: s for s in self.kube.items(R.STORAGECLASS)}
         profiles = {p["metadata"]["name"]: p for p in self.kube.items(R.STORAGEPROFILE)}
         for name, sc in scs.items():

@@ -103,15 +103,12 @@ def make_blank_dv(name: str, size: str = "1Gi", storage_class: Optional[str] = D
     return _dv(name, {"blank": {}}, d, namespace, api, annotations)
 
 
-def make_clone_dv(name: str, source_pvc: str, storage_class: Optional[str] = DEFAULT_SC,
+def make_clone_dv(name: str, source_pvc: str, source_namespace: str, storage_class: Optional[str] = DEFAULT_SC,
                   size: Optional[str] = None, access_modes: Optional[Sequence[str]] = None,
                   volume_mode: Optional[str] = None, namespace: Optional[str] = None,
-                  source_namespace: Optional[str] = None, annotations: Optional[Dict[str, str]] = None) -> dict:
-    """A ``source: {pvc: {namespace, name}}`` clone DataVolume (the offline path); size may be omitted
-    with spec.storage (CDI then uses the source size)."""
-    src = {"name": source_pvc}
-    if source_namespace or namespace:
-        src["namespace"] = source_namespace or namespace
+                  annotations: Optional[Dict[str, str]] = None) -> dict:
+    """A ``source: {pvc: {namespace, name}}`` clone DataVolume (the offline path; the CRD requires the
+    source namespace). Size may be omitted with spec.storage: CDI then uses the source size."""
     storage = {}
     if size:
         storage["resources"] = {"requests": {"storage": size}}
@@ -127,7 +124,7 @@ def make_clone_dv(name: str, source_pvc: str, storage_class: Optional[str] = DEF
     if annotations:
         md["annotations"] = dict(annotations)
     return {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume", "metadata": md,
-            "spec": {"source": {"pvc": src}, "storage": storage}}
+            "spec": {"source": {"pvc": {"namespace": source_namespace, "name": source_pvc}}, "storage": storage}}
 
 
 def _dv(name, source, d, namespace=None, api="storage", annotations=None) -> dict:
