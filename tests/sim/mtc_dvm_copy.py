@@ -71,7 +71,8 @@ def step_rsync(rec, dvm: dict, st: dict, p: dict, faults: Dict[str, str]) -> Non
         done_before = sum(_pct(h.get("lastObservedProgressPercent")) for h in history)
         pct = _pct(s.get("lastObservedProgressPercent")) + inc
         elapsed = go_duration(seconds_since(s.get("creationTimestamp")))
-        if failing and attempt <= fail_attempts and pct >= fail_at:
+        attempt_fails = failing and attempt <= fail_attempts
+        if attempt_fails and pct >= fail_at:
             s.update(phase="Failed", exitCode=11, containerElapsedTime=elapsed,
                      lastObservedProgressPercent=f"{fail_at}%",
                      logMessage="rsync error: error in file IO (code 11) at receiver.c(374) [receiver=3.1.3]")
@@ -80,7 +81,7 @@ def step_rsync(rec, dvm: dict, st: dict, p: dict, faults: Dict[str, str]) -> Non
                                                   "lastObservedTransferRate", "creationTimestamp")})
             if attempt >= limit:
                 op["failed"] = True
-        elif done_before + pct >= 100:
+        elif not attempt_fails and done_before + pct >= 100:
             s.update(phase="Succeeded", exitCode=0, containerElapsedTime=elapsed, lastObservedProgressPercent="100%",
                      logMessage="sent 1.07G bytes  received 35 bytes  total size 1.07G")
             history.append({k: s.get(k) for k in ("podName", "phase", "exitCode", "containerElapsedTime",
@@ -232,7 +233,8 @@ def advance_copies(rec, dvm: dict, st: dict, faults: Dict[str, str]) -> bool:
             lists["pendingPods"].append(entry)
         else:
             lists["unknownPods"].append(entry)
-    live_status(rec, dvm, live, lists)
+    if mtype in ("CutOver", "Rollback"):  # a Stage DVM only skips running-VM volumes
+        live_status(rec, dvm, live, lists)
     for k, v in lists.items():
         st[k] = v or None
     st["skippedVolumes"] = skipped or None

@@ -33,11 +33,15 @@ class Env:
                               "vms": {v["metadata"]["name"]: dict(v["metadata"].get("annotations") or {})
                                       for v in self.kube.items(R.VM, self.ns)}})
 
+    def n(self, name):
+        """MTC objects share openshift-migration across tests: make names unique per test namespace."""
+        return name if name.endswith("-" + self.ns) else f"{name}-{self.ns}"
+
     def mig(self, name):
-        return self.kube.get(R.MIGMIGRATION, name, MTC_NAMESPACE)
+        return self.kube.get(R.MIGMIGRATION, self.n(name), MTC_NAMESPACE)
 
     def plan(self, name):
-        return self.kube.get(R.MIGPLAN, name, MTC_NAMESPACE)
+        return self.kube.get(R.MIGPLAN, self.n(name), MTC_NAMESPACE)
 
     def until(self, pred, mig_name=None, max_steps=200):
         for _ in range(max_steps):
@@ -47,6 +51,7 @@ class Env:
         assert pred(), "not reached"
 
     def ready_plan(self, name, live, skip=()):
+        name = self.n(name)
         make_plan(self.kube, self.ns, name, live)
         self.until(lambda: get_condition(self.plan(name), "PvsDiscovered"))
         select_all(self.kube, name, "fast", skip=skip)
@@ -57,7 +62,8 @@ class Env:
     def run(self, plan, kind, name, **faults):
         if faults:
             set_faults(self.kube, self.ns, **faults)
-        make_migration(self.kube, plan, kind, name=name)
+        name = self.n(name)
+        make_migration(self.kube, self.n(plan), kind, name=name)
         self.until(lambda: (self.mig(name).get("status") or {}).get("phase") == "Completed", name)
         return self.mig(name)
 
@@ -90,7 +96,7 @@ def test_plan_discovery_names_defaults_and_conflict(env):
     env.kube.create(R.PVC, {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                             "metadata": {"name": "unbound", "namespace": env.ns},
                             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
-    make_plan(env.kube, env.ns, "p1", live=True)
+    make_plan(env.kube, env.ns, env.n("p1"), live=True)
     env.until(lambda: get_condition(env.plan("p1"), "Ready"))
     plan = env.plan("p1")
     suffix = plan["status"]["suffix"]
@@ -111,14 +117,14 @@ def test_plan_discovery_names_defaults_and_conflict(env):
         assert pv["pvc"]["ownerType"] == "VirtualMachine" and pv["pvc"]["namespace"] == env.ns
     assert {sc["name"] for sc in plan["status"]["destStorageClasses"]} >= {"standard", "fast", "slow"}
     # the suffix is generated once; a second plan on the namespace conflicts (one plan per namespace)
-    make_plan(env.kube, env.ns, "p2", live=False)
+    make_plan(env.kube, env.ns, env.n("p2"), live=False)
     env.until(lambda: get_condition(env.plan("p2"), "PlanConflict"))
     p2 = env.plan("p2")
-    assert get_condition(p2, "PlanConflict")["message"] == "The migration plan is in conflict with [p1]."
+    assert get_condition(p2, "PlanConflict")["message"] == f"The migration plan is in conflict with [{env.n('p1')}]."
     assert get_condition(p2, "Ready") is None
     assert env.plan("p1")["status"]["suffix"] == suffix
     # all skipped -> Critical StorageClassConversionUnavailable, Ready removed
-    select_all(env.kube, "p1", skip=("vm1-disk", "vm1-root"))
+    select_all(env.kube, env.n("p1"), skip=("vm1-disk", "vm1-root"))
     env.until(lambda: get_condition(env.plan("p1"), "StorageClassConversionUnavailable"))
     p1 = env.plan("p1")
     assert get_condition(p1, "StorageClassConversionUnavailable")["message"] == \
@@ -172,7 +178,7 @@ def test_offline_cutover_two_vms(env):
     ref = sample("status-dvm-completed.json")
     assert set(ref["metadata"]["labels"]) == set(dvm["metadata"]["labels"])
     assert dvm["metadata"]["ownerReferences"][0]["kind"] == "MigMigration"
-    assert dvm["metadata"]["generateName"] == "cut-"
+    assert dvm["metadata"]["generateName"] == env.n("cut") + "-"
     assert dvm["spec"]["migrationType"] == "CutOver" and dvm["spec"]["liveMigrate"] is False
     assert set(ref["spec"]["persistentVolumeClaims"][0]) <= set(dvm["spec"]["persistentVolumeClaims"][0]) | {"targetVolumeMode"}
     dst = dvm["status"]
@@ -273,11 +279,11 @@ def test_cancel_restarts_vms_and_deletes_dvm(env):
     env.step()
     env.ready_plan("p", live=False)
     set_faults(env.kube, env.ns, rsyncStep="1")  # slow copy so the cancel lands mid-transfer
-    make_migration(env.kube, "p", "cutover", name="c")
+    make_migration(env.kube, env.n("p"), "cutover", name=env.n("c"))
     env.until(lambda: (env.mig("c").get("status") or {}).get("phase") == "WaitForDirectVolumeMigrationToComplete", "c")
     env.step("c")
     dvm = env.dvm(env.mig("c"))
-    env.kube.patch(R.MIGMIGRATION, "c", {"spec": {"canceled": True}}, MTC_NAMESPACE)
+    env.kube.patch(R.MIGMIGRATION, env.n("c"), {"spec": {"canceled": True}}, MTC_NAMESPACE)
     env.until(lambda: env.mig("c")["status"]["phase"] == "Completed", "c")
     mig = env.mig("c")
     conds = cond_types(mig)
