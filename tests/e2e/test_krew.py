@@ -1,6 +1,7 @@
 """The krew release: the real validate-krew-manifest accepts it, the real krew installs it offline, and the
 installed plugin runs against the test API server on this machine's python3 and on Python 3.9."""
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -116,3 +117,12 @@ def test_installed_plugin_help_says_kubectl_vm_storage(installed):
     _, _, env = installed
     res = run(["kubectl", "vm-storage", "--help"], env=env)
     assert res.stdout.startswith("Usage: kubectl vm-storage ")
+
+
+def test_installed_plugin_status_talks_to_the_api_server(installed, namespace):
+    _, _, env = installed
+    res = run(["kubectl", "vm-storage", "status", "-n", namespace, "-o", "json"], env=env)
+    assert json.loads(res.stdout) == {"migrations": []}
+    res = run(["kubectl", "vm-storage", "status", "no-such-plan", "-n", namespace], env=env, check=False)
+    assert res.returncode not in (0, 1) and "no migration of plan or VM 'no-such-plan'" in res.stderr
+    assert "Traceback" not in res.stderr
