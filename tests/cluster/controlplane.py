@@ -287,6 +287,16 @@ def sandbox_up(workdir):
     return 0
 
 
+def _signal(pid, sig):
+    try:
+        os.killpg(pid, sig)
+    except OSError:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+
+
 def sandbox_down(workdir):
     state = os.path.join(workdir, "state.json")
     if not os.path.exists(state):
@@ -294,15 +304,16 @@ def sandbox_down(workdir):
         return 0
     with open(state) as fh:
         st = json.load(fh)
-    for pid in st.get("pids", []) + st.get("extra_pids", []):
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except OSError:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except OSError:
-                pass
-    time.sleep(1)
+    # Stand-ins first (they hold watches), then the API server, then etcd; SIGKILL whatever lingers.
+    pids = st.get("extra_pids", []) + st.get("pids", [])[::-1]
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive([p]) for p in pids):
+        time.sleep(0.2)
+    for pid in pids:
+        if _alive([pid]):
+            _signal(pid, signal.SIGKILL)
     shutil.rmtree(workdir, ignore_errors=True)
     print("sandbox stopped")
     return 0
