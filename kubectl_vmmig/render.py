@@ -34,6 +34,19 @@ def _paint(text, phase, color):
     return f"\x1b[{code}m{text}\x1b[0m" if color and code and text else text
 
 
+def _can_encode(text, stream=None) -> bool:
+    try:
+        text.encode(getattr(stream or sys.stdout, "encoding", None) or "utf-8")
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
+def _arrow():
+    # A terminal in a non-UTF-8 locale would raise UnicodeEncodeError on the arrow.
+    return " → " if _can_encode("→…") else " -> "
+
+
 def _pct(d):
     p = d.get("progressPercent")
     return "-" if p is None else f"{p}%"
@@ -45,7 +58,7 @@ def _eta(seconds):
 
 def _cut(text, width):
     text = " ".join(str(text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if len(text) <= width else text[: width - 1] + ("…" if _can_encode("…") else "~")
 
 
 def header(m: dict) -> str:
@@ -69,14 +82,14 @@ def table(m: dict, wide=False, color=False, eta=None) -> str:
              "ATTEMPT", "MESSAGE"]
     if wide:
         heads[2:4] = ["SOURCE PVC", "TARGET PVC", "SOURCE SC", "TARGET SC"]
-    rows = []
+    rows, arrow = [], _arrow()
     for d in m.get("disks") or []:
         est = eta(m, d) if eta else P.eta_from_elapsed(d)
         if d.get("phase") in P.TERMINAL_DISK_PHASES:
             est = None
-        pvcs = [d["sourcePVC"], d["targetPVC"]] if wide else [f"{d['sourcePVC']} → {d['targetPVC']}"]
+        pvcs = [d["sourcePVC"], d["targetPVC"]] if wide else [d["sourcePVC"] + arrow + d["targetPVC"]]
         scs = [d["sourceStorageClass"], d["targetStorageClass"]] if wide else \
-            [f"{d['sourceStorageClass'] or '?'} → {d['targetStorageClass'] or '?'}"]
+            [(d["sourceStorageClass"] or "?") + arrow + (d["targetStorageClass"] or "?")]
         msg = d.get("message") or ""
         rows.append([d["vm"] or "-", d["volume"] or "-", *pvcs, *scs, d["mode"], _paint(d["phase"], d["phase"], color),
                      _pct(d), _eta(est) or "-", d.get("transferRate") or "-", d.get("elapsed") or "-",
@@ -97,7 +110,7 @@ def footer(m: dict, stalls=()) -> List[str]:
     for e in m.get("_errors") or []:
         lines.append(f"error: {e}")
     for d in P.failed_disks(m):
-        lines.append(f"failed: disk {d['vm'] or '?'}/{d['volume'] or '?'} ({d['sourcePVC']} → {d['targetPVC']})"
+        lines.append(f"failed: disk {d['vm'] or '?'}/{d['volume'] or '?'} ({d['sourcePVC']}{_arrow()}{d['targetPVC']})"
                      + (f": {d['message']}" if d.get("message") else ""))
     if m.get("result") == P.RUNNING and m.get("_inspect") and any(d.get("phase") == "Failed" for d in m["disks"]):
         lines.append(f"inspect: {m['_inspect']}")
@@ -204,7 +217,7 @@ def follow(fetch: Callable[[], List[dict]], out=None, output="table", interval=2
                 now = clock()
                 if down_since is None:
                     down_since = now
-                    err.write(f"reconnecting… ({exc.message})\n")
+                    err.write(f"reconnecting{'…' if _can_encode('…', err) else '...'} ({exc.message})\n")
                     err.flush()
                 if now - down_since >= reconnect_timeout:
                     raise errors.ConnectionFailed(
