@@ -1,5 +1,6 @@
 """The completion protocol, the shims, `completion install`, and the dynamic sources failing soft (no cluster)."""
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -192,3 +193,40 @@ def test_connection_flags_typed_so_far_reach_the_source():
     child.params = {"namespace": "ns1", "as_groups": ("g",)}
     conn = cs._conn_from_ctx(child)
     assert (conn.kubeconfig, conn.namespace, conn.as_groups) == ("/k", "ns1", ("g",))
+
+
+def _shell_env():
+    return dict(os.environ, PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+                KUBECONFIG=os.devnull)
+
+
+@pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed")
+def test_fish_script_completes_words_flags_and_files():
+    script = (comp.SCRIPTS["fish"] + '\ncomplete -C "kubectl-vm_storage ver"; echo ---\n'
+              'complete -C "kubectl-vm_storage version --output=j"; echo ---\n'
+              f'complete -C "kubectl-vm_storage version --kubeconfig {REPO}/setup.c"\n')
+    res = subprocess.run(["fish", "--no-config", "-c", script], capture_output=True, text=True, env=_shell_env(),
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    first, second, third = res.stdout.split("---\n")
+    assert first == "version\tPrint the client and server versions.\n"
+    assert second == "--output=json\n"
+    assert third == f"{REPO}/setup.cfg\n"
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed")
+def test_zsh_script_feeds_describe_and_falls_back_to_files():
+    harness = comp.SCRIPTS["zsh"] + r'''
+_describe() { print -l -- "${cands[@]}" }
+compset() { : }
+_files() { print FILES }
+t() { words=("$@"); CURRENT=$#; _kubectl_vm_storage; print -- "---" }
+t kubectl-vm_storage ver
+t kubectl-vm_storage version -o ""
+t kubectl-vm_storage version --kubeconfig ""
+'''
+    res = subprocess.run(["zsh", "-f", "-c", "compdef() { : }\n" + harness], capture_output=True, text=True,
+                         env=_shell_env(), timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("---\n")[:3] == ["version:Print the client and server versions.\n",
+                                              "text\njson\nyaml\n", "FILES\n"]
