@@ -94,6 +94,7 @@ def requirements():
 
 def pip_install(target, reqs, python_version):
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+           "--no-warn-conflicts",  # --target: conflicts with the build environment do not concern the archive
            "--target", target, "--only-binary=:all:", "--python-version", python_version] + reqs
     subprocess.check_call(cmd)
 
