@@ -6,7 +6,7 @@ each DataVolume by one phase or one progress increment.
 """
 import json
 import math
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
@@ -82,10 +82,6 @@ def sync_storage_profile(kube, sc: dict, override: Optional[list] = None, existi
     if (prof.get("status") or {}) != status:
         prof = kube.patch(R.STORAGEPROFILE, name, {"status": status}, subresource="status")
     return prof
-
-
-def _pvc_path(ns, name, sub=None):
-    return R.PVC.path(ns, name, sub)
 
 
 class CdiController(StandIn):

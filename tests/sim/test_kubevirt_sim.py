@@ -306,3 +306,26 @@ def test_partial_rwo_update_and_stage_rollout_need_restart(kv, namespace):
         {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"}], namespace, patch_type="json")
     vm = wait_obj(kv, R.VM, "vm-3", namespace, lambda o: condition(o, "RestartRequired") is not None, "RestartRequired")
     assert condition(vm, "RestartRequired")["message"] == "a non-live-updatable field was changed in the template spec"
+
+
+@pytest.mark.cluster
+def test_filesystem_destination_of_same_size_as_block_source_fails_smaller(kv, namespace):
+    """kubevirt/kubevirt#12875: a Filesystem PVC of the Block source's nominal size is too small."""
+    _start_vm(kv, namespace, "vm-blk", [F.pvc_disk("disk0", claim="blk-src", size="2Gi", volume_mode="Block")])
+    F.apply(kv, namespace, F.make_pvc("fs-dst", size="2Gi", storage_class="fast", volume_mode="Filesystem"))
+    kv.patch(R.VM, "vm-blk", [
+        {"op": "replace", "path": "/spec/template/spec/volumes/0",
+         "value": {"name": "disk0", "persistentVolumeClaim": {"claimName": "fs-dst"}}},
+        {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"}], namespace, patch_type="json")
+    failed = wait_for(lambda: [m for m in vmims(kv, namespace, "vm-blk")
+                               if m.get("status", {}).get("phase") == "Failed"], what="failed VMIM")[0]
+    assert failed["status"]["migrationState"]["failureReason"].startswith(
+        "Volume migration cannot be performed because the destination volume is smaller than the source volume: ")
+    vmi = get(kv, R.VMI, "vm-blk", namespace)
+    assert condition(vmi, "VolumesChange")["status"] == "True"  # stays pending: retried until cancelled
+    assert vmi["status"]["migrationState"]["failed"] is True
+    kv.patch(R.VM, "vm-blk", [{"op": "replace", "path": "/spec/template/spec/volumes/0",
+                               "value": {"name": "disk0", "persistentVolumeClaim": {"claimName": "blk-src"}}}],
+             namespace, patch_type="json")
+    wait_obj(kv, R.VMI, "vm-blk", namespace,
+             lambda o: (condition(o, "VolumesChange") or {}).get("reason") == "VolumesChangeCancellation", "cancelled")
