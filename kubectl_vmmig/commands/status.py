@@ -91,6 +91,9 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
     """Show per-disk progress of migrations (both engines).
 
     \b
+    With -w the exit code is the result's: 0 succeeded, 4 failed, 5 canceled.
+
+    \b
     Examples:
       kubectl vm-storage status                      # migrations in the current namespace
       kubectl vm-storage status my-vm -w             # follow one VM's disks to the end
@@ -135,4 +138,13 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
     def fetch_following():
         return pending.pop() if pending else fetch()
 
-    render.follow(fetch_following, output=output, interval=interval)
+    final = render.follow(fetch_following, output=output, interval=interval)
+    # Like `migrate --wait`, a followed watch ends with the result's exit code, so scripts can rely on it.
+    failed = [m for m in final if m.get("result") == P.FAILED]
+    if failed:
+        disks = [f"{d['vm']}/{d['volume']}" for m in failed for d in P.failed_disks(m)]
+        raise errors.MigrationFailed(f"{len(failed)} migration(s) failed"
+                                     + (f" (disks: {', '.join(disks)})" if disks else ""))
+    canceled = [m["plan"] for m in final if m.get("result") == P.CANCELED]
+    if canceled:
+        raise errors.MigrationCanceled(f"migration(s) canceled: {', '.join(canceled)}")

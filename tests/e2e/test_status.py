@@ -282,3 +282,31 @@ def test_status_follows_a_run_and_dump_matches_live(cp, sims, kubectl, namespace
     vms = kubectl("get", "vm", "-n", ns, "-o", "yaml")
     (tmp_path / "d.yaml").write_text(dump.stdout + "\n---\n" + vms.stdout)
     assert status_json(kubectl, "-n", ns, "-f", str(tmp_path / "d.yaml")) == live
+
+
+def test_watch_exit_code_is_the_result(cp, kubectl, namespace):
+    """`status -w` ends with the result's exit code: a failed migration gives 4 and names the disk."""
+    mtc_ns = seed_mtc(cp.admin, namespace)
+    proc = subprocess.Popen([cp.kubectl_bin, "vm-storage", "status", "-w", "--interval", "0.5", "-n", namespace],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(cp.env),
+                            stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(2.5)
+        assert proc.poll() is None, proc.communicate()
+        failed = {"phase": "Completed", "conditions": [
+            {"type": "Failed", "status": "True", "category": "Advisory", "reason": "DirectVolumeMigrationFailed",
+             "durable": True, "message": "The migration has failed.  See: Errors.",
+             "lastTransitionTime": "2025-06-01T10:10:00Z"}]}
+        set_status(cp.admin, R.MIGMIGRATION, "vm-storage-cutover", mtc_ns, failed)
+        dvm = cp.admin.items(R.DVM, mtc_ns)[0]
+        set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, {
+            "phase": "Completed", "runningLiveMigration": None, "failedLiveMigration": [
+                {"vmName": "vm-0", "vmNamespace": namespace, "pvcRef": {"namespace": namespace, "name": "pvc-0"},
+                 "message": "Live migration failed", "totalElapsedTime": "3m0s"}]})
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 4, (out, err)
+    assert "RESULT Failed" in out
+    assert err.strip().splitlines()[-1].startswith("error: 1 migration(s) failed") and "vm-0/rootdisk" in err
