@@ -100,10 +100,10 @@ class Result(dict):
 
 
 def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float] = None,
-        stop_signal: int = signal.SIGINT, keep_stdout: bool = False) -> Result:
+        stop_signal: int = signal.SIGINT, keep_stdout: bool = False, kill_after: float = 5.0) -> Result:
     """Run ``argv`` and measure it. Peak memory comes from ``os.wait4`` (the child's own rusage, so runs do
     not mix as RUSAGE_CHILDREN would). After ``timeout`` seconds the child gets ``stop_signal`` (like
-    Ctrl-C), then SIGKILL 5 s later; the run then counts as ``timedOut`` (the expected end of ``-w``)."""
+    Ctrl-C), then SIGKILL ``kill_after`` s later; the run then counts as ``timedOut`` (the expected end of ``-w``)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
         proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
@@ -113,7 +113,7 @@ def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float
             def stop():
                 timed_out.set()
                 _signal(proc.pid, stop_signal)
-            timers = [threading.Timer(timeout, stop), threading.Timer(timeout + 5, _signal, (proc.pid, signal.SIGKILL))]
+            timers = [threading.Timer(timeout, stop), threading.Timer(timeout + kill_after, _signal, (proc.pid, signal.SIGKILL))]
             for t in timers:
                 t.daemon = True
                 t.start()

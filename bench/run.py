@@ -76,20 +76,20 @@ class Bench:
             return [self.kubectl, *args, "-v", "6"]
         return [self.kubectl, *args, "-v=6", f"--cache-dir={self.cache_dir}"]
 
-    def measure(self, argvs, runs):
-        """One untimed warm-up, then ``runs`` measured runs of the argv sequence."""
-        for argv in argvs:
-            measure.run(argv, env=self.env, timeout=600)
-        results = []
-        for _ in range(runs):
-            results.append([measure.run(argv, env=self.env, timeout=600) for argv in argvs])
-        return report.aggregate(results)
-
     def case(self, name, n, plugin_args, kubectl_args):
-        p = self.measure([self.kubectl_argv(plugin_args, True)], self.args.runs)
+        """Plugin and kubectl runs interleaved (plugin, kubectl, plugin, ...) after one untimed warm-up of
+        each, so a load change on the machine hits both sides of the ratio alike."""
+        p_argvs = [self.kubectl_argv(plugin_args, True)]
+        k_argvs = [self.kubectl_argv(a, False) for a in kubectl_args]
+        for argv in p_argvs + k_argvs:
+            measure.run(argv, env=self.env, timeout=600)
+        p_runs, k_runs = [], []
+        for _ in range(self.args.runs):
+            p_runs.append([measure.run(argv, env=self.env, timeout=600) for argv in p_argvs])
+            k_runs.append([measure.run(argv, env=self.env, timeout=600) for argv in k_argvs])
+        p, k = report.aggregate(p_runs), report.aggregate(k_runs)
         # The same command run as the plugin executable alone: its own peak RSS without kubectl's dispatcher.
         alone = measure.run([self.plugin, *plugin_args[1:], "-v", "6"], env=self.env, timeout=600)
-        k = self.measure([self.kubectl_argv(a, False) for a in kubectl_args], self.args.runs)
         c = report.case_figures(name, n, p, k, alone["maxrssKB"])
         print(f"    {name:<26} plugin {p['medianSeconds']:.3f}s {p['requests']:>3} req exit {p['exit']} | "
               f"kubectl get {k['medianSeconds']:.3f}s {k['requests']:>3} req"
@@ -101,18 +101,21 @@ class Bench:
     def watch(self, n, seconds):
         ns = O.namespace_for(n)
         res = measure.run(self.kubectl_argv(["vm-storage", "status", "-n", ns, "-w"], True), env=self.env,
-                          timeout=seconds)
+                          timeout=seconds, kill_after=20)
         summary = measure.summarize_requests(res["requests"])
-        per_min = len(res["requests"]) * 60.0 / res["seconds"] if res["seconds"] else None
+        # The rate is over the window up to the SIGINT; the time the plugin then takes to exit is reported apart.
+        window = min(res["seconds"], seconds)
+        per_min = len(res["requests"]) * 60.0 / window if window else None
         # A poll cycle starts with the MigPlan LIST (progress/mtc.py fetch_objects); a watch would show as watch=true.
         polls = sum(k for t, k in summary["byTemplate"].items() if t.endswith("/migplans"))
-        out = {"n": n, "seconds": res["seconds"], "requests": len(res["requests"]), "watchRequests": summary["watch"],
+        out = {"n": n, "seconds": window, "exitSecondsAfterSigint": max(0.0, res["seconds"] - seconds),
+               "requests": len(res["requests"]), "watchRequests": summary["watch"],
                "requestsPerMinute": per_min, "polls": polls,
                "requestsPerPoll": round(len(res["requests"]) / polls, 1) if polls else None, "exit": res["exit"], "timedOut": res["timedOut"],
                "maxrssMB": round(res["maxrssKB"] / 1024.0, 1), "requestSummary": summary,
                "stderrTail": res["stderrTail"], "stdoutBytes": res["stdoutBytes"]}
-        print(f"    status -w for {res['seconds']:.1f}s: {out['requests']} requests ({summary['watch']} watches)"
-              f" = {per_min:.1f}/min, exit {res['exit']}", flush=True)
+        print(f"    status -w for {window:.1f}s: {out['requests']} requests ({summary['watch']} watches)"
+              f" = {per_min:.1f}/min, exit {res['exit']} {out['exitSecondsAfterSigint']:.1f}s after SIGINT", flush=True)
         return out
 
     def help_probe(self):
