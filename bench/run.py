@@ -168,13 +168,14 @@ def main(argv=None):
         only = {s.strip() for s in args.only.split(",") if s.strip()}
         doc = {"meta": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                    "python": platform.python_version()},
+                                    "python": platform.python_version(),
+                                    "loadAverageAtStart": os.getloadavg()},
                         "server": cp.admin().server_version().get("gitVersion"), "sizes": sizes, "runs": args.runs,
                         "versions": versions(bench.kubectl, bench.env), "fillSeconds": {}},
                "cases": [], "skipped": [], "watch": None}
         doc["help"] = bench.help_probe()
         for n in sizes:
-            print(f"N={n}", flush=True)
+            print(f"N={n} (load average {os.getloadavg()[0]:.1f})", flush=True)
             fill = {"vms": filler.fill_vms(n)}
             cases = plugin_cases(O.namespace_for(n))
             for scenario in ("vms", "mtc"):
@@ -196,6 +197,7 @@ def main(argv=None):
             doc["meta"]["fillSeconds"][str(n)] = fill
         doc["requestGrowth"] = report.request_growth(doc["cases"])
         doc["meta"]["totalSeconds"] = time.monotonic() - started
+        doc["meta"]["loadAverageAtEnd"] = os.getloadavg()
     finally:
         cp.stop()
         shutil.rmtree(workdir, ignore_errors=True)
