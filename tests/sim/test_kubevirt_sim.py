@@ -329,3 +329,18 @@ def test_filesystem_destination_of_same_size_as_block_source_fails_smaller(kv, n
              namespace, patch_type="json")
     wait_obj(kv, R.VMI, "vm-blk", namespace,
              lambda o: (condition(o, "VolumesChange") or {}).get("reason") == "VolumesChangeCancellation", "cancelled")
+
+
+@pytest.mark.cluster
+def test_without_livemigrate_method_the_vmi_just_waits(kv, namespace):
+    F.install_kubevirt(kv, workload_update_methods=())  # plain KubeVirt default: empty list
+    _start_vm(kv, namespace)
+    _dst_dv(kv, namespace)
+    _start_migration(kv, namespace)
+    vmi = wait_obj(kv, R.VMI, "vm-dv", namespace, lambda o: condition(o, "VolumesChange") is not None, "VolumesChange")
+    assert condition(vmi, "VolumesChange")["status"] == "True" and vmi["status"]["migratedVolumes"]
+    time.sleep(1.0)  # ~20 passes
+    assert vmims(kv, namespace, "vm-dv") == []
+    F.install_kubevirt(kv)  # LiveMigrate configured later: the pending update is picked up
+    wait_for(lambda: [m for m in vmims(kv, namespace, "vm-dv") if m.get("status", {}).get("phase") == "Succeeded"],
+             what="VMIM Succeeded after enabling LiveMigrate")
