@@ -54,6 +54,14 @@ def test_pip_install_is_the_copy_under_test(venv):
         assert os.access(os.path.join(venv, "bin", name), os.X_OK), name
 
 
+def test_kubectl_runs_the_installed_plugin(form, cp):
+    name, env = form
+    res = run(["kubectl", "vm-storage", "version"], env=env)
+    assert f"Server Version: {cp.admin.server_version()['gitVersion']}" in res.stdout
+    listing = run(["kubectl", "plugin", "list"], env=env, check=False).stdout
+    assert "kubectl-vm_storage" in listing and "/root/.pyenv" not in listing  # only the install under test
+
+
 def test_kubectl_lists_the_subcommands(form):
     name, env = form
     cands, directive, stderr = kubectl_complete(env, "")
