@@ -133,6 +133,9 @@ def prepare(opts, conn, write=True) -> Prepared:
                                 objs["DataVolume"], objs["StorageClass"], objs["Pod"])
     moving = [d for k in keys for d in inventory["vms"][k]["disks"]]
     if moving and all(d["storageClass"] == opts.to for d in moving):
+        done = None if opts.local or opts.dry_run != "none" else finished_migration(kube, opts, namespace, keys)
+        if done is not None:  # the same command, run again after it finished: attach, create nothing
+            return Prepared(kube=kube, namespace=namespace, reattach=done, objs=objs, plan=None, engine=None)
         raise errors.BadInput(f"every disk of the chosen VMs is already on StorageClass {opts.to}",
                               "choose another --to, or other VMs")
     if not moving:
@@ -172,6 +175,33 @@ def prepare(opts, conn, write=True) -> Prepared:
         findings = list(plan["findings"]) + list(engine_checks(engine, plan, inventory, objs, opts))
     return Prepared(kube=kube, engine=engine, objs=objs, namespace=namespace, inventory=inventory, plan=plan,
                     facts=facts, findings=findings, mtc=B)
+
+
+def finished_migration(kube, opts, namespace, keys):
+    """The plugin's MTC migration that already moved these VMs to ``opts.to`` (for a re-run), else None."""
+    from ..engines import mtc_build as B
+    from ..engines.mtc import MtcEngine
+
+    if opts.engine == "kubevirt":
+        return None
+    eng = MtcEngine(kube, {"mtc_namespace": opts.mtc_namespace})
+    try:
+        if not eng.locate()["installed"]:
+            return None
+        own, _ = eng.existing_plans(namespace)
+        migs = eng.migrations_of(own["metadata"]["name"]) if own else []
+    except errors.ApiError:
+        return None
+    wanted = {k.split("/", 1)[1] for k in keys}
+    for m in sorted(migs, key=lambda m: m["metadata"].get("creationTimestamp") or "", reverse=True):
+        try:
+            req = json.loads(((m["metadata"].get("annotations") or {}).get(B.REQUEST_ANNOTATION)) or "{}")
+        except ValueError:
+            continue
+        if req.get("type") == opts.kind and req.get("targetStorageClass") == opts.to and wanted <= set(req.get("vms") or ()):
+            return {"engine": eng, "plan": own["metadata"]["name"], "migration": m["metadata"]["name"],
+                    "mtcNamespace": eng.mtc_namespace, "namespace": namespace, "created": False}
+    return None
 
 
 def _kubevirt_naming(engine, opts):
@@ -250,6 +280,11 @@ def refuse_if_blocked(findings, plan):
 # ---- run ----------------------------------------------------------------------------------------
 def run(opts, conn) -> int:
     prep = prepare(opts, conn, write=opts.dry_run == "none")
+    if getattr(prep, "reattach", None):
+        ref = dict(prep.reattach)
+        prep.engine = ref.pop("engine")
+        sys.stderr.write(f"already migrated: re-attaching to MigMigration {ref['mtcNamespace']}/{ref['migration']}\n")
+        return after_apply(prep, ref, opts)
     plan, engine = prep.plan, prep.engine
     if opts.dry_run == "client":
         if engine.name == "mtc":
