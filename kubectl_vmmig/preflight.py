@@ -56,27 +56,42 @@ def kubevirt_capabilities(kv: Optional[dict]) -> dict:
     return {"liveMigration": not reasons, "liveMigrationReason": "; ".join(reasons), "version": version}
 
 
+# Every API call of the MTC engine (migrate, check, status, cancel, rollback), as (verb, group, resource, scope):
+# scope "namespace" = the VMs' namespace, "mtc" = MTC's namespace, "cluster" = cluster scope. deploy/rbac/ grants
+# exactly these (tests/unit/test_rbac_manifests.py keeps the two in step).
+MTC_READ_PERMISSIONS = (
+    ("get", "kubevirt.io", "virtualmachines", "namespace"), ("list", "kubevirt.io", "virtualmachines", "namespace"),
+    ("list", "kubevirt.io", "virtualmachineinstances", "namespace"), ("list", "", "persistentvolumeclaims", "namespace"),
+    ("list", "cdi.kubevirt.io", "datavolumes", "namespace"), ("list", "", "pods", "namespace"),
+    ("list", "", "configmaps", "namespace"),  # status also shows kubevirt-engine records
+    ("list", "apps", "deployments", "namespace"), ("list", "apps", "statefulsets", "namespace"),
+    ("list", "apps", "replicasets", "namespace"), ("list", "apps", "daemonsets", "namespace"),
+    ("list", "batch", "jobs", "namespace"), ("list", "batch", "cronjobs", "namespace"),
+    ("list", "migration.openshift.io", "migclusters", "mtc"), ("get", "migration.openshift.io", "migplans", "mtc"),
+    ("list", "migration.openshift.io", "migplans", "mtc"), ("get", "migration.openshift.io", "migmigrations", "mtc"),
+    ("list", "migration.openshift.io", "migmigrations", "mtc"), ("get", "migration.openshift.io", "mighooks", "mtc"),
+    ("list", "migration.openshift.io", "directvolumemigrations", "mtc"),
+    ("list", "migration.openshift.io", "directvolumemigrationprogresses", "mtc"),
+    ("list", "storage.k8s.io", "storageclasses", "cluster"), ("list", "", "nodes", "cluster"),
+    ("list", "kubevirt.io", "kubevirts", "cluster"),
+)
+MTC_WRITE_PERMISSIONS = (
+    ("create", "migration.openshift.io", "migplans", "mtc"), ("patch", "migration.openshift.io", "migplans", "mtc"),
+    ("create", "migration.openshift.io", "migmigrations", "mtc"),
+    ("patch", "migration.openshift.io", "migmigrations", "mtc"),  # cancel
+)
+
+
 def required_permissions(engine: str, namespace: str, mtc_namespace: Optional[str] = None,
                          write: bool = True) -> List[dict]:
     """Every (verb, group, resource, namespace) the command will use, for SelfSubjectAccessReviews."""
-    def p(verb, group, resource, ns=namespace, sub=None):
-        return {"verb": verb, "group": group, "resource": resource, "namespace": ns, "subresource": sub}
-
-    out = [p("get", "kubevirt.io", "virtualmachines"), p("list", "kubevirt.io", "virtualmachines"),
-           p("list", "kubevirt.io", "virtualmachineinstances"), p("list", "", "persistentvolumeclaims"),
-           p("list", "cdi.kubevirt.io", "datavolumes"), p("list", "", "pods"),
-           p("list", "storage.k8s.io", "storageclasses", None)]
     if engine == "mtc":
-        m = mtc_namespace
-        out += [p("list", "migration.openshift.io", "migclusters", m), p("list", "migration.openshift.io", "migplans", m),
-                p("get", "migration.openshift.io", "migplans", m), p("list", "migration.openshift.io", "migmigrations", m),
-                p("list", "migration.openshift.io", "directvolumemigrations", m),
-                p("list", "migration.openshift.io", "directvolumemigrationprogresses", m),
-                p("list", "apps", "deployments"), p("list", "apps", "statefulsets")]
-        if write:
-            out += [p("create", "migration.openshift.io", "migplans", m), p("patch", "migration.openshift.io", "migplans", m),
-                    p("create", "migration.openshift.io", "migmigrations", m)]
-    return out
+        table = MTC_READ_PERMISSIONS + (MTC_WRITE_PERMISSIONS if write else ())
+    else:
+        table = [t for t in MTC_READ_PERMISSIONS if t[3] != "mtc"]
+    where = {"namespace": namespace, "mtc": mtc_namespace, "cluster": None}
+    return [{"verb": v, "group": g, "resource": r, "namespace": where[scope], "subresource": None}
+            for v, g, r, scope in table]
 
 
 def _dedupe(findings):

@@ -22,6 +22,19 @@ from .kubevirt_steps import TERMINAL, Driver, PatchRefused, guarded_patch, now
 from .kubevirt_track import cancel_done, judge_live, vmim_selector
 
 
+# Every API call of this engine (migrate, check, status, cancel): (verb, Resource, subresource, namespaced).
+# deploy/rbac/kubevirt-engine.yaml grants exactly these (tests/unit/test_rbac_manifests.py keeps them in step).
+PERMISSIONS = (
+    ("get", R.VM, None, True), ("list", R.VM, None, True), ("patch", R.VM, None, True),
+    ("get", R.VMI, None, True), ("list", R.VMI, None, True), ("list", R.VMIM, None, True),
+    ("get", R.DATAVOLUME, None, True), ("list", R.DATAVOLUME, None, True), ("create", R.DATAVOLUME, None, True),
+    ("get", R.PVC, None, True), ("list", R.PVC, None, True), ("list", R.POD, None, True),
+    ("get", R.CONFIGMAP, None, True), ("list", R.CONFIGMAP, None, True), ("create", R.CONFIGMAP, None, True),
+    ("update", R.CONFIGMAP, None, True),
+    ("list", R.STORAGECLASS, None, False), ("list", R.NODE, None, False), ("list", R.KUBEVIRT, None, False),
+)
+
+
 def _stderr(msg: str) -> None:
     sys.stderr.write(msg + "\n")
     sys.stderr.flush()
@@ -81,12 +94,7 @@ class KubevirtEngine:
                 md = o.get("metadata") or {}
                 existing.setdefault(md.get("name"), {"kind": res.kind, "labels": md.get("labels") or {}})
         rbac = []
-        for verb, res, sub, scoped in (("get", R.VM, None, True), ("patch", R.VM, None, True),
-                                       ("get", R.VMI, None, True), ("list", R.VMIM, None, True),
-                                       ("create", R.DATAVOLUME, None, True), ("get", R.DATAVOLUME, None, True),
-                                       ("get", R.PVC, None, True), ("create", R.CONFIGMAP, None, True),
-                                       ("update", R.CONFIGMAP, None, True), ("list", R.CONFIGMAP, None, True),
-                                       ("list", R.NODE, None, False), ("list", R.KUBEVIRT, None, False)):
+        for verb, res, sub, scoped in PERMISSIONS:
             allowed, reason = k.can_i(verb, res.plural, res.group, ns if scoped else None, sub)
             rbac.append({"verb": verb, "resource": res.plural, "group": res.group, "subresource": sub,
                          "allowed": allowed, "reason": reason})

@@ -121,13 +121,14 @@ class ControlPlane:
             "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}", "--unsafe-no-fsync",
             "--log-level", "warn"])
-        self._spawn("kube-apiserver", [
+        self._apiserver_args = [
             os.path.join(self.bins, "kube-apiserver"), f"--etcd-servers={etcd_url}", f"--cert-dir={certs}",
             f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
             "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
             f"--token-auth-file={tokens}", f"--service-account-issuer=https://127.0.0.1:{port}/",
             f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
-            "--disable-admission-plugins=ServiceAccount", "--allow-privileged=true", "--v=0"])
+            "--disable-admission-plugins=ServiceAccount", "--allow-privileged=true", "--v=0"]
+        self._spawn("kube-apiserver", self._apiserver_args)
         self.server = f"https://127.0.0.1:{port}"
         self._wait_ready(timeout)
         self.ca_file = os.path.join(certs, "apiserver.crt")
@@ -141,6 +142,33 @@ class ControlPlane:
         # A new session so Ctrl-C on pytest does not kill the processes before our cleanup runs.
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(proc)
+        return proc
+
+    def _apiserver_proc(self):
+        return next((p for p in self.procs if os.path.basename(p.args[0]) == "kube-apiserver"), None)
+
+    def stop_apiserver(self, timeout=15):
+        """Stop only kube-apiserver (etcd keeps the data): clients see connection refused until
+        ``start_apiserver``. For fault tests; use a dedicated ControlPlane, not the shared one."""
+        proc = self._apiserver_proc()
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.procs.remove(proc)
+
+    def start_apiserver(self, timeout=90):
+        """Start kube-apiserver again on the same port, with the same etcd, certificates and tokens."""
+        if self._apiserver_proc() is not None:
+            return self
+        self._spawn("kube-apiserver", self._apiserver_args)
+        self._wait_ready(timeout)
+        return self
 
     def _wait_ready(self, timeout):
         ctx = ssl._create_unverified_context()
@@ -203,8 +231,9 @@ class ControlPlane:
         return Kube.connect(ConnectionOptions(kubeconfig=self.admin_kubeconfig), **kw)
 
     # ---- what a cluster has ----------------------------------------------------------------------------
-    def install(self):
-        """Install the real CRDs and the cluster basics; idempotent."""
+    def install(self, groups=None):
+        """Install the real CRDs and the cluster basics; idempotent. ``groups``: only the CRDs of these API
+        groups (e.g. {"kubevirt.io"} for a cluster without MTC and CDI); None installs all of them."""
         from kubectl_vmmig import resources as R
         from kubectl_vmmig import errors
 
@@ -213,6 +242,8 @@ class ControlPlane:
         for path in sorted(glob.glob(os.path.join(CRD_DIR, "*", "*.yaml"))):
             with open(path) as fh:
                 crd = adjust_crd(yaml.safe_load(fh))
+            if groups is not None and crd["spec"]["group"] not in groups:
+                continue
             names.append(crd["metadata"]["name"])
             try:
                 kube.create(R.CRD, crd)

@@ -1,0 +1,85 @@
+"""deploy/rbac/ grants exactly the permissions each engine checks with SelfSubjectAccessReviews (and uses):
+preflight.MTC_*_PERMISSIONS for mtc, engines.kubevirt.PERMISSIONS for kubevirt. A permission added to the
+code without the manifest (or the reverse) fails here."""
+import glob
+import os
+
+import pytest
+import yaml
+
+from kubectl_vmmig import preflight as P
+from kubectl_vmmig.engines import kubevirt as KV
+
+RBAC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "rbac")
+ENGINE = "vm-storage.kubevirt-tools.io/engine"
+SCOPE = "vm-storage.kubevirt-tools.io/scope"
+
+
+def load_roles():
+    out = []
+    for path in sorted(glob.glob(os.path.join(RBAC_DIR, "*.yaml"))):
+        with open(path) as fh:
+            out += [d for d in yaml.safe_load_all(fh) if d]
+    return out
+
+
+def granted(engine):
+    """{(verb, group, resource, scope)} the manifests of ``engine`` grant."""
+    out = set()
+    for role in load_roles():
+        ann = role["metadata"].get("annotations") or {}
+        if ann.get(ENGINE) != engine:
+            continue
+        for rule in role["rules"]:
+            assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"{role['metadata']['name']}: only plain rules"
+            for g in rule["apiGroups"]:
+                for r in rule["resources"]:
+                    for v in rule["verbs"]:
+                        out.add((v, g, r, ann[SCOPE]))
+    return out
+
+
+def test_manifests_are_well_formed_and_never_grant_delete_or_wildcards():
+    roles = load_roles()
+    assert {r["metadata"]["name"] for r in roles} == {
+        "vm-storage-kubevirt-engine", "vm-storage-kubevirt-engine-cluster", "vm-storage-mtc-engine",
+        "vm-storage-mtc-engine-mtc", "vm-storage-mtc-engine-cluster"}
+    for role in roles:
+        assert role["apiVersion"] == "rbac.authorization.k8s.io/v1"
+        scope = role["metadata"]["annotations"][SCOPE]
+        # the MTC-namespace role is a Role there; the others are ClusterRoles (bound per namespace or cluster-wide)
+        assert role["kind"] == ("Role" if scope == "mtc" else "ClusterRole"), role["metadata"]["name"]
+        if scope == "mtc":
+            assert role["metadata"]["namespace"] == "openshift-migration"
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def test_mtc_manifests_equal_the_checked_permissions():
+    want = set(P.MTC_READ_PERMISSIONS) | set(P.MTC_WRITE_PERMISSIONS)
+    got = granted("mtc")
+    assert got - want == set(), "granted but never checked/used"
+    assert want - got == set(), "checked but not granted"
+
+
+def test_mtc_preflight_asks_for_every_permission_of_the_table():
+    perms = P.required_permissions("mtc", "ns1", "openshift-migration")
+    where = {"ns1": "namespace", "openshift-migration": "mtc", None: "cluster"}
+    asked = {(p["verb"], p["group"], p["resource"], where[p["namespace"]]) for p in perms}
+    assert asked == granted("mtc")
+
+
+def test_kubevirt_manifests_equal_the_checked_permissions():
+    want = {(verb, res.group, res.plural, "namespace" if scoped else "cluster")
+            for verb, res, sub, scoped in KV.PERMISSIONS}
+    assert all(sub is None for _, _, sub, _ in KV.PERMISSIONS)
+    got = granted("kubevirt")
+    assert got - want == set(), "granted but never checked/used"
+    assert want - got == set(), "checked but not granted"
+
+
+@pytest.mark.parametrize("engine", ["mtc", "kubevirt"])
+def test_cluster_scoped_grants_are_read_only(engine):
+    cluster = {t for t in granted(engine) if t[3] == "cluster"}
+    assert cluster and all(v in ("get", "list") for v, *_ in cluster)
