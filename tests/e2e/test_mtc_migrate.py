@@ -252,3 +252,31 @@ def test_check_exit_codes(env, kubectl):
     assert "rbac" in r.stdout and "mtc-host-cluster" in r.stdout
     r = vs(kubectl, "check", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc", "--hook", "nosuch:preBackup")
     assert r.returncode == errors.PREFLIGHT and "MigHook nosuch not found" in r.stdout
+
+
+def test_live_capability_fallback(env, kubectl):
+    kube, ns = env
+    make_vms(kube, ns, ["vm1"], running=True)
+    F.install_kubevirt(kube, version="v1.4.0", feature_gates=())  # gates missing: no storage live migration
+    try:
+        r = vs(kubectl, "migrate", "vm1", "--to", "fast", "--mode", "live", "-n", ns, "--yes")
+        assert r.returncode == errors.PREFLIGHT, r.stderr
+        assert "--mode offline" in r.stderr and "feature gates missing" in r.stderr
+        assert all_plans_for(kube, ns) == []
+        r = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", ns, "--dry-run=client", "-o", "json")
+        assert r.returncode == 0, r.stderr
+        preview = json.loads(r.stdout)
+        assert preview["objects"][0]["spec"]["liveMigrate"] is False
+        assert any(c["severity"] == "warning" and "falling back to offline" in c["message"] for c in preview["checks"])
+        assert any(c["name"] == "quiesce" and "VirtualMachine/vm1" in c["message"] for c in preview["checks"])
+    finally:
+        F.install_kubevirt(kube)
+
+
+def test_no_rights_is_forbidden_and_creates_nothing(env, kubectl, cp):
+    kube, ns = env
+    make_vms(kube, ns, ["vm1"], running=False)
+    r = kubectl("vm-storage", "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", kubeconfig=cp.restricted_kubeconfig)
+    assert r.returncode == errors.FORBIDDEN, r.stderr
+    assert "forbidden" in r.stderr.lower() and "Traceback" not in r.stderr
+    assert all_plans_for(kube, ns) == []
