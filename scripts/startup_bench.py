@@ -64,6 +64,7 @@ def main(argv=None):
     ap.add_argument("--kubectl")
     args = ap.parse_args(argv)
     kubectl = find_kubectl(args.kubectl)
+    load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="vmstorage-bench-") as tmp:
         kdir = os.path.join(tmp, "kubectl")
@@ -84,7 +85,8 @@ def main(argv=None):
             for label, cmd in cases:
                 med, best = median_ms(cmd, env, args.n)
                 rows.append((form, label, med, best))
-    print(f"Python {sys.version.split()[0]}, {args.n} runs each after one warm-up, {os.cpu_count()} CPUs\n")
+    print(f"Python {sys.version.split()[0]}, {args.n} runs each after one warm-up, {os.cpu_count()} CPUs, "
+          f"load average {load_before:.1f} -> {os.getloadavg()[0]:.1f} (figures mean little when it exceeds the CPUs)\n")
     print("| form | command | median | min |")
     print("|---|---|---|---|")
     for form, label, med, best in rows:
