@@ -138,7 +138,8 @@ def versions(kubectl, env):
             return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30).stdout.strip()
         except OSError:
             return ""
-    return {"kubectl": cmd([kubectl, "version", "--client", "-o", "json"]),
+    return {"git": cmd(["git", "-C", REPO, "describe", "--always", "--dirty"]),
+            "kubectl": cmd([kubectl, "version", "--client", "-o", "json"]),
             "plugin": cmd([kubectl, "vm-storage", "version", "--client"]) or cmd([kubectl, "vm-storage", "--version"])}
 
 
