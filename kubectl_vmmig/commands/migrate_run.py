@@ -167,8 +167,8 @@ def prepare(opts, conn, write=True) -> Prepared:
         if opts.local:
             facts = {"engine": "mtc"}
         else:
-            facts = engine.gather_facts(plan, opts.kind, write=write and opts.dry_run == "none",
-                                        hooks=opts.parsed_hooks)
+            # write permissions are checked for previews and check too: they say what a real run would hit
+            facts = engine.gather_facts(plan, opts.kind, write=write, hooks=opts.parsed_hooks)
         findings = P.run_preflight(plan, inventory, facts, opts.kind)
     else:
         facts = {}
@@ -279,7 +279,7 @@ def refuse_if_blocked(findings, plan):
 
 # ---- run ----------------------------------------------------------------------------------------
 def run(opts, conn) -> int:
-    prep = prepare(opts, conn, write=opts.dry_run == "none")
+    prep = prepare(opts, conn, write=True)
     if getattr(prep, "reattach", None):
         ref = dict(prep.reattach)
         prep.engine = ref.pop("engine")

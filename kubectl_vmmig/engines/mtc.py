@@ -4,7 +4,6 @@ Pure builders live in ``mtc_build.py``; this module does the API calls, always i
 everything, judge (preflight), and only then write. Every write is idempotent: objects have
 deterministic names and the plugin's labels, so a re-run adopts what exists instead of creating twice.
 """
-import json
 import time
 from typing import Optional
 
@@ -255,7 +254,7 @@ class MtcEngine:
                     f"MTC did not discover PVC(s) {', '.join(missing)} in namespace {plan['namespace']}",
                     "only Bound PVCs are migrated; check that they are Bound and retry")
             digest = (cur.get("status") or {}).get("observedDigest")
-            if not _changes(cur, ops):
+            if not B.changes(cur, ops):
                 digest = None  # nothing to write (a re-run): the current status already judges this spec
                 break
             try:
@@ -387,25 +386,3 @@ class MtcEngine:
             return existing["metadata"]["name"], False
         self.kube.create(R.MIGMIGRATION, body, self.mtc_namespace, dry_run=dry_run_server)
         return body["metadata"]["name"], True
-
-
-def _changes(obj, ops) -> bool:
-    """Whether applying the ``add`` ops of a JSON patch would change ``obj``."""
-    for op in ops:
-        if op["op"] != "add":
-            continue
-        cur = obj
-        for part in op["path"].strip("/").split("/"):
-            if isinstance(cur, list):
-                cur = cur[int(part)] if part.isdigit() and int(part) < len(cur) else None
-            elif isinstance(cur, dict):
-                cur = cur.get(part.replace("~1", "/").replace("~0", "~"))
-            else:
-                cur = None
-        if cur != op["value"]:
-            return True
-    return False
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False)

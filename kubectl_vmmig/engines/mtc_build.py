@@ -257,3 +257,21 @@ def migration_result(migmigration: dict, dvm: Optional[dict] = None) -> Tuple[st
     if crit:
         return "Failed", "; ".join(c.get("message", c.get("type", "")) for c in crit)
     return "Running", ""
+
+
+def changes(obj, ops) -> bool:
+    """Whether applying the ``add`` ops of a JSON patch would change ``obj``."""
+    for op in ops:
+        if op["op"] != "add":
+            continue
+        cur = obj
+        for part in op["path"].strip("/").split("/"):
+            if isinstance(cur, list):
+                cur = cur[int(part)] if part.isdigit() and int(part) < len(cur) else None
+            elif isinstance(cur, dict):
+                cur = cur.get(part.replace("~1", "/").replace("~0", "~"))
+            else:
+                cur = None
+        if cur != op["value"]:
+            return True
+    return False

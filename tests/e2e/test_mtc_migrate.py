@@ -280,3 +280,45 @@ def test_no_rights_is_forbidden_and_creates_nothing(env, kubectl, cp):
     assert r.returncode == errors.FORBIDDEN, r.stderr
     assert "forbidden" in r.stderr.lower() and "Traceback" not in r.stderr
     assert all_plans_for(kube, ns) == []
+
+
+def _grant_read_only(kube, ns, tag):
+    """alice may read everything the plugin reads, but write nothing."""
+    def post(path, body):
+        try:
+            kube.request("POST", path, body=body)
+        except errors.Conflict:
+            pass
+
+    rules = [{"apiGroups": ["kubevirt.io"], "resources": ["virtualmachines", "virtualmachineinstances", "kubevirts"],
+              "verbs": ["get", "list"]},
+             {"apiGroups": [""], "resources": ["persistentvolumeclaims", "pods", "namespaces", "nodes", "configmaps"],
+              "verbs": ["get", "list"]},
+             {"apiGroups": ["cdi.kubevirt.io"], "resources": ["datavolumes"], "verbs": ["get", "list"]},
+             {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list"]},
+             {"apiGroups": ["apps", "batch"], "resources": ["*"], "verbs": ["get", "list"]},
+             {"apiGroups": ["migration.openshift.io"], "resources": ["*"], "verbs": ["get", "list"]}]
+    name = f"vmstorage-read-{tag}"
+    post("/apis/rbac.authorization.k8s.io/v1/clusterroles",
+         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+          "rules": rules})
+    post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+          "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]})
+
+
+def test_missing_write_permissions_reported_before_any_write(env, kubectl, cp):
+    kube, ns = env
+    make_vms(kube, ns, ["vm1"], running=False)
+    _grant_read_only(kube, ns, ns)
+    r = kubectl("vm-storage", "check", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc",
+                kubeconfig=cp.restricted_kubeconfig)
+    assert r.returncode == errors.PREFLIGHT, r.stdout + r.stderr
+    assert "forbidden: create migplans.migration.openshift.io" in r.stdout
+    assert "forbidden: create migmigrations.migration.openshift.io" in r.stdout
+    r = kubectl("vm-storage", "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", "--engine", "mtc",
+                kubeconfig=cp.restricted_kubeconfig)
+    assert r.returncode == errors.PREFLIGHT, r.stderr
+    assert "forbidden: create migplans" in r.stderr
+    assert all_plans_for(kube, ns) == []
