@@ -277,6 +277,12 @@ def run_preflight(plan, inventory, facts=None, kind="cutover") -> List[dict]:
             out.append(hz)
     if kind == "stage" and any(m["mode"] == "live" for m in plan["moves"]):
         out.append(finding("stage", WARNING, "a stage run skips the disks of running VMs (they move live at cutover)"))
+    elif kind == "stage":
+        running = sorted({m["vm"] for m in plan["moves"]
+                          if (inventory["vms"].get(f"{m['namespace']}/{m['vm']}") or {}).get("running")})
+        if running:
+            out.append(finding("stage", WARNING, f"VM(s) {', '.join(running)} are running: a stage run copies their "
+                               "disks while in use (crash-consistent); the cutover copies the rest with them stopped"))
     return _dedupe(out)
 
 

@@ -109,3 +109,13 @@ def test_required_permissions_cover_writes():
     assert ("list", "virtualmachines") in got
     assert not {("create", "migplans")} & {(p["verb"], p["resource"]) for p in
                                            P.required_permissions("mtc", "ns1", "m", write=False)}
+
+
+def test_stage_warnings():
+    plan, inv = _setup([vm("a", pvcs=[("d", "pa")])], [vmi("a")], [pvc("pa")], mode="offline")
+    f = P.run_preflight(plan, inv, {}, kind="stage")
+    assert [x["name"] for x in f if x["severity"] == "warning"] == ["stage"]
+    assert "crash-consistent" in [x for x in f if x["name"] == "stage"][0]["message"]
+    plan, inv = _setup([vm("a", pvcs=[("d", "pa")])], [vmi("a")], [pvc("pa")], mode="auto")
+    f = P.run_preflight(plan, inv, {"schedulableNodes": 2}, kind="stage")
+    assert "skips the disks of running VMs" in [x for x in f if x["name"] == "stage"][0]["message"]
