@@ -106,7 +106,8 @@ def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float
     Ctrl-C), then SIGKILL ``kill_after`` s later; the run then counts as ``timedOut`` (the expected end of ``-w``)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=_default_sigint)
         timed_out = threading.Event()
         timers = []
         if timeout:
@@ -132,6 +133,12 @@ def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float
     if keep_stdout:
         res["stdout"] = stdout.decode(errors="replace")
     return res
+
+
+def _default_sigint():
+    # A shell without job control starts background jobs with SIGINT ignored, and the ignore is inherited
+    # across exec: the child would never see the Ctrl-C that ends ``status -w``.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _signal(pid, sig):

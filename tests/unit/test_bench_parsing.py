@@ -164,3 +164,14 @@ def test_objects_disks_and_mtc_lists_agree():
               for v in vm["spec"]["template"]["spec"]["volumes"]} - {None}
     assert claims == set(O.claims(1))
     assert os.path.commonprefix([O.pv_name("a", "x"), "pv-"]) == "pv-" and O.pv_name("a", "x") != O.pv_name("b", "x")
+
+
+def test_run_delivers_sigint_even_when_the_parent_ignores_it():
+    import signal
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under `cmd &` in a shell without job control
+    try:
+        res = measure.run([sys.executable, "-c", "import time\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
+                           "    raise SystemExit(130)"], timeout=0.5, kill_after=10)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert res["exit"] == 130 and res["seconds"] < 5
