@@ -11,7 +11,7 @@ cancel_timeout (seconds), echo (callable(str) for progress lines; default stderr
 """
 import sys
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .. import errors
 from .. import resources as R
@@ -51,7 +51,7 @@ class KubevirtEngine:
     # ---- inputs --------------------------------------------------------------------------------
     # Destination names: kubevirt_build.destination_name(claim, target class) (the migrate command's default).
 
-    def _read_vms(self, plan) -> (Dict[str, dict], Dict[str, dict]):
+    def _read_vms(self, plan) -> Tuple[Dict[str, dict], Dict[str, dict]]:
         ns = plan["namespace"]
         names = sorted({m["vm"] for m in plan.get("moves") or []})
         vms = {n: self.kube.get(R.VM, n, ns) for n in names}

@@ -8,7 +8,7 @@ Any step may end in Failed. Patches are precomputed in the record (so the one a 
 one ``--dry-run=client`` showed) and guarded by ``test`` ops: a concurrent edit is never overwritten.
 """
 import datetime
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from .. import errors
 from .. import resources as R
@@ -98,10 +98,9 @@ class Driver:
                 before = r.get("phase")
                 try:
                     self._advance_vm(vm_name, r)
-                except errors.ApiError as exc:
-                    if isinstance(exc, PatchRefused):
-                        self._fail(r, vm_name, exc.line())
-                        raise
+                except PatchRefused as exc:
+                    self._fail(r, vm_name, exc.line())   # recorded, then the command stops with the error
+                    self._summarize()
                     raise
                 if r.get("phase") == before or r.get("phase") in TERMINAL:
                     break
