@@ -163,7 +163,8 @@ class Filler:
 
 def _install_kubevirt_minimal(kube):
     """A KubeVirt CR as virt-operator leaves it (reference kubevirt samples/08), when tests.sim has none."""
-    body = {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": "kubevirt", "namespace": "kubevirt"},
+    body = {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
+            "metadata": {"name": "kubevirt", "namespace": "kubevirt"},
             "spec": {"configuration": {"vmRolloutStrategy": "LiveUpdate"},
                      "workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]}}}
     try:

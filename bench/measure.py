@@ -114,7 +114,8 @@ def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float
             def stop():
                 timed_out.set()
                 _signal(proc.pid, stop_signal)
-            timers = [threading.Timer(timeout, stop), threading.Timer(timeout + kill_after, _signal, (proc.pid, signal.SIGKILL))]
+            timers = [threading.Timer(timeout, stop),
+                      threading.Timer(timeout + kill_after, _signal, (proc.pid, signal.SIGKILL))]
             for t in timers:
                 t.daemon = True
                 t.start()

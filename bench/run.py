@@ -111,7 +111,8 @@ class Bench:
         out = {"n": n, "seconds": window, "exitSecondsAfterSigint": max(0.0, res["seconds"] - seconds),
                "requests": len(res["requests"]), "watchRequests": summary["watch"],
                "requestsPerMinute": per_min, "polls": polls,
-               "requestsPerPoll": round(len(res["requests"]) / polls, 1) if polls else None, "exit": res["exit"], "timedOut": res["timedOut"],
+               "requestsPerPoll": round(len(res["requests"]) / polls, 1) if polls else None,
+               "exit": res["exit"], "timedOut": res["timedOut"],
                "maxrssMB": round(res["maxrssKB"] / 1024.0, 1), "requestSummary": summary,
                "stderrTail": res["stderrTail"], "stdoutBytes": res["stdoutBytes"]}
         print(f"    status -w for {window:.1f}s: {out['requests']} requests ({summary['watch']} watches)"
