@@ -260,6 +260,18 @@ class ControlPlane:
                 time.sleep(0.3)
         if pending:
             raise ControlPlaneError(f"CRDs not established: {sorted(pending)}")
+        # Established is set before every API server handler serves the new resource; a create right after
+        # can still meet a 404. Wait until each one answers a LIST, as clients of a real cluster would see.
+        for name in names:
+            crd = kube.get(R.CRD, name)
+            g, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+            v = next(x["name"] for x in crd["spec"]["versions"] if x.get("storage"))
+            for _ in range(100):
+                try:
+                    kube.request("GET", f"/apis/{g}/{v}/{plural}", query={"limit": "1"})
+                    break
+                except errors.NotFound:
+                    time.sleep(0.1)
         for name, prov, default in STORAGE_CLASSES:
             sc = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
                   "provisioner": prov, "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
