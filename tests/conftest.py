@@ -96,16 +96,30 @@ def kubectl(cp):
     return run
 
 
+def make_namespace(kube, base, manual=False):
+    """Create a uniquely named namespace. ``manual``: labelled so the session-wide stand-ins keep out of it
+    (tests that step their own stand-in or write controller status by hand; tests/sim/common.MANUAL_LABEL)."""
+    from kubectl_vmmig import resources as R
+
+    base = "".join(c for c in base.lower().replace("_", "-") if c.isalnum() or c == "-")[:40].strip("-") or "t"
+    name = f"{base}-{uuid.uuid4().hex[:5]}"
+    meta = {"name": name}
+    if manual:
+        meta["labels"] = {"vmstorage-sim/manual": "true"}
+    kube.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
+    return name
+
+
 @pytest.fixture
 def namespace(cp, request):
     """A fresh namespace per test (never deleted: the test API server has no namespace controller)."""
-    from kubectl_vmmig import resources as R
+    return make_namespace(cp.admin, request.node.name)
 
-    base = request.node.name.lower().replace("_", "-")
-    base = "".join(c for c in base if c.isalnum() or c == "-")[:40].strip("-") or "t"
-    name = f"{base}-{uuid.uuid4().hex[:5]}"
-    cp.admin.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+
+@pytest.fixture
+def manual_namespace(cp, request):
+    """A fresh namespace the session-wide controller stand-ins leave alone."""
+    return make_namespace(cp.admin, request.node.name, manual=True)
 
 
 @pytest.fixture(scope="session")

@@ -111,6 +111,12 @@ def status_json(kubectl, *args, kubeconfig=None):
     return json.loads(r.stdout)
 
 
+@pytest.fixture
+def namespace(manual_namespace):
+    """These tests write controller status by hand: the session-wide stand-ins must keep out."""
+    return manual_namespace
+
+
 def test_live_status_json_contract(cp, kubectl, namespace):
     seed_mtc(cp.admin, namespace)
     doc = status_json(kubectl, "-n", namespace)
@@ -248,7 +254,10 @@ def test_restricted_user_gets_forbidden_exit_code(cp, kubectl, namespace):
 
 
 # ---- with the controller stand-ins: a real run of `migrate`, followed by `status` -------------------------
-def test_status_follows_a_run_and_dump_matches_live(cp, sims, kubectl, namespace, tmp_path):
+def test_status_follows_a_run_and_dump_matches_live(cp, sims, kubectl, request, tmp_path):
+    from tests.conftest import make_namespace
+
+    namespace = make_namespace(cp.admin, request.node.name)  # driven by the stand-ins
     from tests.sim import factories as F
     from tests.sim.common import set_faults, wait_for
     from tests.sim.mtc import install_mtc

@@ -98,7 +98,8 @@ class CdiController(StandIn):
     # ---- listing ---------------------------------------------------------------------------------
     def _items(self, res, **kw):
         if self.namespaces is None:
-            return self.kube.items(res, all_namespaces=True, **kw)
+            return [o for o in self.kube.items(res, all_namespaces=True, **kw)
+                    if o["metadata"].get("namespace") not in self.excluded]
         out = []
         for ns in self.namespaces:
             out += self.kube.items(res, ns, **kw)

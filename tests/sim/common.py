@@ -257,6 +257,9 @@ def ensure_namespace(kube, name: str) -> None:
 
 
 # ---- the loop -----------------------------------------------------------------------------------
+MANUAL_LABEL = "vmstorage-sim/manual"
+
+
 class StandIn:
     """Base class: subclasses implement ``step()`` (one deterministic reconcile pass).
 
@@ -273,9 +276,19 @@ class StandIn:
         self._thread: Optional[threading.Thread] = None
         self._stop: Optional[threading.Event] = None
         self.errors: List[str] = []  # last exceptions from run(), for test diagnostics
+        # Namespaces labelled MANUAL_LABEL=true belong to tests that step their own stand-in or write controller
+        # status by hand: the session-wide (namespaces=None) stand-ins keep out of them.
+        self.excluded: set = set()
 
     def in_scope(self, namespace: Optional[str]) -> bool:
-        return self.namespaces is None or namespace in self.namespaces
+        if self.namespaces is None:
+            return namespace not in self.excluded
+        return namespace in self.namespaces
+
+    def refresh_excluded(self) -> None:
+        if self.namespaces is None:
+            self.excluded = {n["metadata"]["name"] for n in
+                             self.kube.items(R.NAMESPACE, label_selector=f"{MANUAL_LABEL}=true")}
 
     def faults(self, namespace: Optional[str]) -> Dict[str, str]:
         return faults(self.kube, namespace)
@@ -303,6 +316,7 @@ class StandIn:
     def run(self, stop_event: threading.Event) -> None:
         while not stop_event.is_set():
             try:
+                self.refresh_excluded()
                 self.step()
             except Exception as exc:  # a controller keeps running; the error is visible to tests
                 self.errors = (self.errors + [f"{type(exc).__name__}: {exc}"])[-20:]

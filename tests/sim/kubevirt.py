@@ -130,7 +130,8 @@ class KubeVirtController(StandIn):
 
     def _items(self, res, **kw):
         if self.namespaces is None:
-            return self.kube.items(res, all_namespaces=True, **kw)
+            return [o for o in self.kube.items(res, all_namespaces=True, **kw)
+                    if o["metadata"].get("namespace") not in self.excluded]
         return [o for ns in self.namespaces for o in self.kube.items(res, ns, **kw)]
 
     def _snapshot(self, kv) -> Ctx:
@@ -331,8 +332,8 @@ class KubeVirtController(StandIn):
         vs = []
         for v in sorted(M.volumes_of(spec), key=lambda v: v["name"]):
             e = {"name": v["name"]}
-            if v["name"] in targets:
-                e["target"] = targets[v["name"]]
+            # the CRD requires target; volumes with no disk device (virtiofs filesystems) report "" as virt-handler does
+            e["target"] = targets.get(v["name"], "")
             claim = migrated.get(v["name"]) or M.claim_of(v)
             if claim and not v.get("memoryDump"):
                 e["persistentVolumeClaimInfo"] = M.pvc_info(ctx.pvcs.get((ns, claim)), claim, ctx.overhead)
