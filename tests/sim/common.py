@@ -258,6 +258,27 @@ def ensure_namespace(kube, name: str) -> None:
 
 # ---- the loop -----------------------------------------------------------------------------------
 MANUAL_LABEL = "vmstorage-sim/manual"
+IDLE_WAIT = 0.5  # seconds between passes of a stand-in that found nothing to do
+
+
+class _WriteCounting:
+    """The stand-in's view of the API client: counts writes, so an idle stand-in can slow its polling."""
+
+    _WRITES = {"create", "replace", "patch", "delete", "subresource"}
+
+    def __init__(self, kube):
+        self._kube = kube
+        self.writes = 0
+
+    def __getattr__(self, name):
+        attr = getattr(self._kube, name)
+        if name in self._WRITES or name == "request":
+            def counted(*a, **kw):
+                if name != "request" or (a and a[0] != "GET") or kw.get("method", "GET") != "GET":
+                    self.writes += 1
+                return attr(*a, **kw)
+            return counted
+        return attr
 
 
 class StandIn:
@@ -270,7 +291,7 @@ class StandIn:
     name = "stand-in"
 
     def __init__(self, kube, pace: float = 0.05, namespaces: Optional[List[str]] = None):
-        self.kube = kube
+        self.kube = _WriteCounting(kube)
         self.pace = pace
         self.namespaces = list(namespaces) if namespaces else None
         self._thread: Optional[threading.Thread] = None
@@ -314,14 +335,20 @@ class StandIn:
         raise AssertionError(f"{self.name}: condition not reached after {max_steps} steps")
 
     def run(self, stop_event: threading.Event) -> None:
+        idle = 0
         while not stop_event.is_set():
+            writes = self.kube.writes
             try:
                 self.refresh_excluded()
                 self.step()
             except Exception as exc:  # a controller keeps running; the error is visible to tests
                 self.errors = (self.errors + [f"{type(exc).__name__}: {exc}"])[-20:]
                 log.warning("%s step failed: %s", self.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
-            stop_event.wait(self.pace)
+            # Nothing written for a few passes: poll less often (at most IDLE_WAIT), so a session's stand-ins do
+            # not keep two cores busy LISTing an idle cluster; the first write brings back the normal pace.
+            idle = idle + 1 if self.kube.writes == writes else 0
+            wait = self.pace if idle < 3 else min(self.pace * 2 ** (idle - 2), max(self.pace, IDLE_WAIT))
+            stop_event.wait(wait)
 
     def start(self) -> "StandIn":
         self._stop = threading.Event()

@@ -20,8 +20,8 @@ class MigController(StandIn):
 
     def __init__(self, kube, pace: float = 0.05, namespaces: Optional[List[str]] = None, rsync_increment: int = 20):
         super().__init__(kube, pace, namespaces)
-        self.migrations = MigrationReconciler(kube)
-        self.dvms = DvmReconciler(kube, rsync_increment=rsync_increment)
+        self.migrations = MigrationReconciler(self.kube)  # the write-counting client (StandIn.run)
+        self.dvms = DvmReconciler(self.kube, rsync_increment=rsync_increment)
 
     def _items(self, res):
         try:
