@@ -32,6 +32,10 @@ def read_cluster(kube, namespace, opts) -> Dict[str, list]:
             raise errors.NotFoundInput(f"namespace {namespace} not found", "check -n NAMESPACE")
     except errors.Forbidden:
         pass  # a namespaced user may not read Namespaces; the lists below still answer
+    # Without the CRDs a GET of a VM is a plain 404: say KubeVirt is missing, not that the VM is.
+    if not kube.has_api("kubevirt.io", "v1"):
+        raise errors.PreflightRefused("KubeVirt is not installed (kubevirt.io/v1 VirtualMachines are not served)",
+                                      "install KubeVirt first, or check the kubeconfig context")
     objs: Dict[str, list] = {}
     try:
         if opts.vms:

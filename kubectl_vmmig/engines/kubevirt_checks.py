@@ -257,6 +257,11 @@ def kubevirt_engine_findings(plan: dict, inventory: dict, cluster: dict) -> List
         facts = inventory["vms"].get(f"{ns}/{vm_name}")
         if facts is None:
             continue
+        if plan.get("requestedMode") == "live" and vm_mode(moves) != "live":
+            # never turn an explicit --mode live into an offline copy behind the user's back
+            out.append(_f("vm-running", "error", f"VM {vm_name} is not running; --mode live needs a running VM: "
+                          "start it, or use --mode offline"))
+            continue
         out += vm_findings(facts, moves, vm_mode(moves) == "live", bool(cluster.get("stop")),
                            cluster.get("vmims") or [], version)
     out += move_findings(plan.get("moves") or [], cluster.get("existing") or {}, cluster.get("migration") or "",
