@@ -147,11 +147,35 @@ def _one_line_usage(exc: click.UsageError):
     return f"error: {msg[:1].lower() + msg[1:]}; see '{cmd} --help'"
 
 
+SECRET_FLAGS = ("--token", "--password", "--client-key")
+
+
+def reattach_command(args):
+    """The command line to run again to re-attach (every verb adopts what exists), secrets left out."""
+    import shlex
+
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a in SECRET_FLAGS:
+            skip = True
+            continue
+        if a.startswith(tuple(f + "=" for f in SECRET_FLAGS)):
+            continue
+        out.append(shlex.quote(a))
+    return " ".join([prog_name()] + out)
+
+
 def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
 
     def on_term(signum, frame):
-        raise errors.Interrupted("terminated", hint=None)
+        # SIGTERM takes the Ctrl-C path (every waiter already turns KeyboardInterrupt into "stopped following,
+        # the migration goes on"); only the exit code differs.
+        _STATE["terminated"] = True
+        raise KeyboardInterrupt()
 
     signal.signal(signal.SIGTERM, on_term)
     try:
@@ -166,12 +190,14 @@ def main(argv=None):
         sys.stderr.write(f"error: {exc.format_message()}\n")
         code = errors.BAD_INPUT
     except (KeyboardInterrupt, click.exceptions.Abort):
-        sys.stderr.write("interrupted\n")
-        code = errors.INTERRUPTED
+        what = "terminated" if _STATE.get("terminated") else "interrupted"
+        sys.stderr.write(f"{what}; nothing running in the cluster was stopped; re-attach with: "
+                         f"{reattach_command(args)}\n")
+        code = errors.TERMINATED if _STATE.get("terminated") else errors.INTERRUPTED
     except errors.Interrupted as exc:
-        code = errors.TERMINATED if exc.message == "terminated" else errors.INTERRUPTED
-        if exc.message != "terminated":
-            sys.stderr.write(f"{exc.line()}\n")
+        terminated = _STATE.get("terminated") or exc.message == "terminated"
+        code = errors.TERMINATED if terminated else errors.INTERRUPTED
+        sys.stderr.write(f"{'terminated: ' if terminated else ''}{exc.line()}\n")
     except errors.VmStorageError as exc:
         if _STATE["verbosity"] >= 9:
             import traceback

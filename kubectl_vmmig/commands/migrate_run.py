@@ -137,6 +137,9 @@ def prepare(opts, conn, write=True) -> Prepared:
                                 objs["DataVolume"], objs["StorageClass"], objs["Pod"])
     moving = [d for k in keys for d in inventory["vms"][k]["disks"]]
     if moving and all(d["storageClass"] == opts.to for d in moving):
+        resumed = _resume_kubevirt(kube, namespace, keys, opts)
+        if resumed is not None:
+            return resumed
         done = None if opts.local or opts.dry_run != "none" else finished_migration(kube, opts, namespace, keys)
         if done is not None:  # the same command, run again after it finished: attach, create nothing
             return Prepared(kube=kube, namespace=namespace, reattach=done, objs=objs, plan=None, engine=None)
@@ -206,6 +209,25 @@ def finished_migration(kube, opts, namespace, keys):
             return {"engine": eng, "plan": own["metadata"]["name"], "migration": m["metadata"]["name"],
                     "mtcNamespace": eng.mtc_namespace, "namespace": namespace, "created": False}
     return None
+
+
+def _resume_kubevirt(kube, namespace, keys, opts):
+    """The disks already point at the target because KubeVirt finished a live migration whose command was
+    interrupted: re-attach to its still-Running record (cleanup, result) instead of refusing the re-run."""
+    if kube is None or opts.engine == "mtc" or opts.dry_run != "none":
+        return None
+    from ..engines import get_engine
+    from ..engines import kubevirt_build as KB
+
+    plan = {"namespace": namespace, "vms": [k.split("/", 1)[1] for k in keys], "targetStorageClass": opts.to,
+            "moves": [], "skipped": [], "findings": [], "requestedMode": opts.mode}
+    cm = kube.get_or_none(R.CONFIGMAP, KB.record_name(KB.migration_name(plan)), namespace)
+    rec = KB.record_from_configmap(cm) if cm else None
+    if not rec or rec.get("result") != "Running":
+        return None
+    options = {"stop": opts.stop, "wait": bool(opts.wait), "keep_update_strategy": opts.keep_update_strategy}
+    return Prepared(kube=kube, engine=get_engine("kubevirt", kube, options), objs={}, namespace=namespace,
+                    inventory={}, plan=plan, facts={}, findings=[], mtc=None)
 
 
 def _kubevirt_naming(engine, opts):
