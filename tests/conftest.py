@@ -52,6 +52,8 @@ class _CP:
         env["KUBECONFIG"] = plane.admin_kubeconfig
         env.pop("KUBECTL_PATH", None)
         env["NO_COLOR"] = "1"
+        # The plugin kubectl runs must be this tree's code, whichever checkout the editable install points at.
+        env["PYTHONPATH"] = os.pathsep.join([REPO] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         self.env = env
 
 
