@@ -201,31 +201,35 @@ def test_succeeded_with_warnings_and_failed_dvm_is_not_success(cp, kubectl, name
     assert m["result"] == "Failed"
 
 
-def test_watch_non_tty_follows_to_the_end(cp, kubectl, namespace):
-    mtc_ns = seed_mtc(cp.admin, namespace)
-    env = dict(cp.env)
+def _watch_while(cp, namespace, mtc_ns, migmigration_status, dvm_status):
+    """Run `status -w` without a TTY, then end the migration with the given statuses; (rc, stdout, stderr)."""
     proc = subprocess.Popen([cp.kubectl_bin, "vm-storage", "status", "-w", "--interval", "0.5", "-n", namespace],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(cp.env),
                             stdin=subprocess.DEVNULL)
     try:
         time.sleep(2.5)
         assert proc.poll() is None, proc.communicate()
-        done = {"phase": "Completed", "conditions": [
-            {"type": "Succeeded", "status": "True", "category": "Advisory", "reason": "Completed", "durable": True,
-             "message": "The migration has completed successfully.", "lastTransitionTime": "2025-06-01T10:10:00Z"}]}
-        set_status(cp.admin, R.MIGMIGRATION, "vm-storage-cutover", mtc_ns, done)
+        set_status(cp.admin, R.MIGMIGRATION, "vm-storage-cutover", mtc_ns, migmigration_status)
         dvm = cp.admin.items(R.DVM, mtc_ns)[0]
-        set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, {
-            "conditions": [{"type": "Succeeded", "status": "True", "category": "Advisory", "reason": "Completed",
-                            "message": "The migration has succeeded", "lastTransitionTime": "2025-06-01T10:09:00Z"}],
-            "phase": "Completed", "runningLiveMigration": None, "successfulLiveMigration": [
-                {"vmName": "vm-0", "vmNamespace": namespace, "pvcRef": {"namespace": namespace, "name": "pvc-0"},
-                 "lastObservedProgressPercent": "100%", "totalElapsedTime": "3m0s"}]})
+        set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, dvm_status)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    return proc.returncode, out, err
+
+
+def test_watch_non_tty_follows_to_the_end(cp, kubectl, namespace):
+    mtc_ns = seed_mtc(cp.admin, namespace)
+    rc, out, err = _watch_while(cp, namespace, mtc_ns, {"phase": "Completed", "conditions": [
+        {"type": "Succeeded", "status": "True", "category": "Advisory", "reason": "Completed", "durable": True,
+         "message": "The migration has completed successfully.", "lastTransitionTime": "2025-06-01T10:10:00Z"}]}, {
+        "conditions": [{"type": "Succeeded", "status": "True", "category": "Advisory", "reason": "Completed",
+                        "message": "The migration has succeeded", "lastTransitionTime": "2025-06-01T10:09:00Z"}],
+        "phase": "Completed", "runningLiveMigration": None, "successfulLiveMigration": [
+            {"vmName": "vm-0", "vmNamespace": namespace, "pvcRef": {"namespace": namespace, "name": "pvc-0"},
+             "lastObservedProgressPercent": "100%", "totalElapsedTime": "3m0s"}]})
+    assert rc == 0, err
     lines = [ln for ln in out.splitlines() if "vm-0/rootdisk" in ln]
     assert "Running 50%" in lines[0] and "Succeeded 100%" in lines[-1]
     assert "RESULT Succeeded" in out and "\x1b[" not in out
@@ -296,26 +300,13 @@ def test_status_follows_a_run_and_dump_matches_live(cp, sims, kubectl, request, 
 def test_watch_exit_code_is_the_result(cp, kubectl, namespace):
     """`status -w` ends with the result's exit code: a failed migration gives 4 and names the disk."""
     mtc_ns = seed_mtc(cp.admin, namespace)
-    proc = subprocess.Popen([cp.kubectl_bin, "vm-storage", "status", "-w", "--interval", "0.5", "-n", namespace],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(cp.env),
-                            stdin=subprocess.DEVNULL)
-    try:
-        time.sleep(2.5)
-        assert proc.poll() is None, proc.communicate()
-        failed = {"phase": "Completed", "conditions": [
-            {"type": "Failed", "status": "True", "category": "Advisory", "reason": "DirectVolumeMigrationFailed",
-             "durable": True, "message": "The migration has failed.  See: Errors.",
-             "lastTransitionTime": "2025-06-01T10:10:00Z"}]}
-        set_status(cp.admin, R.MIGMIGRATION, "vm-storage-cutover", mtc_ns, failed)
-        dvm = cp.admin.items(R.DVM, mtc_ns)[0]
-        set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, {
-            "phase": "Completed", "runningLiveMigration": None, "failedLiveMigration": [
-                {"vmName": "vm-0", "vmNamespace": namespace, "pvcRef": {"namespace": namespace, "name": "pvc-0"},
-                 "message": "Live migration failed", "totalElapsedTime": "3m0s"}]})
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 4, (out, err)
+    rc, out, err = _watch_while(cp, namespace, mtc_ns, {"phase": "Completed", "conditions": [
+        {"type": "Failed", "status": "True", "category": "Advisory", "reason": "DirectVolumeMigrationFailed",
+         "durable": True, "message": "The migration has failed.  See: Errors.",
+         "lastTransitionTime": "2025-06-01T10:10:00Z"}]}, {
+        "phase": "Completed", "runningLiveMigration": None, "failedLiveMigration": [
+            {"vmName": "vm-0", "vmNamespace": namespace, "pvcRef": {"namespace": namespace, "name": "pvc-0"},
+             "message": "Live migration failed", "totalElapsedTime": "3m0s"}]})
+    assert rc == 4, (out, err)
     assert "RESULT Failed" in out
     assert err.strip().splitlines()[-1].startswith("error: 1 migration(s) failed") and "vm-0/rootdisk" in err
