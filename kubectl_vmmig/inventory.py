@@ -229,3 +229,16 @@ def claims_in_use(inventory, namespace) -> Dict[str, str]:
             if d["claim"]:
                 out[d["claim"]] = f"{d['vm']}/{d['volume']}"
     return out
+
+
+def schedulable(node: dict) -> bool:
+    """Whether a VM's target pod can land on this Node: Ready, not cordoned, no NoSchedule/NoExecute taint
+    (control-plane role taints aside). Both engines count these for live migration's second node."""
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (node.get("status") or {}).get("conditions") or [])
+    no_sched = any(t.get("effect") in ("NoSchedule", "NoExecute") and
+                   not t.get("key", "").startswith("node-role.kubernetes.io/")
+                   for t in (node.get("spec") or {}).get("taints") or [])
+    return ready and not no_sched

@@ -12,6 +12,7 @@ Each finding is ``{name, severity: ok|warning|error, message}``; a message says 
 import re
 from typing import Dict, List, Optional, Tuple
 
+from ..inventory import schedulable
 from .kubevirt_build import LABEL_MIGRATION
 
 GATES_BEFORE_1_5 = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
@@ -96,19 +97,8 @@ def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
     return out
 
 
-def _schedulable(node: dict) -> bool:
-    if (node.get("spec") or {}).get("unschedulable"):
-        return False
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (node.get("status") or {}).get("conditions") or [])
-    no_sched = any(t.get("effect") in ("NoSchedule", "NoExecute") and
-                   not t.get("key", "").startswith("node-role.kubernetes.io/")
-                   for t in (node.get("spec") or {}).get("taints") or [])
-    return ready and not no_sched
-
-
 def node_findings(nodes: List[dict]) -> List[dict]:
-    names = sorted(n["metadata"]["name"] for n in nodes if _schedulable(n))
+    names = sorted(n["metadata"]["name"] for n in nodes if schedulable(n))
     if len(names) < 2:
         return [_f("schedulable-nodes", "error",
                    f"{len(names)} schedulable node(s) ({', '.join(names) or 'none'}): a live storage migration "

@@ -9,6 +9,7 @@ from typing import Optional
 
 from .. import errors, patches
 from .. import resources as R
+from ..inventory import schedulable
 from . import mtc_build as B
 
 POLL = 0.5
@@ -114,7 +115,7 @@ class MtcEngine:
         facts["kubevirt"] = {"installed": kv_installed, "cr": kv_cr}
         try:
             nodes = self.kube.items(R.NODE)
-            facts["schedulableNodes"] = sum(1 for n in nodes if not (n.get("spec") or {}).get("unschedulable"))
+            facts["schedulableNodes"] = sum(1 for n in nodes if schedulable(n))
         except errors.Forbidden:
             pass
         if mtc["installed"] and ns:

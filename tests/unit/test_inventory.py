@@ -107,3 +107,14 @@ def test_vmi_in_other_namespace_does_not_count():
 def test_claims_in_use():
     inv = build_inventory([vm("a", pvcs=[("x", "p1")]), vm("b", dvs=[("y", "d1")]), vm("c", ns="n2", pvcs=[("z", "p9")])])
     assert claims_in_use(inv, "ns1") == {"p1": "a/x", "d1": "b/y"}
+
+
+def test_schedulable_nodes():
+    from kubectl_vmmig.inventory import schedulable
+
+    ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    assert schedulable(dict(ready, metadata={"name": "a"}))
+    assert not schedulable(dict(ready, spec={"unschedulable": True}))
+    assert not schedulable(dict(ready, spec={"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}))
+    assert schedulable(dict(ready, spec={"taints": [{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]}))
+    assert not schedulable({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
