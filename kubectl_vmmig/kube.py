@@ -182,7 +182,9 @@ class Kube:
                     _log(f"{method} {url}  in {ms} milliseconds ({type(exc).__name__})")
                 err = self._connection_error(exc)
                 if attempt < attempts and not isinstance(exc, urllib3.exceptions.SSLError):
-                    self._backoff(f"{err.message}; retrying", delay)
+                    # said at every verbosity: a silent pause while the API server is away looks like a hang
+                    self._backoff(f"{err.message}; reconnecting in {delay:g}s (attempt {attempt}/{attempts - 1})",
+                                  delay, always=True)
                     delay = min(delay * 2, self.max_backoff)
                     continue
                 raise err from None
@@ -209,11 +211,14 @@ class Kube:
             return json.loads(resp.data) if resp.data else {}
         raise AssertionError("unreachable")
 
-    def _backoff(self, message, wait):
+    def _backoff(self, message, wait, always=False):
         if self.on_retry:
             self.on_retry(message)
         elif self.verbosity >= 2:
             _log(message)
+        elif always:
+            sys.stderr.write(f"warning: {message}\n")
+            sys.stderr.flush()
         time.sleep(wait)
 
     def _connection_error(self, exc):

@@ -155,6 +155,9 @@ def show(migrations, output="table", out=None, err=None, namespace=None, all_nam
     out.flush()
 
 
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+
+
 # ---- following --------------------------------------------------------------------------------------
 def _state_lines(migrations) -> dict:
     """key -> one-line description of everything that may change; used to print only changes."""
@@ -193,7 +196,7 @@ class _Screen:
 
 
 def follow(fetch: Callable[[], List[dict]], out=None, output="table", interval=2.0, tty=None,
-           stall_after=600.0, reconnect_timeout=120.0, err=None, wait: Optional[Callable[[float], None]] = None,
+           stall_after=600.0, reconnect_timeout=None, err=None, wait: Optional[Callable[[float], None]] = None,
            clock=time.monotonic, sleep=time.sleep) -> List[dict]:
     """Follow ``fetch()`` until every migration ended; return the final Migration list.
 
@@ -202,6 +205,8 @@ def follow(fetch: Callable[[], List[dict]], out=None, output="table", interval=2
     """
     out = out or sys.stdout
     err = err or sys.stderr
+    if reconnect_timeout is None:  # how long a lost API server is waited for (env: for tests and slow networks)
+        reconnect_timeout = float(os.environ.get("KUBECTL_VM_STORAGE_RECONNECT_TIMEOUT") or 120.0)
     tty = use_tty(out) if tty is None else tty
     color = use_color(out) and tty
     wait = wait or sleep
@@ -213,7 +218,11 @@ def follow(fetch: Callable[[], List[dict]], out=None, output="table", interval=2
         while True:
             try:
                 ms = fetch()
-            except errors.ConnectionFailed as exc:
+            except errors.ApiError as exc:
+                # Lost, or back but not ready yet: a restarting API server answers 503/500 ("storage is
+                # (re)initializing") for a while. Anything else (403, 404, 422) is a real answer: stop.
+                if not (isinstance(exc, errors.ConnectionFailed) or exc.status in TRANSIENT_STATUSES):
+                    raise
                 now = clock()
                 if down_since is None:
                     down_since = now

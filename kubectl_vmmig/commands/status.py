@@ -118,7 +118,7 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
     from ..kube import Kube
 
     # While watching, the follow loop does the reconnecting (bounded, with a message): few client retries.
-    kube = Kube.connect(conn, **({"retries": 1} if watch else {}))
+    kube = Kube.connect(conn, **({"retries": 1, "on_retry": lambda message: None} if watch else {}))
     ns = None if all_namespaces else kube.namespace
     source = LiveSource(kube, ns, all_namespaces, mtc_namespace, vm_cache_seconds=VM_REFRESH_SECONDS if watch else 0)
 
