@@ -1,0 +1,84 @@
+"""Least privilege (issue 7): the complete flow passes as user alice bound only to the deploy/rbac roles of the
+engine; with one permission removed, the preflight's SelfSubjectAccessReviews name it before any write."""
+import json
+
+import pytest
+
+from kubectl_vmmig import errors as E
+from kubectl_vmmig import resources as R
+
+from .reliability_kit import Grant, make_vm, snapshot, world  # noqa: F401
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def grant(world):
+    made = []
+
+    def do(engine, ns, drop=None):
+        g = Grant(world, engine, ns, drop=drop)
+        made.append(g)
+        return g
+
+    yield do
+    for g in made:
+        g.revoke()
+
+
+def as_alice(kubectl, cp, *args, timeout=300):
+    return kubectl("vm-storage", *args, kubeconfig=cp.restricted_kubeconfig, timeout=timeout)
+
+
+def test_kubevirt_engine_flow_as_alice_with_only_the_shipped_roles(cp, world, kubectl, namespace, grant):
+    ns = namespace
+    make_vm(world, ns, "vm1")
+    grant("kubevirt", ns)
+    chk = as_alice(kubectl, cp, "check", "vm1", "--to", "fast", "-n", ns, "--engine", "kubevirt")
+    assert chk.returncode == 0, chk.stdout + chk.stderr
+    r = as_alice(kubectl, cp, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "kubevirt", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = as_alice(kubectl, cp, "status", "-n", ns, "-o", "json")
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["migrations"][0]["result"] == "Succeeded"
+
+
+def test_mtc_engine_flow_as_alice_with_only_the_shipped_roles(cp, world, kubectl, namespace, grant):
+    ns = namespace
+    make_vm(world, ns, "vm1", running=False)
+    grant("mtc", ns)
+    r = as_alice(kubectl, cp, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc", "--mode", "offline",
+                 "--yes", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    st = as_alice(kubectl, cp, "status", "-n", ns, "-o", "json")
+    assert st.returncode == 0, st.stderr
+    assert json.loads(st.stdout)["migrations"][0]["result"] == "Succeeded"
+
+
+DROPS = [("kubevirt", ("patch", "kubevirt.io", "virtualmachines")),
+         ("kubevirt", ("create", "cdi.kubevirt.io", "datavolumes")),
+         ("kubevirt", ("create", "", "configmaps")), ("kubevirt", ("update", "", "configmaps")),
+         ("kubevirt", ("list", "kubevirt.io", "virtualmachineinstancemigrations")),
+         ("mtc", ("create", "migration.openshift.io", "migplans")),
+         ("mtc", ("patch", "migration.openshift.io", "migplans")),
+         ("mtc", ("create", "migration.openshift.io", "migmigrations")),
+         ("mtc", ("list", "migration.openshift.io", "directvolumemigrations"))]
+
+
+@pytest.mark.parametrize("engine,drop", DROPS, ids=[f"{e}-{d[0]}-{d[2]}" for e, d in DROPS])
+def test_one_permission_missing_is_reported_before_any_write(engine, drop, cp, world, kubectl, namespace, grant):
+    ns = namespace
+    make_vm(world, ns, "vm1", running=engine == "kubevirt")
+    grant(engine, ns, drop=drop)
+    before = snapshot(world, ns)
+    args = ["migrate", "vm1", "--to", "fast", "-n", ns, "--engine", engine, "--yes"]
+    if engine == "mtc":
+        args += ["--mode", "offline"]
+    r = as_alice(kubectl, cp, *args)
+    assert r.returncode == E.PREFLIGHT, r.stdout + r.stderr
+    verb, group, resource = drop
+    named = f"{verb} {resource}" + (f".{group}" if group else "")
+    assert named in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert snapshot(world, ns) == before  # refused before the first write
+    assert world.items(R.DATAVOLUME, ns, label_selector="app.kubernetes.io/managed-by=kubectl-vm-storage") == []
