@@ -240,7 +240,9 @@ class Driver:
             self._set(r, vm_name, "CleaningUp", "volumes migrated")
         elif j["result"] == "Failed":
             self._fail(r, vm_name, j["message"])
-        elif j["failures"] >= max_failures and j["phase"] == "Failed":
+        # KubeVirt re-creates a VMIM after a back-off, so the latest one is often already Pending again when we
+        # look: give up on the failure count unless an attempt is actually copying (Running) right now.
+        elif j["failures"] >= max_failures and j["phase"] not in ("Running", "Finalizing"):
             self._fail(r, vm_name, f"{j['message']}; gave up following after {j['failures']} failed attempts "
                                    f"(KubeVirt keeps retrying) - run 'kubectl vm-storage cancel {self.rec['name']} "
                                    f"-n {self.ns}' to restore the original volumes")
