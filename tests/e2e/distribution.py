@@ -16,6 +16,12 @@ PY39 = "/root/.pyenv/versions/3.9.18/bin/python3.9"
 SYSTEM_PATH = ["/usr/bin", "/bin"]
 
 
+def host_env():
+    """This process's environment minus PYTHONPATH (make test sets it; an install under test must not see the
+    source tree through it)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def _tmpdir(prefix):
     path = tempfile.mkdtemp(prefix=prefix)
     atexit.register(shutil.rmtree, path, True)
@@ -53,7 +59,7 @@ def run(cmd, env, timeout=120, check=True, cwd=None):
 def krew_release():
     """Build the krew archive + manifest once per test session with scripts/krew.sh; returns the dist dir."""
     dist = _tmpdir("vmstorage-dist-")
-    env = dict(os.environ, DIST=dist, PYTHON=sys.executable)
+    env = dict(host_env(), DIST=dist, PYTHON=sys.executable)
     run(["bash", os.path.join(REPO, "scripts", "krew.sh")], env=env, timeout=600)
     return dist
 
@@ -83,7 +89,7 @@ def pip_venv():
     shutil.copytree(os.path.join(REPO, "kubectl_vmmig"), os.path.join(src, "kubectl_vmmig"),
                     ignore=shutil.ignore_patterns("__pycache__"))
     venv = os.path.join(base, "venv")
-    run([sys.executable, "-m", "venv", "--system-site-packages", venv], env=os.environ)
+    run([sys.executable, "-m", "venv", "--system-site-packages", venv], env=host_env())
     py = os.path.join(venv, "bin", "python")
-    run([py, "-m", "pip", "install", "--quiet", "--no-deps", src], env=os.environ, timeout=600)
+    run([py, "-m", "pip", "install", "--quiet", "--no-deps", src], env=host_env(), timeout=600)
     return venv

@@ -8,7 +8,7 @@ import pytest
 
 from kubectl_vmmig import cli, completion_sources as cs, resources as R
 from kubectl_vmmig.commands.completion import SHIM_NAMES
-from tests.e2e.distribution import clean_env, krew_install, pip_venv, run, tools_dir
+from tests.e2e.distribution import clean_env, host_env, krew_install, pip_venv, run, tools_dir
 
 pytestmark = pytest.mark.cluster
 
@@ -48,7 +48,7 @@ def kubectl_complete(env, *words):
 
 def test_pip_install_is_the_copy_under_test(venv):
     res = run([os.path.join(venv, "bin", "python"), "-c", "import kubectl_vmmig; print(kubectl_vmmig.__file__)"],
-              env=os.environ)
+              env=host_env())
     assert res.stdout.startswith(venv), res.stdout
     for name in ("kubectl-vm_storage", *SHIM_NAMES.values()):
         assert os.access(os.path.join(venv, "bin", name), os.X_OK), name

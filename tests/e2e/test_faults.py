@@ -120,6 +120,16 @@ def slow_mtc_namespace(plane, prefix, **faults):
     return ns
 
 
+def shown_first_state(watch, timeout=60):
+    """Wait until `status -w` printed its first state: the outage must hit a running watch, not its start-up
+    (on a loaded machine a fixed sleep is not enough)."""
+    first = []
+    reader = threading.Thread(target=lambda: first.append(watch.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert first and first[0], "status -w printed nothing"
+
+
 def outage(plane, seconds):
     plane.plane.stop_apiserver()
     time.sleep(seconds)
@@ -133,7 +143,7 @@ def test_status_watch_reconnects_after_an_apiserver_restart(cp, plane):
             "--detach")
     assert r.returncode == 0, r.stderr
     watch = start(cp, plane, "status", "-n", ns, "-w", "--interval", "1")
-    time.sleep(2.0)
+    shown_first_state(watch)
     outage(plane, 6)
     out, err = watch.communicate(timeout=300)
     assert watch.returncode == 0, err
@@ -162,7 +172,7 @@ def test_a_server_that_stays_down_gives_a_clear_error_after_a_bounded_wait(cp, p
     assert r.returncode == 0, r.stderr
     watch = start(cp, plane, "status", "-n", ns, "-w", "--interval", "1",
                   env={"KUBECTL_VM_STORAGE_RECONNECT_TIMEOUT": "10"})
-    time.sleep(2.0)
+    shown_first_state(watch)
     plane.plane.stop_apiserver()
     t0 = time.monotonic()
     try:
