@@ -273,25 +273,30 @@ def label_sources(kube, ns: str, sources: Iterable[str], plan_uid: str, label: s
             kube.patch(R.PVC, name, {"metadata": {"labels": {label: plan_uid}}}, ns)
 
 
+def _migrated(kube, ns: str, selector: str):
+    """(resource, object) for each DataVolume and PVC carrying the plan's migrated-by label."""
+    for res in (R.DATAVOLUME, R.PVC):
+        try:
+            objs = kube.items(res, ns, label_selector=selector)
+        except errors.NotFound:  # CDI not installed
+            continue
+        for obj in objs:
+            yield res, obj
+
+
 def delete_migrated(kube, ns: str, plan_uid: str, label: str, live: bool) -> None:
     """DeleteMigrated: everything labelled migrated-by-migplan=<plan uid> (DataVolumes and PVCs) plus
     Succeeded virt-launcher pods when liveMigrate."""
-    sel = f"{label}={plan_uid}"
-    for res in (R.DATAVOLUME, R.PVC):
-        try:
-            objs = kube.items(res, ns, label_selector=sel)
-        except errors.NotFound:
-            continue
-        for obj in objs:
-            if not obj["metadata"].get("deletionTimestamp"):
-                delete_any(kube, res, obj["metadata"]["name"], ns)
-            if res is R.DATAVOLUME:
-                # No garbage collector in the test cluster: remove the DV-owned PVC as GC would.
-                pvc = kube.get_or_none(R.PVC, obj["metadata"]["name"], ns)
-                if pvc and any(r.get("kind") == "DataVolume" for r in pvc["metadata"].get("ownerReferences") or []):
-                    if not pvc["metadata"].get("deletionTimestamp"):
-                        delete_any(kube, R.PVC, pvc["metadata"]["name"], ns)
-                    finish_pvc_deletion(kube, kube.get_or_none(R.PVC, pvc["metadata"]["name"], ns) or pvc)
+    for res, obj in _migrated(kube, ns, f"{label}={plan_uid}"):
+        if not obj["metadata"].get("deletionTimestamp"):
+            delete_any(kube, res, obj["metadata"]["name"], ns)
+        if res is R.DATAVOLUME:
+            # No garbage collector in the test cluster: remove the DV-owned PVC as GC would.
+            pvc = kube.get_or_none(R.PVC, obj["metadata"]["name"], ns)
+            if pvc and any(r.get("kind") == "DataVolume" for r in pvc["metadata"].get("ownerReferences") or []):
+                if not pvc["metadata"].get("deletionTimestamp"):
+                    delete_any(kube, R.PVC, pvc["metadata"]["name"], ns)
+                finish_pvc_deletion(kube, kube.get_or_none(R.PVC, pvc["metadata"]["name"], ns) or pvc)
     if live:
         for pod in kube.items(R.POD, ns):
             if launcher_vm(pod) and (pod.get("status") or {}).get("phase") == "Succeeded":
@@ -300,15 +305,9 @@ def delete_migrated(kube, ns: str, plan_uid: str, label: str, live: bool) -> Non
 
 def migrated_deleted(kube, ns: str, plan_uid: str, label: str) -> bool:
     """EnsureMigratedDeleted; also plays kube-controller-manager's pvc-protection controller."""
-    sel = f"{label}={plan_uid}"
     left = 0
-    for res in (R.DATAVOLUME, R.PVC):
-        try:
-            objs = kube.items(res, ns, label_selector=sel)
-        except errors.NotFound:
-            continue
-        for obj in objs:
-            left += 1
-            if res is R.PVC and obj["metadata"].get("deletionTimestamp"):
-                finish_pvc_deletion(kube, obj)
+    for res, obj in _migrated(kube, ns, f"{label}={plan_uid}"):
+        left += 1
+        if res is R.PVC and obj["metadata"].get("deletionTimestamp"):
+            finish_pvc_deletion(kube, obj)
     return left == 0
