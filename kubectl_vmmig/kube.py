@@ -39,6 +39,7 @@ class Kube:
         self.max_backoff = max_backoff
         self.on_retry = on_retry  # callback(message) so a watcher can say "reconnecting"
         self.request_count = 0
+        self._connected = False  # set by the first HTTP answer: later connection errors are outages to ride out
         self._pool = None
         self._headers = None
 
@@ -181,7 +182,9 @@ class Kube:
                 if self.verbosity >= 6:
                     _log(f"{method} {url}  in {ms} milliseconds ({type(exc).__name__})")
                 err = self._connection_error(exc)
-                if attempt < attempts and not isinstance(exc, urllib3.exceptions.SSLError):
+                # Retry only an outage of a server we have already talked to; a wrong address or a cluster that
+                # is down fails at once with one line, as kubectl does (no 15 s of back-off before the error).
+                if attempt < attempts and self._connected and not isinstance(exc, urllib3.exceptions.SSLError):
                     # said at every verbosity: a silent pause while the API server is away looks like a hang
                     self._backoff(f"{err.message}; reconnecting in {delay:g}s (attempt {attempt}/{attempts - 1})",
                                   delay, always=True)
@@ -189,6 +192,7 @@ class Kube:
                     continue
                 raise err from None
             ms = int((time.monotonic() - start) * 1000)
+            self._connected = True
             if self.verbosity >= 6:
                 _log(f"{method} {url} {resp.status} {resp.reason or ''} in {ms} milliseconds")
             if resp.status in RETRY_STATUSES and attempt < attempts:
