@@ -3,6 +3,7 @@ stand-ins, VMs of every shape, a listing of everything a command could create (t
 the clean-failure assertion, dedicated control planes, and RBAC bindings from deploy/rbac/ for user alice."""
 import copy
 import glob
+import json
 import os
 import shutil
 import tempfile
@@ -83,10 +84,12 @@ def _names(kube, res, ns):
 
 def snapshot(kube, ns):
     """Everything a command could create or change: MigPlans/MigMigrations in MTC's namespace, DataVolumes,
-    PVCs and ConfigMaps in the namespace, and each VM's resourceVersion."""
+    PVCs and ConfigMaps in the namespace, and each VM's generation and spec (not its resourceVersion: the KubeVirt
+    stand-in keeps writing VM status, which is no change made by the plugin)."""
     vms = None
     try:
-        vms = {v["metadata"]["name"]: v["metadata"]["resourceVersion"] for v in kube.items(R.VM, ns)}
+        vms = {v["metadata"]["name"]: (v["metadata"].get("generation"), json.dumps(v.get("spec"), sort_keys=True))
+               for v in kube.items(R.VM, ns)}
     except errors.NotFound:
         pass
     return {"migplans": _names(kube, R.MIGPLAN, MTC_NS), "migmigrations": _names(kube, R.MIGMIGRATION, MTC_NS),
