@@ -111,6 +111,13 @@ def _vmim_for(vmims: List[dict], vm: str, dvm: dict):
     cands = [m for m in vmims if (m.get("spec") or {}).get("vmiName") == vm
              and (created is None or (parse_time(m["metadata"].get("creationTimestamp")) or created) >= created)]
     cands.sort(key=lambda m: (m["metadata"].get("creationTimestamp") or "", m["metadata"]["name"]))
+    # mig-controller matches "a VMIM with spec.vmiName == VM" among all of them; KubeVirt queues a new Pending
+    # attempt soon after a failure. Read a copying/finished attempt first, else a failed one, so the failure is
+    # not hidden behind the next queued attempt (deterministic, whatever the poll timing).
+    for wanted in (("Running", "Succeeded"), ("Failed",)):
+        hit = [m for m in cands if (m.get("status") or {}).get("phase") in wanted]
+        if hit:
+            return hit[-1]
     return cands[-1] if cands else None
 
 
