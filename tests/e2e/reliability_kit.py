@@ -16,6 +16,7 @@ import yaml
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 from tests.sim import factories as F
+from tests.sim.common import wait_for as _sim_wait_for
 from tests.sim.mtc import install_mtc
 
 MTC_NS = "openshift-migration"
@@ -46,14 +47,8 @@ def new_namespace(kube, prefix):
 
 
 def wait_for(pred, timeout=60.0, what="condition", interval=0.2):
-    end = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if got:
-            return got
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """tests.sim.common.wait_for with this kit's argument order (timeout, what) and slower default polling."""
+    return _sim_wait_for(pred, timeout=timeout, interval=interval, what=what)
 
 
 def vmi_running(kube, ns, name):
