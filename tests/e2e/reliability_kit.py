@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 import uuid
 
 import pytest
