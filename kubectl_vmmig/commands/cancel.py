@@ -23,7 +23,7 @@ def command(conn, plan, engine, mtc_namespace):
     kube = Kube.connect(conn)
     if engine == "auto":
         from .. import resources as R
-        from ..engines.kubevirt_build import record_name
+        from ..engines.kubevirt.build import record_name
 
         # A kubevirt-engine migration is known by its record ConfigMap; auto would otherwise pick MTC.
         if kube.get_or_none(R.CONFIGMAP, record_name(plan), conn.namespace or kube.namespace) is not None:

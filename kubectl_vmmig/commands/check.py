@@ -22,7 +22,7 @@ def command(conn, vms, to, selector, all_, mode, engine, mtc_namespace, access_m
       kubectl vm-storage check --all --to fast --mode live -o json
     """
     from .. import errors
-    from ..preflight import blocking
+    from ..findings import blocking
     from .migrate_run import prepare, print_findings
 
     opts = MigrateOptions(vms=vms, to=to, namespace=conn.namespace, selector=selector, all=all_, mode=mode,

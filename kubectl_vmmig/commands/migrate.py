@@ -59,7 +59,7 @@ class MigrateOptions:
     def validate(self):
         """Flag-level problems, before any connection (issue 7: one line, the fix, nothing created)."""
         from .. import errors
-        from ..engines import mtc_build
+        from ..engines.mtc import build as mtc_build
         from ..plan import ACCESS_MODES, VOLUME_MODES
 
         bad = errors.BadInput

@@ -115,9 +115,10 @@ def _target_sc_must_exist(objs, opts):
 
 def prepare(opts, conn, write=True) -> Prepared:
     """Read, plan, judge. Raises only for bad input; blocking findings are returned, not raised."""
-    from .. import preflight as P
+    from .. import kubevirt_capabilities as KVC
+    from ..engines.mtc import checks as P
     from ..engines import get_engine
-    from ..engines import mtc_build as B
+    from ..engines.mtc import build as B
     from ..inventory import build_inventory
     from ..plan import build_plan
 
@@ -164,7 +165,7 @@ def prepare(opts, conn, write=True) -> Prepared:
             except errors.Forbidden:
                 kv_cr = None
     engine = get_engine(engine_name or opts.engine, kube, options)
-    caps = P.kubevirt_capabilities(kv_cr) if (kv_cr or not opts.local) else {"liveMigration": True}
+    caps = KVC.kubevirt_capabilities(kv_cr) if (kv_cr or not opts.local) else {"liveMigration": True}
     own = None
     if engine.name == "mtc" and not opts.local:
         own, _ = engine.existing_plans(namespace)
@@ -186,8 +187,8 @@ def prepare(opts, conn, write=True) -> Prepared:
 
 def finished_migration(kube, opts, namespace, keys):
     """The plugin's MTC migration that already moved these VMs to ``opts.to`` (for a re-run), else None."""
-    from ..engines import mtc_build as B
-    from ..engines.mtc import MtcEngine
+    from ..engines.mtc import build as B
+    from ..engines.mtc.engine import MtcEngine
 
     if opts.engine == "kubevirt":
         return None
@@ -217,7 +218,7 @@ def _resume_kubevirt(kube, namespace, keys, opts):
     if kube is None or opts.engine == "mtc" or opts.dry_run != "none":
         return None
     from ..engines import get_engine
-    from ..engines import kubevirt_build as KB
+    from ..engines.kubevirt import build as KB
 
     plan = {"namespace": namespace, "vms": [k.split("/", 1)[1] for k in keys], "targetStorageClass": opts.to,
             "moves": [], "skipped": [], "findings": [], "requestedMode": opts.mode}
@@ -234,7 +235,7 @@ def _kubevirt_naming(engine, opts):
     fn = getattr(engine, "naming", None)
     if callable(fn):
         return fn()
-    from ..engines.kubevirt_build import destination_name
+    from ..engines.kubevirt.build import destination_name
 
     return lambda d: destination_name(d["claim"], opts.to)
 
@@ -243,7 +244,7 @@ def engine_checks(engine, plan, inventory, objs, opts):
     fn = getattr(engine, "checks", None)
     if callable(fn) and engine.kube is not None:
         return fn(plan, inventory)
-    from ..engines.kubevirt_checks import kubevirt_engine_findings
+    from ..engines.kubevirt.checks import kubevirt_engine_findings
 
     cluster = {"kubevirt": (objs.get("KubeVirt") or [None])[0], "stop": opts.stop,
                "storageClasses": [s["metadata"]["name"] for s in objs["StorageClass"]], "cdi": True}
@@ -293,7 +294,7 @@ def print_preview(preview, output, plan):
 
 
 def refuse_if_blocked(findings, plan):
-    from ..preflight import blocking
+    from ..findings import blocking
 
     bad = blocking(findings)
     if bad:
@@ -321,7 +322,7 @@ def run(opts, conn) -> int:
             preview["checks"] = list(prep.findings) + [c for c in preview.get("checks") or []
                                                        if c not in prep.findings]
         print_preview(preview, opts.output, plan)
-        from ..preflight import blocking
+        from ..findings import blocking
 
         return errors.PREFLIGHT if blocking(preview["checks"]) else 0
     refuse_if_blocked(prep.findings, plan)

@@ -22,7 +22,7 @@ def command(conn, plan, mtc_namespace, yes, dry_run, wait):
     """
     from .. import errors
     from .. import progress as P
-    from ..engines.mtc import MtcEngine
+    from ..engines.mtc.engine import MtcEngine
     from ..kube import Kube
 
     kube = Kube.connect(conn)

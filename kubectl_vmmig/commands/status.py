@@ -21,8 +21,8 @@ def from_files(files, namespace=None, name=None):
     """Migrations computed from -f files (pure; shared with tests)."""
     from .. import manifests
     from .. import progress as P
-    from ..progress import kubevirt as progress_kubevirt
-    from ..progress import mtc as progress_mtc
+    from ..engines.kubevirt import progress as progress_kubevirt
+    from ..engines.mtc import progress as progress_mtc
 
     objects = manifests.load_objects(files)
     ms = progress_mtc.from_objects(objects, namespace=namespace) + \
@@ -57,8 +57,8 @@ class LiveSource:
         import datetime
 
         from .. import errors
-        from ..progress import kubevirt as progress_kubevirt
-        from ..progress import mtc as progress_mtc
+        from ..engines.kubevirt import progress as progress_kubevirt
+        from ..engines.mtc import progress as progress_mtc
 
         ns = None if self.all else self.namespace
         try:

@@ -7,14 +7,14 @@ ENGINES = ("mtc", "kubevirt", "auto")
 
 
 def _kubevirt(kube, options):
-    from .kubevirt import KubevirtEngine
+    from .kubevirt.engine import KubevirtEngine
 
     return KubevirtEngine(kube, options)
 
 
 def get_engine(name, kube, options=None):
     from .. import errors
-    from .mtc import MtcEngine
+    from .mtc.engine import MtcEngine
 
     options = options or {}
     if name == "mtc":

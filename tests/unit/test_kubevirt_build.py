@@ -3,7 +3,7 @@ import copy
 
 import jsonpatch
 
-from kubectl_vmmig.engines import kubevirt_build as B
+from kubectl_vmmig.engines.kubevirt import build as B
 
 
 def move(vm="vm1", volume="root", src="root-dv", dst="root-dv-fast", mode="live", tpl=0, **kw):

@@ -1,7 +1,7 @@
 """Preflight findings of the kubevirt engine (pure)."""
 import pytest
 
-from kubectl_vmmig.engines.kubevirt_checks import (kubevirt_engine_findings, kubevirt_findings, node_findings,
+from kubectl_vmmig.engines.kubevirt.checks import (kubevirt_engine_findings, kubevirt_findings, node_findings,
                                                    parse_version, rbac_findings, vm_findings)
 
 

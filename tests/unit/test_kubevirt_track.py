@@ -1,5 +1,5 @@
 """judge_live / cancel_done: the reference's success criteria (BEHAVIOR §7) and recovery (§10)."""
-from kubectl_vmmig.engines.kubevirt_track import cancel_done, judge_live, our_vmims, vmim_selector
+from kubectl_vmmig.engines.kubevirt.track import cancel_done, judge_live, our_vmims, vmim_selector
 
 REC = {"originalClaims": {"root": "src"}, "targetClaims": {"root": "dst"}, "mapping": {"src": "dst"},
        "templateStorageClasses": {}, "knownVMIMs": ["old-uid"], "attempts": 0}

@@ -1,7 +1,7 @@
 """engines/mtc_build.py: MigPlan / selection patch / MigMigration / names / result judgement."""
 import pytest
 
-from kubectl_vmmig.engines import mtc_build as B
+from kubectl_vmmig.engines.mtc import build as B
 from kubectl_vmmig.inventory import build_inventory
 from kubectl_vmmig.plan import build_plan
 

@@ -1,5 +1,7 @@
 """preflight.py: findings from plan + inventory + cluster facts."""
-from kubectl_vmmig import preflight as P
+from kubectl_vmmig.engines.mtc import checks as P
+from kubectl_vmmig.findings import blocking
+from kubectl_vmmig.kubevirt_capabilities import kubevirt_capabilities
 from kubectl_vmmig.inventory import build_inventory
 from kubectl_vmmig.plan import build_plan
 
@@ -22,21 +24,21 @@ def names(findings, severity):
 
 
 def test_kubevirt_capabilities():
-    assert P.kubevirt_capabilities(KV_OK)["liveMigration"] is True
+    assert kubevirt_capabilities(KV_OK)["liveMigration"] is True
     old = {"status": {"observedKubeVirtVersion": "v1.4.0"}, "spec": KV_OK["spec"]}
-    caps = P.kubevirt_capabilities(old)
+    caps = kubevirt_capabilities(old)
     assert caps["liveMigration"] is False and "VolumeMigration" in caps["liveMigrationReason"]
     no_rollout = {"status": {"observedKubeVirtVersion": "v1.6.0"},
                   "spec": {"workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]}}}
-    assert "vmRolloutStrategy" in P.kubevirt_capabilities(no_rollout)["liveMigrationReason"]
-    assert "v1.3.0" in P.kubevirt_capabilities({"status": {"observedKubeVirtVersion": "v1.2.0"}})["liveMigrationReason"]
-    assert P.kubevirt_capabilities(None)["liveMigration"] is False
+    assert "vmRolloutStrategy" in kubevirt_capabilities(no_rollout)["liveMigrationReason"]
+    assert "v1.3.0" in kubevirt_capabilities({"status": {"observedKubeVirtVersion": "v1.2.0"}})["liveMigrationReason"]
+    assert kubevirt_capabilities(None)["liveMigration"] is False
 
 
 def test_clean_offline_plan_has_no_errors():
     plan, inv = _setup([vm("a", pvcs=[("d", "pa")], run_strategy="Halted")], pvcs=[pvc("pa")], mode="offline")
     f = P.run_preflight(plan, inv, {"schedulableNodes": 2})
-    assert P.blocking(f) == []
+    assert blocking(f) == []
     assert "pvc-bound" in names(f, "ok") and "target-storageclass" in names(f, "ok")
 
 
@@ -48,7 +50,7 @@ def test_live_refusals_shareable_lun_virtiofs_hostdisk_not_running():
     plan, inv = _setup([v, vm("b", pvcs=[("d", "pb")], run_strategy="Halted")], [vmi("a")],
                        [pvc("ps"), pvc("pl"), pvc("pf"), pvc("pb")], mode="live")
     f = P.run_preflight(plan, inv, {"schedulableNodes": 1})
-    msgs = " | ".join(x["message"] for x in P.blocking(f))
+    msgs = " | ".join(x["message"] for x in blocking(f))
     for word in ("shareable", "LUN", "virtiofs", "hostDisk", "VM b is not running", "at least two"):
         assert word in msgs, word
 
@@ -72,7 +74,7 @@ def test_target_smaller_than_source_for_live_dv():
 def test_pvc_missing_or_pending():
     plan, inv = _setup([vm("a", pvcs=[("d", "pa"), ("e", "nope")], run_strategy="Halted")],
                        pvcs=[pvc("pa", phase="Pending")], mode="offline")
-    msgs = [x["message"] for x in P.blocking(P.run_preflight(plan, inv))]
+    msgs = [x["message"] for x in blocking(P.run_preflight(plan, inv))]
     assert any("nope not found" in m for m in msgs) and any("Pending" in m for m in msgs)
 
 

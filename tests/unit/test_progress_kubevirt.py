@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from kubectl_vmmig import progress as P
-from kubectl_vmmig.progress import kubevirt as KV
+from kubectl_vmmig.engines.kubevirt import progress as KV
 
 FIX = Path(__file__).parent / "fixtures" / "kubevirt"
 NOW = "2026-08-20T10:13:20Z"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_vmmig import progress as P
-from kubectl_vmmig.progress import mtc
+from kubectl_vmmig.engines.mtc import progress as mtc
 
 FIX = Path(__file__).parent / "fixtures" / "mtc"
 MIG_UID = "2f0c7a4e-4b0e-4d59-9a0e-3c1f7f7d2a11"

@@ -7,8 +7,8 @@ import os
 import pytest
 import yaml
 
-from kubectl_vmmig import preflight as P
-from kubectl_vmmig.engines import kubevirt as KV
+from kubectl_vmmig.engines.mtc import checks as P
+from kubectl_vmmig.engines.kubevirt import engine as KV
 
 RBAC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "rbac")
 ENGINE = "vm-storage.kubevirt-tools.io/engine"

@@ -27,8 +27,8 @@ import hashlib
 import json
 from typing import Dict, List, Optional
 
-from .. import resources as R
-from ..patches import template_storage_classes, volume_claims, volume_swap_patch
+from ... import resources as R
+from ...patches import template_storage_classes, volume_claims, volume_swap_patch
 
 ENGINE = "kubevirt"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "kubectl-vm-storage")

@@ -8,7 +8,7 @@ VMI has no ``VolumesChange`` condition and no ``migratedVolumes``. ``completed``
 import json
 from typing import List, Optional
 
-from ..patches import claim_of, revert_patch
+from ...patches import claim_of, revert_patch
 
 VMIM_LABEL = "kubevirt.io/volume-update-migration"
 

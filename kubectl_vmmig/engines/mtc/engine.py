@@ -7,10 +7,10 @@ deterministic names and the plugin's labels, so a re-run adopts what exists inst
 import time
 from typing import Optional
 
-from .. import errors, patches
-from .. import resources as R
-from ..inventory import schedulable
-from . import mtc_build as B
+from ... import errors, patches
+from ... import resources as R
+from ...inventory import schedulable
+from . import build as B
 
 POLL = 0.5
 
@@ -96,7 +96,7 @@ class MtcEngine:
 
     # ---- preflight facts -------------------------------------------------------------------------
     def gather_facts(self, plan, kind="cutover", write=True, hooks=()):
-        from .. import preflight as P
+        from . import checks as P
 
         ns = plan["namespace"]
         mtc = self.locate()
@@ -172,7 +172,7 @@ class MtcEngine:
                         "name": migplan["metadata"]["name"], "patch": sel_ops}]
         if kind == "cutover":
             by_name = {(v.get("metadata") or {}).get("name"): v for v in vms}
-            from ..plan import moves_by_vm
+            from ...plan import moves_by_vm
 
             for vm_name, moves in moves_by_vm(plan).items():
                 vm = by_name.get(vm_name)
@@ -336,7 +336,7 @@ class MtcEngine:
         return B.migration_result(mig, dvm) + (mig,)
 
     def read(self, namespace=None, name=None, all_namespaces=False):
-        from ..progress import mtc as progress_mtc
+        from . import progress as progress_mtc
 
         migs = progress_mtc.collect(self.kube, namespace, all_namespaces,
                                     mtc_namespace=self.options.get("mtc_namespace"))

@@ -13,13 +13,13 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
-from .. import errors
-from .. import resources as R
-from ..patches import clear_strategy_patch, revert_patch
-from . import kubevirt_build as B
-from .kubevirt_checks import kubevirt_engine_findings
-from .kubevirt_steps import TERMINAL, Driver, PatchRefused, guarded_patch, now
-from .kubevirt_track import cancel_done, judge_live, vmim_selector
+from ... import errors
+from ... import resources as R
+from ...patches import clear_strategy_patch, revert_patch
+from . import build as B
+from .checks import kubevirt_engine_findings
+from .steps import TERMINAL, Driver, PatchRefused, guarded_patch, now
+from .track import cancel_done, judge_live, vmim_selector
 
 
 # Every API call of this engine (migrate, check, status, cancel): (verb, Resource, subresource, namespaced).
@@ -197,7 +197,7 @@ class KubevirtEngine:
 
     def read(self, namespace=None, name=None, all_namespaces=False) -> List[dict]:
         """Migration dicts (progress/kubevirt.py builds them from the records and the live objects)."""
-        from ..progress.kubevirt import collect
+        from .progress import collect
 
         out = collect(self.kube, namespace, all_namespaces)
         if name:
@@ -317,6 +317,6 @@ def _handed_off(rec) -> bool:
 
 
 def _claims(vm):
-    from ..patches import volume_claims
+    from ...patches import volume_claims
 
     return volume_claims(vm)

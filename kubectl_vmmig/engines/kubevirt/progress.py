@@ -9,7 +9,7 @@ engine's own rule (engines/kubevirt_track.judge_live, BEHAVIOR §7/§10), so ``s
 """
 from typing import Dict, Iterable, List, Optional
 
-from . import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, go_duration, judge, migration,
+from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, go_duration, judge, migration,
                percent, seconds_between)
 
 RECORD_KEY = "record"
@@ -93,7 +93,7 @@ def _disk_from_dv(d: dict, dv: Optional[dict], vm_phase: str, vm_result: str) ->
 
 def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims: List[dict], dvs: Dict[tuple, dict],
               pvc_sc: Dict[tuple, str], now: Optional[str] = None) -> dict:
-    from ..engines.kubevirt_track import judge_live
+    from .track import judge_live
 
     ns, name = rec.get("namespace") or "", rec.get("name") or ""
     rec_result = rec.get("result") or RUNNING
@@ -193,8 +193,8 @@ def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = 
                   vms: Optional[List[dict]] = None) -> List[dict]:
     """Record ConfigMaps by label (one LIST; nothing else when there is none), then VMs (unless given),
     VMIs, volume-update VMIMs by label and the plugin's DataVolumes: at most five requests for any N."""
-    from .. import errors
-    from .. import resources as R
+    from ... import errors
+    from ... import resources as R
 
     ns = None if all_namespaces else (namespace or kube.namespace)
     every = ns is None

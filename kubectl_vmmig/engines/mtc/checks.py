@@ -1,5 +1,5 @@
-"""Preflight: findings ``{name, severity: ok|warning|error, message}`` from the plan, the inventory and
-cluster facts. Pure: the shell (``engines/mtc.py`` ``gather_facts``) reads the cluster, this judges.
+"""The MTC engine's preflight: findings ``{name, severity: ok|warning|error, message}`` from the plan, the inventory and
+cluster facts. Pure: the shell (``engine.py`` ``gather_facts``) reads the cluster, this judges.
 
 ``facts`` (every key optional; absent = not checked)::
 
@@ -11,50 +11,10 @@ cluster facts. Pure: the shell (``engines/mtc.py`` ``gather_facts``) reads the c
      "plans": {"own": name|None, "foreign": ["ns/name"], "running": "ns/name"|None},
      "hooks": {name: exists}, "workloads": ["Deployment/web (2 replicas)", ...]}
 """
-import re
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
-OK, WARNING, ERROR = "ok", "warning", "error"
-LIVE_GATES = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
-
-
-def finding(name, severity, message):
-    return {"name": name, "severity": severity, "message": message}
-
-
-def parse_version(text) -> Optional[Tuple[int, int, int]]:
-    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or ""))
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
-
-
-def kubevirt_version(kv: Optional[dict]) -> Optional[str]:
-    st = (kv or {}).get("status") or {}
-    return st.get("observedKubeVirtVersion") or st.get("operatorVersion") or st.get("targetKubeVirtVersion")
-
-
-def kubevirt_capabilities(kv: Optional[dict]) -> dict:
-    """Can this KubeVirt live-migrate storage? (reference kubevirt BEHAVIOR §1; MTC's own rule in API.md §1)."""
-    if not kv:
-        return {"liveMigration": False, "liveMigrationReason": "KubeVirt is not installed (no KubeVirt CR found)"}
-    version = kubevirt_version(kv)
-    parsed = parse_version(version)
-    cfg = ((kv.get("spec") or {}).get("configuration")) or {}
-    reasons = []
-    if parsed is None or parsed < (1, 3, 0):
-        reasons.append(f"KubeVirt {version or 'of unknown version'} is older than v1.3.0, "
-                       "the first version with storage live migration")
-    if cfg.get("vmRolloutStrategy") != "LiveUpdate":
-        reasons.append("spec.configuration.vmRolloutStrategy is not LiveUpdate")
-    gates = ((cfg.get("developerConfiguration") or {}).get("featureGates")) or []
-    if parsed is not None and parsed < (1, 5, 0):
-        missing = [g for g in LIVE_GATES if g not in gates]
-        if missing:
-            reasons.append("feature gates missing: " + ", ".join(missing))
-    methods = (((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods")) or []
-    if "LiveMigrate" not in methods:
-        reasons.append("spec.workloadUpdateStrategy.workloadUpdateMethods does not contain LiveMigrate")
-    return {"liveMigration": not reasons, "liveMigrationReason": "; ".join(reasons), "version": version}
-
+from ...findings import ERROR, OK, WARNING, finding
+from ...kubevirt_capabilities import kubevirt_capabilities
 
 # Every API call of the MTC engine (migrate, check, status, cancel, rollback), as (verb, group, resource, scope):
 # scope "namespace" = the VMs' namespace, "mtc" = MTC's namespace, "cluster" = cluster scope. deploy/rbac/ grants
@@ -207,7 +167,7 @@ def check_live(plan, inventory, facts) -> List[dict]:
         if m["mode"] != "live" or m["kind"] != "dataVolume":
             continue
         d = next((x for x in inventory["vms"][f"{m['namespace']}/{m['vm']}"]["disks"] if x["claim"] == m["sourcePVC"]), {})
-        from .inventory import parse_quantity
+        from ...inventory import parse_quantity
 
         req, cap = parse_quantity(d.get("requestedSize")), d.get("sizeBytes")
         if req and cap and req < cap:
@@ -284,7 +244,3 @@ def run_preflight(plan, inventory, facts=None, kind="cutover") -> List[dict]:
             out.append(finding("stage", WARNING, f"VM(s) {', '.join(running)} are running: a stage run copies their "
                                "disks while in use (crash-consistent); the cutover copies the rest with them stopped"))
     return _dedupe(out)
-
-
-def blocking(findings) -> List[dict]:
-    return [f for f in findings if f["severity"] == ERROR]

@@ -12,8 +12,8 @@ Each finding is ``{name, severity: ok|warning|error, message}``; a message says 
 import re
 from typing import Dict, List, Optional, Tuple
 
-from ..inventory import schedulable
-from .kubevirt_build import LABEL_MIGRATION
+from ...inventory import schedulable
+from .build import LABEL_MIGRATION
 
 GATES_BEFORE_1_5 = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
 SHARED_MODES = {"ReadWriteMany", "ReadOnlyMany"}
@@ -233,7 +233,7 @@ def rbac_findings(rbac: List[dict]) -> List[dict]:
 
 def kubevirt_engine_findings(plan: dict, inventory: dict, cluster: dict) -> List[dict]:
     """All findings for running ``plan`` with the kubevirt engine."""
-    from .kubevirt_build import moves_by_vm, vm_mode
+    from .build import moves_by_vm, vm_mode
 
     ns = plan.get("namespace")
     kv = cluster.get("kubevirt")

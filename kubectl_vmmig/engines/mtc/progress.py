@@ -9,7 +9,7 @@ phase and itinerary. The human progress strings in ``pipeline[].progress`` are n
 import hashlib
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from . import conditions, disk_row, finish_disks, judge, migration, percent, CANCELED, FAILED, RUNNING, SUCCEEDED
+from ...progress import conditions, disk_row, finish_disks, judge, migration, percent, CANCELED, FAILED, RUNNING, SUCCEEDED
 
 DEFAULT_MTC_NAMESPACE = "openshift-migration"
 LABEL_DVM_OF_MIGRATION = "migration-direct-volume"    # DVM label: UID of its MigMigration
@@ -381,8 +381,8 @@ def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = 
     """LIST what ``from_objects`` needs: MigPlans (one cluster-wide LIST finds MTC's namespace), then per
     MTC namespace (normally one) MigMigrations, DVMs and DVMPs by label selector, and the VMs (unless
     given). Five requests whatever the number of VMs; one when no plan covers the namespace."""
-    from .. import errors
-    from .. import resources as R
+    from ... import errors
+    from ... import resources as R
 
     ns = None if all_namespaces else (namespace or kube.namespace)
     try:

@@ -10,11 +10,11 @@ one ``--dry-run=client`` showed) and guarded by ``test`` ops: a concurrent edit 
 import datetime
 from typing import Callable, List, Optional
 
-from .. import errors
-from .. import resources as R
-from ..patches import clear_strategy_patch, volume_claims
-from . import kubevirt_build as B
-from .kubevirt_track import judge_live, vmim_selector
+from ... import errors
+from ... import resources as R
+from ...patches import clear_strategy_patch, volume_claims
+from . import build as B
+from .track import judge_live, vmim_selector
 
 TERMINAL = ("Completed", "Failed", "Canceled")
 
