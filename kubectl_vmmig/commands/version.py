@@ -1,4 +1,4 @@
-"""`kubectl vm-storage version`: client version, and the server's when it is reachable."""
+"""`kubectl vm-storage version`: client version, then the server's; fails as `kubectl version` does."""
 import json
 import sys
 
@@ -10,9 +10,13 @@ from ..cli import connection_options
 @click.command("version")
 @click.option("--client", "client_only", is_flag=True, help="Print the client version only (no API call).")
 @click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", help="Output format.")
-@connection_options(namespace=False)
+@connection_options()
 def command(conn, client_only, output):
-    """Print the client version and, when a cluster is reachable, the server version."""
+    """Print the client version and the server version.
+
+    Like `kubectl version`, the client version is printed first; when the server cannot be asked (no
+    cluster, wrong credentials, TLS failure) the command then fails with the error and its exit code.
+    """
     from .. import __version__, errors
 
     info = {"clientVersion": {"version": __version__, "python": sys.version.split()[0]}}
@@ -21,26 +25,18 @@ def command(conn, client_only, output):
         from ..kube import Kube
 
         try:
-            kube = Kube.connect(conn, retries=0)
-            info["serverVersion"] = kube.server_version()
-        except errors.BadInput as exc:
-            problem = exc.line()
-        except errors.ApiError as exc:
-            problem = exc.line()
+            info["serverVersion"] = Kube.connect(conn, retries=0).server_version()
+        except errors.VmStorageError as exc:
+            problem = exc
     if output == "text":
         click.echo(f"Client Version: {__version__} (python {info['clientVersion']['python']})")
         if "serverVersion" in info:
             click.echo(f"Server Version: {info['serverVersion'].get('gitVersion', 'unknown')}")
-        elif not client_only:
-            click.echo("Server Version: unavailable (cluster not reachable)")
+    elif output == "json":
+        click.echo(json.dumps(info, indent=2))
     else:
-        if problem:
-            info["serverError"] = problem
-        if output == "json":
-            click.echo(json.dumps(info, indent=2))
-        else:
-            import yaml
+        import yaml
 
-            click.echo(yaml.safe_dump(info, sort_keys=False), nl=False)
-    if problem:
-        click.echo(f"warning: server version unavailable: {problem}", err=True)
+        click.echo(yaml.safe_dump(info, sort_keys=False), nl=False)
+    if problem is not None:
+        raise problem
