@@ -9,7 +9,7 @@ phase and itinerary. The human progress strings in ``pipeline[].progress`` are n
 import hashlib
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from ...progress import conditions, disk_row, finish_disks, migration, percent, CANCELED, FAILED, RUNNING, SUCCEEDED
+from ...progress import FAILED, RUNNING, conditions, disk_row, finish_disks, migration, percent
 from .build import migration_result
 
 DEFAULT_MTC_NAMESPACE = "openshift-migration"
