@@ -73,7 +73,8 @@ def _set_verbosity(ctx, param, value):
 
 
 CONNECTION_FLAGS = [
-    click.option("--kubeconfig", metavar="PATH", help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."),
+    click.option("--kubeconfig", metavar="PATH",
+                 help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."),
     click.option("--context", metavar="NAME", help="The kubeconfig context to use."),
     click.option("--cluster", metavar="NAME", help="The kubeconfig cluster to use."),
     click.option("--user", metavar="NAME", help="The kubeconfig user to use."),
@@ -202,8 +203,10 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        cli.main(args=kubectl_bool_flags(args), prog_name=prog_name(), standalone_mode=False)
-        code = 0
+        # Under standalone_mode=False click *returns* the code of a click.exceptions.Exit instead of raising it;
+        # commands report failure by raising errors.VmStorageError, but an Exit must not be lost either.
+        returned = cli.main(args=kubectl_bool_flags(args), prog_name=prog_name(), standalone_mode=False)
+        code = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.UsageError as exc:
@@ -235,7 +238,8 @@ def main(argv=None):
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {first}; "
                          "rerun with -v 9 for a traceback and report it\n")
         code = errors.INTERNAL
     sys.stdout.flush()

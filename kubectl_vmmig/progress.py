@@ -1,7 +1,7 @@
 """Progress: status objects -> ``Migration`` dicts (the ``status -o json`` contract) + result judgement.
 
-Pure: dicts in, dicts out, no I/O. The engine-specific readers live in ``progress/mtc.py`` and
-``progress/kubevirt.py``; this module holds what both share: the row/Migration constructors (so both
+Pure: dicts in, dicts out, no I/O. The engine-specific readers live in ``engines/<name>/progress.py``;
+this module holds what they share: the row/Migration constructors (so both
 engines emit exactly the same keys and types), the result rules, the ETA estimate and stall detection.
 
 Keys whose name starts with ``_`` are internal hints for the renderer (current step, warnings, object
@@ -9,7 +9,9 @@ to inspect); ``public()`` strips them, so ``-o json|yaml`` shows only the docume
 """
 import datetime
 import re
-from typing import Dict, Iterable, List, Optional
+from typing import Iterable, List, Optional
+
+from .conditions import true_by_type
 
 RUNNING, SUCCEEDED, FAILED, CANCELED = "Running", "Succeeded", "Failed", "Canceled"
 TERMINAL_RESULTS = (SUCCEEDED, FAILED, CANCELED)
@@ -39,7 +41,9 @@ def disk_row(vm="", volume="", source_pvc="", target_pvc="", source_sc="", targe
 def migration(plan, namespace, engine, type_, phase, result, started=None, completed=None, disks=None,
               **hints) -> dict:
     """One migration. ``hints`` become ``_``-prefixed render hints (step, warnings, errors, inspect...)."""
-    assert engine in ("mtc", "kubevirt"), engine
+    from .engines import REGISTRY
+
+    assert engine in REGISTRY, engine
     assert result in (RUNNING,) + TERMINAL_RESULTS, result
     out = {"plan": plan or "", "namespace": namespace or "", "engine": engine, "type": type_ or "",
            "phase": phase or "", "result": result, "started": started or None, "completed": completed or None,
@@ -136,13 +140,7 @@ def seconds_between(start, end) -> Optional[float]:
     return max(0.0, (b - a).total_seconds())
 
 
-def conditions(obj: dict) -> Dict[str, dict]:
-    """type -> condition, only those with status True (MTC never writes False; k8s-style may)."""
-    out = {}
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if str(c.get("status", "True")) == "True" and c.get("type"):
-            out[c["type"]] = c
-    return out
+conditions = true_by_type  # type -> condition that holds (the readers live in conditions.py)
 
 
 # ---- result judgement ---------------------------------------------------------------------------

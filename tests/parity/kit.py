@@ -109,6 +109,8 @@ def write_case(case_dir, case):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if isinstance(content, dict):
             content = yaml.safe_dump(content, sort_keys=False)
+        if isinstance(content, str):
+            content = content.replace("{dir}", case_dir)
         mode = "wb" if isinstance(content, bytes) else "w"
         with open(path, mode) as fh:
             fh.write(content)
@@ -132,11 +134,13 @@ def run_case(world, case_dir, case, extra_plugin_args=()):
         flags = ["--kubeconfig", os.path.join(case_dir, case.kubeconfig)] + flags
     cwd = os.path.join(case_dir, case.cwd) if case.cwd else elsewhere
 
-    def run(cmd):
-        return subprocess.run([world.kubectl, *cmd], capture_output=True, text=True, env=env, cwd=cwd,
-                              stdin=subprocess.DEVNULL, timeout=120)
+    def run(side, cmd):
+        # PARITY_SIDE reaches exec plugins through the environment: their log tells the two runs apart
+        return subprocess.run([world.kubectl, *cmd], capture_output=True, text=True, env=dict(env, PARITY_SIDE=side),
+                              cwd=cwd, stdin=subprocess.DEVNULL, timeout=120)
 
-    return run([*case.kubectl_cmd, *flags]), run([*case.plugin_cmd, *flags, *extra_plugin_args])
+    return (run("kubectl", [*case.kubectl_cmd, *flags]),
+            run("plugin", [*case.plugin_cmd, *flags, *extra_plugin_args]))
 
 
 # ---- an exec credential plugin ----------------------------------------------------------------------------
@@ -148,7 +152,8 @@ log = os.environ.get("CRED_LOG")
 if log:
     with open(log, "a") as fh:
         fh.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "info": info,
-                             "extra": os.environ.get("CRED_EXTRA"), "stdin_tty": os.isatty(0)}}) + "\n")
+                             "extra": os.environ.get("CRED_EXTRA"), "side": os.environ.get("PARITY_SIDE"),
+                             "stdin_tty": os.isatty(0)}}) + "\n")
 mode = os.environ.get("CRED_MODE", "ok")
 api = (info or {{}}).get("apiVersion", "client.authentication.k8s.io/v1")
 if mode == "fail":
@@ -177,12 +182,14 @@ def cred_script():
     return CRED_PY.format(python=sys.executable)
 
 
-def exec_log(case_dir):
+def exec_log(case_dir, side=None):
+    """The exec plugin's invocations (of one side: 'kubectl' or 'plugin')."""
     path = os.path.join(case_dir, "exec.log")
     if not os.path.exists(path):
         return []
     with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+        runs = [json.loads(line) for line in fh if line.strip()]
+    return [r for r in runs if side is None or r["side"] == side]
 
 
 # ---- a CONNECT proxy (maps every host to 127.0.0.1, logs the CONNECT targets) ----------------------------

@@ -10,14 +10,12 @@ import json
 import re
 from typing import Dict, List, Optional, Tuple
 
+from ... import labels as L
+from ...conditions import condition, true_conditions
+
 GROUP_VERSION = "migration.openshift.io/v1alpha1"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "kubectl-vm-storage"
-MIGRATION_LABEL = "vm-storage.kubevirt-tools.io/migration"
-ENGINE_LABEL = "vm-storage.kubevirt-tools.io/engine"
-TYPE_LABEL = "vm-storage.kubevirt-tools.io/type"
-REQUEST_ANNOTATION = "vm-storage.kubevirt-tools.io/request"
-REQUEST_HASH_LABEL = "vm-storage.kubevirt-tools.io/request-hash"
+MANAGED_BY, MANAGER, MIGRATION_LABEL, ENGINE_LABEL = L.MANAGED_BY, L.MANAGER, L.MIGRATION, L.ENGINE
+TYPE_LABEL, REQUEST_ANNOTATION, REQUEST_HASH_LABEL = L.TYPE, L.REQUEST, L.REQUEST_HASH
 DEFAULT_NAMESPACE = "openshift-migration"
 HOOK_PHASES = {p.lower(): p for p in ("PreBackup", "PostBackup", "PreRestore", "PostRestore")}
 BLOCKING = ("Critical", "Error")
@@ -31,7 +29,7 @@ SUFFIX_PLACEHOLDER = "xxxx"
 
 
 def labels(migration: str, extra: Optional[dict] = None) -> Dict[str, str]:
-    out = {MANAGED_BY: MANAGER, MIGRATION_LABEL: migration, ENGINE_LABEL: "mtc"}
+    out = L.ours("mtc", migration)
     out.update(extra or {})
     return out
 
@@ -203,12 +201,7 @@ def predicted_persistent_volumes(pvcs: List[dict], namespace: str) -> List[dict]
     return sorted(out, key=lambda e: e["name"])
 
 
-def conditions(obj: dict) -> List[dict]:
-    return [c for c in ((obj.get("status") or {}).get("conditions") or []) if c.get("status", "True") == "True"]
-
-
-def condition(obj: dict, ctype: str) -> Optional[dict]:
-    return next((c for c in conditions(obj) if c.get("type") == ctype), None)
+conditions = true_conditions  # the readers live in conditions.py
 
 
 def blockers(obj: dict) -> List[dict]:
@@ -230,10 +223,12 @@ def covers_namespace(migplan: dict, namespace: str) -> bool:
     return False
 
 
-def migration_result(migmigration: dict, dvm: Optional[dict] = None) -> Tuple[str, str]:
-    """(Running|Succeeded|Failed|Canceled, message) from conditions, never from phase (BEHAVIOR §1.5).
+def migration_result(migmigration: dict, dvm: Optional[dict] = None, disks=()) -> Tuple[str, str]:
+    """The one MTC verdict: (Running|Succeeded|Failed|Canceled, message), from conditions, never from phase
+    (BEHAVIOR §1.5). ``status`` (progress.build_one), ``migrate --wait`` and ``rollback`` all judge with it.
 
-    SucceededWithWarnings is never success: a DVM failure can end that way (BEHAVIOR §8)."""
+    SucceededWithWarnings is never success: a DVM failure can end that way (BEHAVIOR §8); nor is Succeeded
+    while the DVM is Failed or a disk row (``disks``, from progress) failed."""
     if condition(migmigration, "Canceled") or (condition(migmigration, "Canceling")
                                                and (migmigration.get("status") or {}).get("phase") == "Completed"):
         return "Canceled", "the migration was canceled"
@@ -249,6 +244,13 @@ def migration_result(migmigration: dict, dvm: Optional[dict] = None) -> Tuple[st
         warns = [c.get("message", "") for c in conditions(migmigration) if c.get("category") == "Warn"]
         return "Failed", "completed with warnings: " + ("; ".join(w for w in warns if w) or "see Warn conditions")
     if condition(migmigration, "Succeeded"):
+        bad_disks = [d for d in disks if d.get("phase") == "Failed"]
+        if dvm is not None and condition(dvm, "Failed"):
+            return "Failed", "; ".join((dvm.get("status") or {}).get("errors") or []) or \
+                (condition(dvm, "Failed").get("message") or "the DirectVolumeMigration failed")
+        if bad_disks:
+            return "Failed", "; ".join(f"{d.get('vm')}/{d.get('volume')}: {d.get('message') or 'failed'}"
+                                       for d in bad_disks)
         return "Succeeded", "the migration has completed successfully"
     # Postponed / PlanNotReady can clear by themselves; these cannot (reference API.md §2 blockers).
     crit = [c for c in conditions(migmigration) if c.get("category") == "Critical"
