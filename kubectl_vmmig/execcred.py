@@ -58,8 +58,7 @@ def cluster_info(acc, ca_pem):
         out["proxy-url"] = acc.proxy_url
     if acc.disable_compression:
         out["disable-compression"] = True
-    if acc.exec_cluster_config is not None:
-        out["config"] = acc.exec_cluster_config
+    out["config"] = acc.exec_cluster_config  # runtime.RawExtension without omitempty: null when absent
     return out
 
 

@@ -107,7 +107,7 @@ class Kube:
             try:
                 resp = self._pool_manager().request(
                     method, url, body=data, headers=headers, preload_content=not stream,
-                    timeout=urllib3.Timeout(connect=min(timeout or 10, 10), read=timeout), redirect=False)
+                    timeout=self._timeout(timeout, stream), redirect=False)
             except urllib3.exceptions.HTTPError as exc:
                 ms = int((time.monotonic() - start) * 1000)
                 if self.verbosity >= 6:
@@ -147,6 +147,15 @@ class Kube:
                 _log(f"Response Body: {resp.data[:1024].decode(errors='replace')}")
             return json.loads(resp.data) if resp.data else {}
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _timeout(seconds, stream):
+        import urllib3
+
+        if stream or not seconds:
+            return urllib3.Timeout(connect=min(seconds or 10, 10), read=seconds)
+        # --request-timeout bounds the whole request, as kubectl's http.Client.Timeout does
+        return urllib3.Timeout(total=seconds, connect=min(seconds, 10))
 
     def _backoff(self, message, wait, always=False):
         if self.on_retry:

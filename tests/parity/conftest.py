@@ -96,7 +96,7 @@ def parity(world, tmp_path):
         kit.write_case(case_dir, case)
         kres, pres = kit.run_case(world, case_dir, case, plugin_args)
         kit.assert_outcome(case.kubectl, kres, "kubectl")
-        kit.assert_outcome(case.plugin or case.kubectl, pres, "plugin")
+        kit.assert_outcome(case.plugin or case.kubectl, pres, "plugin", tracebacks_asked="9" in case.args)
         leaked = [s for s in world.secrets if s in pres.stdout + pres.stderr]
         assert not leaked, f"plugin printed a secret: {pres.stderr[-800:]}"
         if case.check:
