@@ -154,7 +154,7 @@ def merge_kubeconfigs(paths, explicit=False):
 
 def _resolve(base, path):
     if path and not os.path.isabs(path):
-        return os.path.join(base, path)
+        return os.path.normpath(os.path.join(base, path))  # filepath.Join cleans the path (ResolvePaths)
     return path
 
 

@@ -54,18 +54,20 @@ def world(cp, tmp_path_factory):
     dora_crt, dora_key = kit.client_cert(cp.plane.client_ca_cert, cp.plane.client_ca_key, pki, "dora")
     wrong_ca, _ = kit.self_signed(pki, "wrong-ca")
     proxy = kit.ConnectProxy()
+    front = kit.PlainHttpFront(cp.server)
     port = cp.server.rsplit(":", 1)[1]
     secrets = list(tokens.values()) + [URL_PASSWORD, PROXY_PASSWORD, BASIC_PASSWORD]
     secrets += [kit.read(k).splitlines()[1] for k in (carl_key, dora_key)] + ["PRIVATE KEY"]
     w = SimpleNamespace(
         cp=cp, server=cp.server, port=port, ca=cp.plane.ca_file, wrong_ca=wrong_ca, tokens=tokens,
-        carl=(carl_crt, carl_key), dora=(dora_crt, dora_key), proxy=proxy, secrets=secrets, base=base,
+        carl=(carl_crt, carl_key), dora=(dora_crt, dora_key), proxy=proxy, front=front, secrets=secrets, base=base,
         kubectl=cp.kubectl_bin,
         path=os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]))
     try:
         yield w
     finally:
         proxy.close()
+        front.close()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -258,6 +258,41 @@ class ConnectProxy:
         self.sock.close()
 
 
+class PlainHttpFront:
+    """A plain-HTTP reverse proxy to the API server that records whether requests carried credentials."""
+
+    def __init__(self, upstream):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import urllib3
+
+        pool = urllib3.PoolManager(cert_reqs="CERT_NONE", retries=False)
+        self.authorization_seen = []
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                front.authorization_seen.append(bool(self.headers.get("Authorization")))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization")}
+                r = pool.request("GET", upstream + self.path, headers=headers)
+                self.send_response(r.status)
+                self.send_header("Content-Type", r.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(r.data)))
+                self.end_headers()
+                self.wfile.write(r.data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def dead_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

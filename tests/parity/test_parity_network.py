@@ -233,6 +233,16 @@ def v110b_exec_output_never_at_v9(w):
     return Case(files=files, args=("-v", "9"), kubectl=user(sa("exec1")))
 
 
+def v111_plain_http_server_gets_no_credentials(w):
+    # rest.IsConfigTransportTLS: kubectl reads no credentials at all for an http:// server (no token in clear text)
+    w.front.authorization_seen.clear()
+
+    def check(w_, case_dir, kres, pres):
+        assert w.front.authorization_seen and not any(w.front.authorization_seen), w.front.authorization_seen
+    return base(w, us=token_user(w, "admin"), args=("-s", w.front.url), kubectl=user("system:anonymous"), check=check,
+                kubectl_cmd=("get", "--raw", f"/api/v1/namespaces/{kit.NS}/configmaps"))
+
+
 CASES = {name: fn for name, fn in globals().items() if name.startswith("v") and name[1:3].isdigit()}
 
 
