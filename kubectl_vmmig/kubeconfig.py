@@ -204,12 +204,12 @@ def parse_timeout(text):
 def _pick(merged, opts):
     """clientcmd DirectClientConfig.getContext/getAuthInfo/getCluster + ConfirmUsable's context check."""
     ctx_name = opts.context or merged["current-context"]
-    if opts.context and opts.context not in merged["contexts"]:
+    if opts.context and opts.context not in merged["contexts"]:  # kubectl names a missing --context first
         raise BadInput(f"context {opts.context!r} not found in kubeconfig",
                        "list contexts with 'kubectl config get-contexts' and pass --context")
-    ctx = merged["contexts"].get(ctx_name, {}) if ctx_name else {}
     if opts.user and opts.user not in merged["users"]:
         raise BadInput(f"user {opts.user!r} not found in kubeconfig", "check --user")
+    ctx = merged["contexts"].get(ctx_name, {}) if ctx_name else {}
     if opts.cluster and opts.cluster not in merged["clusters"]:
         raise BadInput(f"cluster {opts.cluster!r} not found in kubeconfig", "check --cluster")
     # ConfirmUsable: a current-context that names no context is an error even when -s/--token are given.

@@ -184,6 +184,9 @@ v29_user_flag = _with(("--user", "al"), user("alice"))
 v30_user_flag_missing = _with(("--user", "ghost"), fails('auth info "ghost" does not exist', "user 'ghost' not found", 2))
 v31_cluster_flag_missing = _with(("--cluster", "ghost"), fails('no server found for cluster "ghost"', "cluster 'ghost' not found", 2))
 v33_namespace_flag_overrides_context = _with(("-n", "kube-public"), user(sa("nobody"), "kube-public"))
+v31b_context_checked_before_user = _with(("--context", "ghost", "--user", "ghost"),
+                                         fails("context was not found for specified context: ghost",
+                                               "context 'ghost' not found", 2))
 v35_context_names_missing_cluster = _with(("--context", "noclus"), fails("localhost:8080", "cluster 'ghost' of context 'noclus' not found", 2))
 v36_context_names_missing_user = _with(("--context", "nouser"), fails("EOF", "user 'ghost' of context 'nouser' not found", 2))
 
