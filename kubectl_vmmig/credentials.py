@@ -17,15 +17,15 @@ TOKEN_FILE_PERIOD = 60.0  # transport.NewCachedFileTokenSource re-reads the file
 # client-go plugin/pkg/client/auth: gcp and azure were removed in 1.26 with these replacements.
 REMOVED_PROVIDERS = {
     "gcp": "use the gke-gcloud-auth-plugin exec credential plugin (gcloud components install gke-gcloud-auth-plugin)",
-    "azure": "use the kubelogin exec credential plugin (https://github.com/Azure/kubelogin: kubelogin convert-kubeconfig)",
+    "azure": "use the kubelogin exec credential plugin "
+             "(https://github.com/Azure/kubelogin: kubelogin convert-kubeconfig)",
 }
 
 
 class Credentials:
-    def __init__(self, access, ca_pem=None, verbosity=0):
+    def __init__(self, access, ca_pem=None):
         self.access = access
         self.ca_pem = ca_pem  # for provideClusterInfo
-        self.verbosity = verbosity
         self._file_token = None
         self._file_read_at = 0.0
         self._exec = None
@@ -48,8 +48,8 @@ class Credentials:
             raise errors.BadInput(f"the {name} auth-provider of user {self.access.user_name!r} was removed from "
                                   "kubectl", REMOVED_PROVIDERS[name])
         if name != "oidc":
-            raise errors.BadInput(f"no auth-provider {name!r} (user {self.access.user_name!r}); kubectl knows only oidc",
-                                  "replace it with an exec credential plugin in the kubeconfig")
+            raise errors.BadInput(f"no auth-provider {name!r} (user {self.access.user_name!r}); kubectl knows only "
+                                  "oidc", "replace it with an exec credential plugin in the kubeconfig")
 
     def _oidc_token(self):
         """The oidc id-token through the kubernetes client's implementation (KubeConfigLoader._load_oid_token:

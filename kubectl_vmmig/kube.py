@@ -58,7 +58,7 @@ class Kube:
 
             acc = self.access
             wants_ca = bool(acc.exec_config and acc.exec_config.get("provideClusterInfo"))
-            self._creds = Credentials(acc, ca_pem=ca_pem(acc) if wants_ca else None, verbosity=self.verbosity)
+            self._creds = Credentials(acc, ca_pem=ca_pem(acc) if wants_ca else None)
         return self._creds
 
     def _base_headers(self):

@@ -113,8 +113,8 @@ def _load_yaml(path):
     # clientcmd.Load decodes with the default v1/Config: absent apiVersion/kind are fine, others are refused.
     api_version, kind = data.get("apiVersion") or "v1", data.get("kind") or "Config"
     if (api_version, kind) != ("v1", "Config"):
-        raise BadInput(f"kubeconfig {path} is a {kind} of {api_version}, not a kubeconfig (kind: Config, apiVersion: v1)",
-                       "point --kubeconfig/KUBECONFIG at a kubeconfig file")
+        raise BadInput(f"kubeconfig {path} is a {kind} of {api_version}, not a kubeconfig (kind: Config, "
+                       "apiVersion: v1)", "point --kubeconfig/KUBECONFIG at a kubeconfig file")
     return data
 
 

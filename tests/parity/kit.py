@@ -43,7 +43,9 @@ def ok():
 
 
 def fails(kubectl_says, plugin_says, code):
-    as_tuple = (lambda x: (x,) if isinstance(x, str) else tuple(x))
+    def as_tuple(x):
+        return (x,) if isinstance(x, str) else tuple(x)
+
     return Expect("fail", kubectl_says=as_tuple(kubectl_says), plugin_says=as_tuple(plugin_says), plugin_code=code)
 
 

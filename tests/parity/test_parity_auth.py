@@ -189,7 +189,9 @@ def v87i_exec_invalid_api_version(w):
 
 # ---- auth-providers ----------------------------------------------------------------------------------------
 def _jwt(exp):
-    part = (lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("="))
+    def part(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+
     return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part({'iss': 'https://127.0.0.1:1', 'sub': 'kcfg', 'exp': exp})}.c2ln"
 
 

@@ -1,6 +1,5 @@
 """Parity, part 1: kubeconfig files, merge and precedence, path resolution, contexts (clientcmd loader.go,
 client_config.go). Variant numbers follow the connection-parity audit (issue 17)."""
-import os
 
 import pytest
 

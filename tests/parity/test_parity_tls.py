@@ -5,7 +5,7 @@ import pytest
 
 from . import kit
 from .conftest import BASIC_PASSWORD, cluster, sa, token_user
-from .kit import Case, fails, kubeconfig, ok, user
+from .kit import Case, fails, kubeconfig, user
 
 pytestmark = pytest.mark.cluster
 KC = kubeconfig
