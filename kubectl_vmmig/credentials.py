@@ -10,7 +10,7 @@ at all over plain http).
 import base64
 import time
 
-from . import errors, execcred
+from . import errors  # execcred (subprocess, datetime) only when an exec plugin or a prompt is needed
 
 TOKEN_FILE_PERIOD = 60.0  # transport.NewCachedFileTokenSource re-reads the file once a minute
 
@@ -116,6 +116,8 @@ class Credentials:
 
     def exec_credential(self):
         """The cached exec credential, run again once it has expired (exec.go getCreds)."""
+        from . import execcred
+
         if self.use_exec and execcred.expired(self._exec):
             cluster = execcred.cluster_info(self.access, self.ca_pem)
             self._exec = execcred.run(self.access.exec_config, cluster)
@@ -129,6 +131,8 @@ class Credentials:
     def _prompt(self):
         """getUserIdentificationPartialConfig: nothing identifies the user -> kubectl asks on stdin."""
         if self._prompted is None:
+            from . import execcred
+
             if not execcred._stdin_is_terminal():
                 raise errors.BadInput(f"no credentials for kubeconfig user {self.access.user_name or '(none)'!r} "
                                       "and standard input is not a terminal to ask for them",

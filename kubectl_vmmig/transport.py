@@ -7,7 +7,6 @@
   for localhost or a loopback address).
 * Nothing here prints a URL with its userinfo (``display``).
 """
-import ipaddress
 import os
 import ssl
 import tempfile
@@ -91,6 +90,8 @@ def _split_host_port(entry):
 def _no_proxy_match(host, port, no_proxy):
     """httpproxy config.init + useProxy: '*', CIDRs, IPs and domains, each optionally with a port;
     'foo.com' matches foo.com and its subdomains, '.foo.com' / '*.foo.com' only the subdomains."""
+    import ipaddress
+
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -136,6 +137,8 @@ def env_proxy(server):
     proxy = env("HTTPS_PROXY", "https_proxy") if parts.scheme == "https" else env("HTTP_PROXY", "http_proxy")
     if not proxy:
         return None
+    import ipaddress
+
     try:
         if host == "localhost" or ipaddress.ip_address(host).is_loopback:
             return None
