@@ -130,7 +130,8 @@ def run_case(world, case_dir, case, extra_plugin_args=()):
     home = os.path.join(case_dir, "home")
     os.makedirs(elsewhere, exist_ok=True)
     os.makedirs(home, exist_ok=True)
-    env = {"PATH": world.path, "HOME": home, "PYTHONPATH": REPO, "NO_COLOR": "1"}
+    # PARITY_PLUGIN_SRC: run the plugin from another source tree (to measure an older commit against kubectl)
+    env = {"PATH": world.path, "HOME": home, "PYTHONPATH": os.environ.get("PARITY_PLUGIN_SRC", REPO), "NO_COLOR": "1"}
     env.update({k: v.format(dir=case_dir) for k, v in case.env.items()})
     flags = [a.format(dir=case_dir) for a in case.args]
     if case.kubeconfig:
