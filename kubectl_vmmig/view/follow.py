@@ -136,6 +136,8 @@ class Follower:
     def step(self, migrations: List[dict]) -> bool:
         """Show one observation; True once every migration ended (or there is none)."""
         ms = self.enrich(list(migrations))
+        if ms and not self.migrations:
+            self.event = ""  # what the engine said while creating its objects: the view now shows them
         now = self.clock()
         self.tracker.observe(ms, now)
         self._durations(ms, now)

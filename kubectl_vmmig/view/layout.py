@@ -215,7 +215,7 @@ def header(m, width=None, style=ASCII, now=None) -> str:
     secs = elapsed_seconds(m, now)
     if secs is not None:
         segs.append(("ELAPSED", P.go_duration(secs), 3, None))
-    text, _ = _segments(segs, width, style)
+    text, _ = _segments(segs, width, style, "   " if width is None else "  ")  # tighter on a terminal
     token = f"RESULT {result}"
     return text.replace(token, "RESULT " + style.paint(result, result), 1) if style.color else text
 

@@ -3,48 +3,45 @@ summary plus the next step once every followed migration ended."""
 from typing import Dict, List, Optional
 
 from .. import progress as P
-from .layout import elapsed_seconds, totals
+from .layout import GUTTER, Col, choose_columns, elapsed_seconds, totals
 from .text import ASCII, Style, fit_line, shorten, size_text
 
-PLAN_COLUMNS = (("VM", "vm", 0, "mid"), ("VOLUME", "volume", 4, "mid"), ("SOURCE PVC", "sourcePVC", 6, "mid"),
-                ("TARGET PVC", "targetPVC", 5, "mid"), ("SOURCE SC", "sourceSC", 3, "mid"),
-                ("TARGET SC", "targetSC", 2, "mid"), ("MODE", "mode", 1, None), ("SIZE", "size", 7, None))
+def _move(key):
+    return lambda mv, e, s: str(mv.get(key) or "-")
+
+
+# What a run will make, most telling kept longest: the header names the target class, so the classes go first.
+PLAN_COLUMNS = (Col("vm", "VM", None, _move("vm"), "mid", 8), Col("volume", "VOLUME", 4, _move("volume"), "mid", 8),
+                Col("sourcePVC", "SOURCE PVC", 5, _move("sourcePVC"), "mid", 12),
+                Col("targetPVC", "TARGET PVC", 3, _move("targetPVC"), "mid", 12),
+                Col("sourceSC", "SOURCE SC", 7, _move("sourceSC"), "mid", 9),
+                Col("targetSC", "TARGET SC", 8, _move("targetSC"), "mid", 9),
+                Col("mode", "MODE", 2, _move("mode")), Col("size", "SIZE", 6, _move("size")))
 
 
 def plan_table(plan: dict, width: Optional[int] = None, style: Style = ASCII) -> List[str]:
-    """The moves a run will make, one row per disk, fitted to ``width`` (columns dropped, names shortened)."""
+    """The moves a run will make, one row per disk, fitted to ``width`` (names shortened, then columns dropped)."""
     moves = plan.get("moves") or []
-    cols = list(PLAN_COLUMNS)
-    cells = {key: [str(mv.get(key) or "-") for mv in moves] for _, key, _, _ in cols}
-    while True:
-        widths = [max([len(h)] + [len(t) for t in cells[k]]) for h, k, _, _ in cols]
-        total = sum(widths) + 2 * (len(cols) - 1)
-        if width is None or total <= width or len(cols) <= 2:
-            break
-        mins = [max(len(h), 10) if sh else w for (h, _, _, sh), w in zip(cols, widths)]
-        excess = total - width
-        if excess <= sum(w - lo for w, lo in zip(widths, mins)) and len(cols) <= 5:
-            while excess > 0:
-                i = max(range(len(cols)), key=lambda k: widths[k] - mins[k])
-                widths[i] -= 1
-                excess -= 1
-            break
-        cols.remove(max(cols[1:], key=lambda c: c[2]))
-    out = ["  ".join(h.ljust(w) for (h, _, _, _), w in zip(cols, widths)).rstrip()]
+    cells = {c.key: [c.cell(mv, None, style) for mv in moves] for c in PLAN_COLUMNS}
+    cols, widths = choose_columns(PLAN_COLUMNS, cells, width, bars=False)
+    out = [GUTTER.join(c.head.ljust(w) for c, w in zip(cols, widths)).rstrip()]
     for i in range(len(moves)):
-        row = []
-        for (h, k, _, sh), w in zip(cols, widths):
-            row.append(shorten(cells[k][i], w, style, sh or "end").ljust(w))
-        out.append("  ".join(row).rstrip())
+        out.append(GUTTER.join(shorten(cells[c.key][i], w, style, c.shrink or "end").ljust(w)
+                               for c, w in zip(cols, widths)).rstrip())
     return [fit_line(ln, width, style) for ln in out]
 
 
 def confirmation(plan: dict, hazards: List[str], width: Optional[int] = None, style: Style = ASCII) -> List[str]:
-    """Before anything that stops workloads or VMs: what moves, then what stops."""
+    """Before anything that stops workloads or VMs: what moves, then what stops (hazards wrapped, never cut)."""
+    import textwrap
+
     head = (f"Plan: {len(plan.get('moves') or [])} disk(s) of {len(plan.get('vms') or [])} VM(s) in namespace "
             f"{plan.get('namespace')}{style.arrow}StorageClass {plan.get('targetStorageClass')} ({plan.get('mode')})")
     lines = [fit_line(head, width, style), ""] + plan_table(plan, width, style) + [""]
-    lines += [f"hazard: {h}" for h in hazards]
+    for h in hazards:
+        text = f"hazard: {h}"
+        lines += textwrap.wrap(text, width, subsequent_indent="        ", break_on_hyphens=False) \
+            if width else [text]
     return lines
 
 
