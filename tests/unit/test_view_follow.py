@@ -108,3 +108,30 @@ def test_non_utf8_terminal_gets_ascii():
     out.flush()
     text = out.buffer.getvalue().decode("ascii")   # nothing the locale cannot encode was written
     assert "##########" in text and "->" not in text.split("PLAN")[0]
+
+
+def test_status_watch_knows_disk_sizes_from_one_pvc_list():
+    from kubectl_vmmig.commands.status import LiveSource
+
+    class Kube:
+        calls = []
+
+        def items(self, res, ns=None, all_namespaces=False, **kw):
+            self.calls.append(res.kind)
+            if res.kind == "PersistentVolumeClaim":
+                return [{"metadata": {"namespace": "ns", "name": "vm1-rootdisk"},
+                         "status": {"capacity": {"storage": "10Gi"}}},
+                        {"metadata": {"namespace": "ns", "name": "other"},
+                         "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]
+            return []
+
+    kube = Kube()
+    watching = LiveSource(kube, "ns", False, vm_cache_seconds=30)
+    watching._vm_list()
+    [m] = watching._with_sizes([mig(50)])
+    assert m["disks"][0]["_sizeBytes"] == 10 << 30 and kube.calls.count("PersistentVolumeClaim") == 1
+    watching._vm_list()   # cached with the VMs: no second LIST within the refresh period
+    assert kube.calls.count("PersistentVolumeClaim") == 1
+    once = LiveSource(Kube(), "ns", False, vm_cache_seconds=0)
+    once._vm_list()
+    assert "_sizeBytes" not in once._with_sizes([mig(50)])[0]["disks"][0]   # a one-shot status lists no PVCs
