@@ -77,7 +77,7 @@ def overall_percents(snapshots):
     return out
 
 
-def finished(run, ns, rows):
+def finished(run, ns, rows, color=True):
     rc = run.wait()
     rows = run.rows()
     text = "\n".join(rows)
@@ -89,7 +89,7 @@ def finished(run, ns, rows):
     # colour by phase: every disk ended Succeeded, drawn green
     green = [run.screen.buffer[y][r.index("Succeeded")].fg for y, r in enumerate(rows)
              if r.startswith(("vm1 ", "vm2 ")) and "Succeeded" in r]
-    assert green == ["green"] * 3, green
+    assert green == (["green"] if color else ["default"]) * 3, green  # NO_COLOR: no colour on a terminal either
     return text
 
 
@@ -170,3 +170,25 @@ def test_before_anything_stops_the_plan_and_hazards_then_the_question(cp, stand,
                 if namespace in (p["spec"].get("namespaces") or [])]
     r = subprocess.run(argv, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
     assert r.returncode == 3 and "--yes" in r.stderr and hazard in r.stderr and "VOLUME" in r.stderr, r.stderr
+
+
+def test_status_watch_shows_the_same_view_to_the_end(cp, stand, namespace, kubectl):
+    """`migrate --detach`, then `status -w` in the terminal: the same view, bytes from the PVC sizes, the summary,
+    the result's exit code."""
+    disks = vms_for(stand, namespace, "mtc")
+    r = kubectl("vm-storage", "migrate", "vm1", "vm2", "--to", "fast", "--mode", "offline", "-n", namespace,
+                "--engine", "mtc", "--yes", "--detach")
+    assert r.returncode == 0, r.stderr
+    env = dict(cp.env, TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    run = PtyRun([cp.kubectl_bin, "vm-storage", "status", "-n", namespace, "-w", "--interval", "0.5"], env, 80, 24)
+    try:
+        run.wait_for(lambda rows: any(r.startswith("VM ") for r in rows), 120, "the per-disk table")
+        finished(run, namespace, run.rows(), color=False)   # cp.env sets NO_COLOR
+    finally:
+        run.close()
+    assert not re.search(r"\x1b\[[0-9;]*m", run.raw.decode("utf-8", "replace"))  # not a single SGR escape
+    shown = [(t, c, rows) for t, c, rows in run.snapshots if any(r.startswith("PLAN ") for r in rows)]
+    for _, columns, rows in shown:
+        view_checks(rows, columns, disks)
+    seen = overall_percents(shown)
+    assert seen[-1] == 100.0 and len(set(seen)) >= 2, seen
