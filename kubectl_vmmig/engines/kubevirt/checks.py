@@ -9,13 +9,12 @@
 
 Each finding is ``{name, severity: ok|warning|error, message}``; a message says why and what to do.
 """
-import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from ...inventory import schedulable
+from ...kubevirt_capabilities import kubevirt_version, live_migration_blockers, parse_version
 from .build import LABEL_MIGRATION
 
-GATES_BEFORE_1_5 = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
 SHARED_MODES = {"ReadWriteMany", "ReadOnlyMany"}
 BACKEND_STORAGE_PREFIX = "persistent-state-for-"
 FINAL_VMIM = ("Succeeded", "Failed")
@@ -25,69 +24,50 @@ def _f(name, severity, message):
     return {"name": name, "severity": severity, "message": message}
 
 
-def parse_version(text: Optional[str]) -> Optional[Tuple[int, int, int]]:
-    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or ""))
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
-
-
 def _cond(conds: dict, ctype: str) -> dict:
     return (conds or {}).get(ctype) or {}
 
 
 def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
-    """Version, gates, rollout strategy, workload update methods, deployment state (BEHAVIOR §1)."""
+    """Version, gates, rollout strategy, workload update methods, deployment state (BEHAVIOR §1), judged by the
+    one capability rule both engines use (kubevirt_capabilities.live_migration_blockers)."""
     if kv is None:
         return [_f("kubevirt", "error", "KubeVirt is not installed (no KubeVirt CR found); "
                    "install KubeVirt, or check that you may list kubevirts.kubevirt.io")]
-    spec, status = kv.get("spec") or {}, kv.get("status") or {}
-    raw = status.get("observedKubeVirtVersion") or status.get("targetKubeVirtVersion")
-    ver = parse_version(raw)
-    out = []
+    status = kv.get("status") or {}
+    raw = kubevirt_version(kv)
     if not live:
-        out.append(_f("kubevirt-version", "ok", f"KubeVirt {raw or 'unknown version'} (offline copy via CDI clones)"))
-        return out
-    if ver is None:
-        out.append(_f("kubevirt-version", "warning",
-                      "cannot read the KubeVirt version (status.observedKubeVirtVersion is empty); "
-                      "volume migration needs v1.3.0 or later"))
-    elif ver < (1, 3, 0):
-        out.append(_f("kubevirt-version", "error",
-                      f"KubeVirt {raw} cannot migrate storage live (spec.updateVolumesStrategy needs v1.3.0+); "
-                      "upgrade KubeVirt, or use --mode offline (VMs are stopped during the copy)"))
-        return out
-    else:
-        out.append(_f("kubevirt-version", "ok" if ver >= (1, 5, 0) else "warning",
-                      f"KubeVirt {raw}" + ("" if ver >= (1, 5, 0) else
-                                           ": volume migration works but v1.5+ is strongly preferred "
-                                           "(GA, hotplugged volumes, clearer errors)")))
-    conf = spec.get("configuration") or {}
-    dev = conf.get("developerConfiguration") or {}
-    if ver is not None and ver < (1, 5, 0):
-        gates = set(dev.get("featureGates") or []) - set(dev.get("disabledFeatureGates") or [])
-        missing = [g for g in GATES_BEFORE_1_5 if g not in gates]
-        out.append(_f("feature-gates", "error" if missing else "ok",
-                      f"feature gates {', '.join(missing)} missing from spec.configuration.developerConfiguration."
-                      f"featureGates: KubeVirt {raw} rejects spec.updateVolumesStrategy without them; add them to "
-                      "the KubeVirt CR (or the HyperConverged CR on OpenShift)" if missing else
-                      "feature gates VolumesUpdateStrategy, VolumeMigration, VMLiveUpdateFeatures enabled"))
-    rollout = conf.get("vmRolloutStrategy")
-    effective = rollout or ("LiveUpdate" if ver is not None and ver >= (1, 6, 0) else "Stage")
-    if effective != "LiveUpdate":
-        out.append(_f("rollout-strategy", "error",
-                      f"spec.configuration.vmRolloutStrategy is {rollout or 'unset (Stage before v1.6)'}: KubeVirt "
-                      "then ignores volume updates and only marks the VM RestartRequired; set it to LiveUpdate"))
-    else:
-        out.append(_f("rollout-strategy", "ok", "vmRolloutStrategy LiveUpdate"))
-    methods = list(((spec.get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods")) or [])
-    if "LiveMigrate" not in methods:
-        why = ("with only Evict, KubeVirt shuts the VM down instead of migrating it (it then needs manual "
-               "recovery)" if "Evict" in methods else
-               "without it nothing ever starts the migration: the VM waits forever with VolumesChange=True")
-        out.append(_f("workload-update-methods", "error",
-                      f"spec.workloadUpdateStrategy.workloadUpdateMethods is {methods or 'empty'}: {why}; "
-                      "add LiveMigrate to the KubeVirt CR"))
-    else:
-        out.append(_f("workload-update-methods", "ok", "workloadUpdateMethods contains LiveMigrate"))
+        return [_f("kubevirt-version", "ok", f"KubeVirt {raw or '(version unknown)'} (offline copy via CDI clones)")]
+    fixes = {"kubevirt-version": "upgrade KubeVirt to v1.4+ (v1.5+ preferred), or use --mode offline "
+                                 "(VMs are stopped during the copy)",
+             "feature-gates": "add them to the KubeVirt CR (or the HyperConverged CR on OpenShift)",
+             "rollout-strategy": "set it to LiveUpdate",
+             "workload-update-methods": "add LiveMigrate to the KubeVirt CR"}
+    blockers = dict(live_migration_blockers(kv))
+    methods = list(((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods") or [])
+    if "workload-update-methods" in blockers:
+        blockers["workload-update-methods"] += (
+            ": with only Evict, KubeVirt shuts the VM down instead of migrating it (it then needs manual recovery)"
+            if "Evict" in methods else ": nothing ever starts the migration, the VM waits forever with "
+                                       "VolumesChange=True")
+    ver = parse_version(raw)
+    oks = {"kubevirt-version": f"KubeVirt {raw}" + ("" if ver is None or ver >= (1, 5, 0) else
+                                                   ": volume migration works but v1.5+ is strongly preferred "
+                                                   "(GA, hotplugged volumes, clearer errors)"),
+           "feature-gates": "feature gates VolumesUpdateStrategy, VolumeMigration, VMLiveUpdateFeatures enabled",
+           "rollout-strategy": "vmRolloutStrategy LiveUpdate"
+                               + ("" if (((kv.get("spec") or {}).get("configuration")) or {}).get("vmRolloutStrategy")
+                                  else " (unset: the default from v1.6)"),
+           "workload-update-methods": "workloadUpdateMethods contains LiveMigrate"}
+    out = []
+    for name, ok_text in oks.items():
+        if name in blockers:
+            out.append(_f(name, "error", f"{blockers[name]}; {fixes[name]}"))
+        elif name == "feature-gates" and (ver is None or ver >= (1, 5, 0)):
+            continue  # GA from v1.5: nothing to report
+        else:
+            sev = "warning" if name == "kubevirt-version" and ver is not None and ver < (1, 5, 0) else "ok"
+            out.append(_f(name, sev, ok_text))
     deployed = status.get("phase") == "Deployed" and (
         status.get("observedDeploymentID") == status.get("targetDeploymentID"))
     if not deployed:
@@ -237,7 +217,7 @@ def kubevirt_engine_findings(plan: dict, inventory: dict, cluster: dict) -> List
 
     ns = plan.get("namespace")
     kv = cluster.get("kubevirt")
-    version = parse_version(((kv or {}).get("status") or {}).get("observedKubeVirtVersion"))
+    version = parse_version(kubevirt_version(kv))
     groups = moves_by_vm(plan)
     any_live = any(vm_mode(ms) == "live" for ms in groups.values())
     out = list(kubevirt_findings(kv, any_live))
