@@ -29,6 +29,7 @@ from typing import Dict, List, Optional
 
 from ... import resources as R
 from ...patches import template_storage_classes, volume_claims, volume_swap_patch
+from .volumes import IMMEDIATE_BINDING, WFFC
 
 ENGINE = "kubevirt"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "kubectl-vm-storage")
@@ -37,7 +38,6 @@ LABEL_ENGINE = "vm-storage.kubevirt-tools.io/engine"
 RECORD_PREFIX = "vm-storage-"
 RECORD_KEY = "record"
 VMIM_LABEL = "kubevirt.io/volume-update-migration"
-USABLE_DV_PHASES = ("Succeeded", "WaitForFirstConsumer", "PendingPopulation")
 MAX_NAME = 63  # DV/PVC names end up in label values: keep them DNS-1123 labels
 
 
@@ -116,6 +116,11 @@ def destination_datavolume(move: dict, migration: str, *, live: bool, access_mod
         # Lets a re-created DV adopt the PVC left by a previous attempt instead of failing.
         "annotations": {"cdi.kubevirt.io/allowClaimAdoption": "true"},
     }
+    if not live and move.get("targetBindingMode") == WFFC:
+        # A clone onto a WaitForFirstConsumer class waits for a consumer (CDI controller-base.go
+        # updateStatusPVCPending: WaitForFirstConsumer/PendingPopulation) and a stopped VM has none: ask CDI to
+        # bind at once (AnnImmediateBinding) so the copy happens now, not at the VM's next start.
+        meta["annotations"][IMMEDIATE_BINDING] = "true"
     if vm_uid and move.get("dataVolumeTemplateIndex") is not None:
         # The source came from a template and died with the VM; the destination replaces it in the template.
         meta["ownerReferences"] = [{"apiVersion": R.VM.api_version, "kind": "VirtualMachine", "name": move["vm"],
@@ -238,9 +243,8 @@ def preview_from_record(rec: dict, checks: Optional[List[dict]] = None) -> dict:
         add_patch(vm_name, r.get("stopPatch"), "stop")
         add_patch(vm_name, r["patch"], "swap-volumes")
         add_patch(vm_name, r.get("startPatch"), "start")
-        if r["mode"] == "live" and not rec.get("keepUpdateStrategy"):
-            add_patch(vm_name, [{"op": "test", "path": "/spec/updateVolumesStrategy", "value": "Migration"},
-                                {"op": "remove", "path": "/spec/updateVolumesStrategy"}], "after-success")
+        # No "after-success" removal of spec.updateVolumesStrategy: on a running VM it raises RestartRequired
+        # (kubevirt vm.go syncRestartRequired); the strategy stays, as MTC and kubevirt-migration-controller leave it.
     return {"objects": objects, "patches": patches, "checks": list(checks or [])}
 
 
@@ -260,3 +264,17 @@ def _run_strategy(vm: dict) -> str:
 def _uses_running(vm: dict) -> bool:
     spec = vm.get("spec") or {}
     return "running" in spec and "runStrategy" not in spec
+
+
+def resume_given_up(rec: dict) -> bool:
+    """Re-open the VMs whose following was given up (KubeVirt kept retrying): a re-run follows them again,
+    counting only failures from now on. True when something was re-opened."""
+    reopened = False
+    for r in (rec.get("vms") or {}).values():
+        if r.get("gaveUp") and r.get("result") == "Failed":
+            r.update(phase="Migrating", result="Running", gaveUp=False, failuresBefore=r.get("failures") or 0,
+                     message="following again")
+            reopened = True
+    if reopened:
+        rec.update(result="Running", completed=None, message="")
+    return reopened

@@ -14,6 +14,7 @@ from typing import Dict, List, Optional
 from ...inventory import schedulable
 from ...kubevirt_capabilities import kubevirt_version, live_migration_blockers, parse_version
 from .build import LABEL_MIGRATION
+from .volumes import legacy_wffc_class
 
 SHARED_MODES = {"ReadWriteMany", "ReadOnlyMany"}
 BACKEND_STORAGE_PREFIX = "persistent-state-for-"
@@ -77,14 +78,36 @@ def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
     return out
 
 
-def node_findings(nodes: List[dict]) -> List[dict]:
-    names = sorted(n["metadata"]["name"] for n in nodes if schedulable(n))
+def node_findings(nodes: List[dict], tolerations=(), vm: str = "") -> List[dict]:
+    """Nodes a launcher pod of the VM (with ``tolerations``) can land on (inventory.schedulable)."""
+    names = sorted(n["metadata"]["name"] for n in nodes if schedulable(n, tolerations))
+    who = f" for VM {vm}" if vm else ""
     if len(names) < 2:
         return [_f("schedulable-nodes", "error",
-                   f"{len(names)} schedulable node(s) ({', '.join(names) or 'none'}): a live storage migration "
-                   "copies the disks to a VM started on ANOTHER node, so it needs at least two; "
-                   "use --mode offline")]
-    return [_f("schedulable-nodes", "ok", f"{len(names)} schedulable nodes")]
+                   f"{len(names)} schedulable node(s){who} ({', '.join(names) or 'none'}; KubeVirt needs Ready, "
+                   "uncordoned nodes labelled kubevirt.io/schedulable=true without a NoSchedule taint the VM does "
+                   "not tolerate): a live storage migration copies the disks to a VM started on ANOTHER node, so "
+                   "it needs at least two; use --mode offline")]
+    return [_f("schedulable-nodes", "ok", f"{len(names)} schedulable nodes{who}")]
+
+
+def destination_class_findings(target_sc: str, cluster: dict) -> List[dict]:
+    """Live destinations on a WaitForFirstConsumer class that is not a CSI driver take CDI's legacy path,
+    where CDI writes a blank image over the copy once the migration target binds the PVC (volumes.py)."""
+    sc = (cluster.get("storageClassObjects") or {}).get(target_sc)
+    legacy = legacy_wffc_class(sc, cluster.get("csiDrivers"))
+    if legacy:
+        return [_f("destination-binding", "error",
+                   f"StorageClass {target_sc} is WaitForFirstConsumer and its provisioner {sc.get('provisioner')} "
+                   "is not a CSI driver, so CDI prepares destinations on its legacy path and would write a blank "
+                   "image over the copied disk when KubeVirt's target pod binds it (kubevirt/kubevirt#13696); "
+                   "use a CSI StorageClass, or --mode offline --stop")]
+    if legacy is None:
+        return [_f("destination-binding", "warning",
+                   f"StorageClass {target_sc} is WaitForFirstConsumer and the CSIDrivers cannot be read: if its "
+                   "provisioner is not a CSI driver the live move is refused when its destination shows "
+                   "WaitForFirstConsumer")]
+    return []
 
 
 def _disk_kind_problems(disk: dict, version) -> List[str]:
@@ -117,6 +140,12 @@ def vm_findings(facts: dict, moves: List[dict], live: bool, stop: bool, vmims: L
                       f"VM {name} has ManualRecoveryRequired (an earlier volume migration was interrupted): "
                       "recover it first (kubectl vm-storage cancel, or restore its original volumes)"))
         return out
+    for what in ("snapshot", "restore"):
+        if facts.get(f"{what}InProgress"):
+            out.append(_f(f"{what}-in-progress", "error",
+                          f"VM {name} has a {what} in progress ({facts[what + 'InProgress']}): KubeVirt refuses "
+                          "volume changes until it completes (admitters/vm-storage-status.go); wait for it"))
+            return out
     if not live:
         if facts.get("running") or facts.get("vmiPhase"):
             out.append(_f("vm-stopped", "ok" if stop else "error",
@@ -222,7 +251,18 @@ def kubevirt_engine_findings(plan: dict, inventory: dict, cluster: dict) -> List
     any_live = any(vm_mode(ms) == "live" for ms in groups.values())
     out = list(kubevirt_findings(kv, any_live))
     if any_live:
-        out += node_findings(cluster.get("nodes") or [])
+        live_vms = [v for v, ms in groups.items() if vm_mode(ms) == "live"]
+        tols = {v: tuple(map(repr, (inventory["vms"].get(f"{ns}/{v}") or {}).get("tolerations") or []))
+                for v in live_vms}
+        if len(set(tols.values())) <= 1:
+            v0 = live_vms[0]
+            out += node_findings(cluster.get("nodes") or [],
+                                 (inventory["vms"].get(f"{ns}/{v0}") or {}).get("tolerations") or ())
+        else:
+            for v in live_vms:
+                out += node_findings(cluster.get("nodes") or [],
+                                     (inventory["vms"].get(f"{ns}/{v}") or {}).get("tolerations") or (), v)
+        out += destination_class_findings(plan["targetStorageClass"], cluster)
     for vm_name, moves in groups.items():
         facts = inventory["vms"].get(f"{ns}/{vm_name}")
         if facts is None:

@@ -15,11 +15,11 @@ from typing import Dict, List, Optional, Tuple
 
 from ... import errors
 from ... import resources as R
-from ...patches import clear_strategy_patch, revert_patch
+from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
 from .steps import TERMINAL, Driver, PatchRefused, guarded_patch, now
-from .track import cancel_done, judge_live, vmim_selector
+from .track import cancel_done, judge_live, vmims_of
 
 
 # Every API call of this engine (migrate, check, status, cancel): (verb, Resource, subresource, namespaced).
@@ -28,10 +28,16 @@ PERMISSIONS = (
     ("get", R.VM, None, True), ("list", R.VM, None, True), ("patch", R.VM, None, True),
     ("get", R.VMI, None, True), ("list", R.VMI, None, True), ("list", R.VMIM, None, True),
     ("get", R.DATAVOLUME, None, True), ("list", R.DATAVOLUME, None, True), ("create", R.DATAVOLUME, None, True),
+    # CDI's DataVolume webhook authorizes a PVC clone with "create datavolumes/source" (or "create pods") in the
+    # source namespace (datavolume-mutate.go, authorize_utils.go getResourceAttributesPvc)
+    ("create", R.DATAVOLUME, "source", True),
+    # runStrategy Manual VMs start only through the start subresource (vm.go syncRunStrategy, hasStartRequest)
+    ("update", R.VM_SUBRESOURCES, "start", True),
     ("get", R.PVC, None, True), ("list", R.PVC, None, True), ("list", R.POD, None, True),
     ("get", R.CONFIGMAP, None, True), ("list", R.CONFIGMAP, None, True), ("create", R.CONFIGMAP, None, True),
     ("update", R.CONFIGMAP, None, True),
     ("list", R.STORAGECLASS, None, False), ("list", R.NODE, None, False), ("list", R.KUBEVIRT, None, False),
+    ("list", R.CSIDRIVER, None, False),
 )
 
 
@@ -98,9 +104,12 @@ class KubevirtEngine:
             allowed, reason = k.can_i(verb, res.plural, res.group, ns if scoped else None, sub)
             rbac.append({"verb": verb, "resource": res.plural, "group": res.group, "subresource": sub,
                          "allowed": allowed, "reason": reason})
+        classes = soft(lambda: k.items(R.STORAGECLASS), [])
+        drivers = soft(lambda: [d["metadata"]["name"] for d in k.items(R.CSIDRIVER)], None)
         return {"kubevirt": kvs[0] if kvs else None, "cdi": cdi,
                 "nodes": soft(lambda: k.items(R.NODE), []),
-                "storageClasses": {s["metadata"]["name"] for s in soft(lambda: k.items(R.STORAGECLASS), [])},
+                "storageClasses": {s["metadata"]["name"] for s in classes},
+                "storageClassObjects": {s["metadata"]["name"]: s for s in classes}, "csiDrivers": drivers,
                 "existing": existing, "vmims": soft(lambda: k.items(R.VMIM, ns), []), "rbac": rbac,
                 "stop": bool(self.options.get("stop")), "migration": B.migration_name(plan)}
 
@@ -131,6 +140,8 @@ class KubevirtEngine:
         migration to its end. Re-running the same command re-attaches to the record and resumes."""
         ns, migration = plan["namespace"], B.migration_name(plan)
         cm, rec = (None, None) if dry_run_server else self._load(migration, ns)
+        if rec is not None and B.resume_given_up(rec):
+            self.echo(f"migration {migration}: following again the VMs it had stopped following")
         if rec is None or rec.get("result") != "Running":
             vms, vmis = self._read_vms(plan)
             fresh = B.new_record(plan, vms, migration, started=now(), **self._record_kw(vmis))
@@ -164,13 +175,11 @@ class KubevirtEngine:
         except KeyboardInterrupt:
             self.echo(f"stopped following; re-run the same command to resume migration {migration}")
             raise
-        if not wait and rec["result"] == "Running" and not dry_run_server and not rec.get("keepUpdateStrategy"):
-            vms = " ".join(v for v, r in rec["vms"].items() if r["mode"] == "live")
+        if not wait and rec["result"] == "Running" and not dry_run_server:
+            vms = " ".join(v for v, r in rec["vms"].items() if r["mode"] == "live" and r.get("phase") == "Migrating")
             if vms:
-                self.echo("detached: KubeVirt finishes the copy; after it succeeds remove the migration strategy "
-                          f"with: kubectl patch vm -n {ns} <vm> --type=json "
-                          "-p '[{\"op\":\"remove\",\"path\":\"/spec/updateVolumesStrategy\"}]' "
-                          f"(VMs: {vms}), or use --wait to have it done")
+                self.echo(f"detached: KubeVirt copies the disks of {vms} by itself; nothing is left for the plugin "
+                          "(spec.updateVolumesStrategy: Migration stays on the VMs, as it must while they run)")
         return {"migration": migration, "plan": migration, "name": migration, "namespace": ns,
                 "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
 
@@ -219,11 +228,26 @@ class KubevirtEngine:
         if rec.get("result") == "Succeeded":
             raise errors.BadInput(f"migration {rec['name']} already succeeded; nothing to cancel",
                                   "to move back, migrate the VMs to their previous StorageClass")
+        finished = self._finished_by_kubevirt(rec)
+        open_vms = [v for v, r in rec["vms"].items() if r.get("phase") not in ("Canceled",) and v not in finished
+                    and r.get("result") != "Succeeded"]
+        if finished and not open_vms:
+            # After success a revert is not a cancel but a new Migration update back to the sources
+            # (volume-migration.go VolumeMigrationCancel applies only while IsVolumeMigrating).
+            raise errors.BadInput(
+                f"migration {rec['name']}: KubeVirt already finished copying {', '.join(sorted(finished))} (the VMI "
+                "runs on the destination volumes); cancelling now would start a copy back, not a cancel",
+                "to move back, migrate the VMs to their previous StorageClass")
+        for vm_name in finished:
+            r = rec["vms"][vm_name]
+            r.update(phase="Completed", result="Succeeded", gaveUp=False,
+                     message="KubeVirt had already finished the copy; kept on the destination volumes")
+            self.echo(f"{vm_name}: {r['message']}")
         rec["phase"] = "Canceling"
         cm = self._save(rec, cm)
         deadline = time.monotonic() + float(self.options.get("cancel_timeout") or 120)
         for vm_name, r in rec["vms"].items():
-            if r.get("phase") == "Canceled":
+            if r.get("phase") == "Canceled" or vm_name in finished:
                 continue
             self._cancel_vm(rec, vm_name, r, deadline)
             cm = self._save(rec, cm)
@@ -266,11 +290,8 @@ class KubevirtEngine:
                     vm = self.kube.get(R.VM, vm_name, ns)
             self.echo(f"{vm_name}: original volumes restored ({', '.join(f'{v}={c}' for v, c in sorted(r['originalClaims'].items()))})")
             if r["mode"] == "live":
+                # the strategy stays: removing it from a running VM raises RestartRequired (vm.go)
                 self._wait_cancel(ns, vm_name, r, deadline)
-                vm = self.kube.get(R.VM, vm_name, ns)
-                ops = clear_strategy_patch(vm)
-                if ops and not rec.get("keepUpdateStrategy"):
-                    guarded_patch(self.kube, vm_name, ns, ops, "clear updateVolumesStrategy")
         if r.get("stoppedByPlugin") and r.get("startPatch"):
             vm = self.kube.get(R.VM, vm_name, ns)
             if (vm.get("spec") or {}).get("runStrategy") == "Halted" or (vm.get("spec") or {}).get("running") is False:
@@ -290,14 +311,21 @@ class KubevirtEngine:
                     hint=f"check 'kubectl get vmi -n {ns} {vm_name} -o yaml' and re-run cancel")
             time.sleep(float(self.options.get("poll") or 1.0))
 
-    def _last_migration_state(self, rec, vm_name, r) -> Optional[dict]:
-        """targetNodeDomainReadyTimestamp from the VMI, the VMIM (when final) or what the record last saw."""
+    def _judge(self, rec, vm_name, r) -> dict:
         ns = rec["namespace"]
         vmi = self.kube.get_or_none(R.VMI, vm_name, ns)
-        uid = (vmi or {}).get("metadata", {}).get("uid")
-        vmims = self.kube.items(R.VMIM, ns, label_selector=vmim_selector(vm_name, uid))
-        j = judge_live(r, self.kube.get_or_none(R.VM, vm_name, ns), vmi, vmims, rec["name"], vm_name)
-        return j["migrationState"] or r.get("migrationState")
+        vmims = vmims_of(self.kube.items(R.VMIM, ns), vm_name)
+        return judge_live(r, self.kube.get_or_none(R.VM, vm_name, ns), vmi, vmims, rec["name"], vm_name)
+
+    def _finished_by_kubevirt(self, rec) -> List[str]:
+        """Live VMs of the record whose copy KubeVirt completed (judged from the cluster, not the record)."""
+        return [v for v, r in rec["vms"].items()
+                if r["mode"] == "live" and r.get("patchedAt") and r.get("result") != "Canceled"
+                and self._judge(rec, v, r)["result"] == "Succeeded"]
+
+    def _last_migration_state(self, rec, vm_name, r) -> Optional[dict]:
+        """targetNodeDomainReadyTimestamp from the VMI, the VMIM (when final) or what the record last saw."""
+        return self._judge(rec, vm_name, r)["migrationState"] or r.get("migrationState")
 
 
 def _by_name(objs, namespace) -> Dict[str, dict]:
@@ -317,6 +345,4 @@ def _handed_off(rec) -> bool:
 
 
 def _claims(vm):
-    from ...patches import volume_claims
-
     return volume_claims(vm)
