@@ -167,7 +167,8 @@ def migrate_flags(fn):
 @click.option("--verify", is_flag=True, help="MTC: verify copied data (rsync --checksum, filesystem copies).")
 @click.option("--stop", is_flag=True, help="kubevirt engine: stop running VMs for an offline copy, restart after.")
 @click.option("--keep-update-strategy", is_flag=True,
-              help="kubevirt engine: leave spec.updateVolumesStrategy: Migration on the VMs after success.")
+              help="kubevirt engine: accepted for compatibility; spec.updateVolumesStrategy: Migration always stays "
+                   "on running VMs (removing it makes KubeVirt mark them RestartRequired).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before stopping workloads.")
 @click.option("--dry-run", "dry_run", type=click.Choice(DRY_RUNS), default="none", show_default=True,
               help="client: print what would be done; server: send the creates with dryRun=All.")

@@ -262,7 +262,7 @@ class KubevirtEngine:
         ns = rec["namespace"]
         vm = self.kube.get_or_none(R.VM, vm_name, ns)
         if vm is None:
-            r.update(phase="Canceled", result="Canceled", message="VM no longer exists")
+            r.update(phase="Canceled", result="Canceled", message="VM no longer exists", gaveUp=False)
             return
         conds = {c.get("type"): c for c in (vm.get("status") or {}).get("conditions") or []}
         if (conds.get("ManualRecoveryRequired") or {}).get("status") == "True":
@@ -271,7 +271,7 @@ class KubevirtEngine:
                 ops = clear_strategy_patch(vm)
                 if ops:
                     guarded_patch(self.kube, vm_name, ns, ops, "accept destination (remove updateVolumesStrategy)")
-                r.update(phase="Canceled", result="Canceled",
+                r.update(phase="Canceled", result="Canceled", gaveUp=False,
                          message="the copy had completed (targetNodeDomainReadyTimestamp "
                                  f"{state['targetNodeDomainReadyTimestamp']}): kept the destination volumes and "
                                  "removed spec.updateVolumesStrategy; start the VM")
@@ -290,13 +290,18 @@ class KubevirtEngine:
                     vm = self.kube.get(R.VM, vm_name, ns)
             self.echo(f"{vm_name}: original volumes restored ({', '.join(f'{v}={c}' for v, c in sorted(r['originalClaims'].items()))})")
             if r["mode"] == "live":
-                # the strategy stays: removing it from a running VM raises RestartRequired (vm.go)
                 self._wait_cancel(ns, vm_name, r, deadline)
+                # the strategy stays on a running VM (its removal raises RestartRequired, vm.go
+                # syncRestartRequired); on a stopped one dropping it is safe and clears ManualRecoveryRequired
+                if self.kube.get_or_none(R.VMI, vm_name, ns) is None:
+                    ops = clear_strategy_patch(self.kube.get(R.VM, vm_name, ns))
+                    if ops:
+                        guarded_patch(self.kube, vm_name, ns, ops, "clear updateVolumesStrategy (VM stopped)")
         if r.get("stoppedByPlugin") and r.get("startPatch"):
             vm = self.kube.get(R.VM, vm_name, ns)
             if (vm.get("spec") or {}).get("runStrategy") == "Halted" or (vm.get("spec") or {}).get("running") is False:
                 guarded_patch(self.kube, vm_name, ns, r["startPatch"], "restart")
-        r.update(phase="Canceled", result="Canceled", message="original volumes restored")
+        r.update(phase="Canceled", result="Canceled", message="original volumes restored", gaveUp=False)
 
     def _wait_cancel(self, ns, vm_name, r, deadline):
         while True:

@@ -100,7 +100,8 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
     verdicts = {}
     for vm_name, rec_vm in (rec.get("vms") or {}).items():
         vm, vmi = vms.get((ns, vm_name)), vmis.get((ns, vm_name))
-        if rec_vm.get("gaveUp") and rec_vm.get("mode") == "live" and rec_vm.get("result") == FAILED:
+        if rec_vm.get("gaveUp") and rec_vm.get("mode") == "live" and rec_vm.get("result") == FAILED \
+                and rec_result not in (CANCELED, SUCCEEDED):
             # the engine only stopped following; KubeVirt keeps retrying - judge again from the cluster
             j = judge_live(rec_vm, vm, vmi, _vmims_for(vmims, ns, vm_name), name, vm_name)
             if j["result"] == RUNNING:
@@ -149,7 +150,7 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
                               attempt=attempt, message=fields.get("message") or "", inspect=inspect))
     disks.sort(key=lambda r: (r["vm"], r["volume"], r["sourcePVC"]))
     results = [v["result"] for v in verdicts.values()]
-    if any(r.get("gaveUp") for r in (rec.get("vms") or {}).values()):
+    if rec_result == FAILED and any(r.get("gaveUp") for r in (rec.get("vms") or {}).values()):
         rec_result = RUNNING  # re-judged above from the cluster: the per-VM verdicts decide
     canceled = rec_result == CANCELED
     failed = rec_result == FAILED or FAILED in results

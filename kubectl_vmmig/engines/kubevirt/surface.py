@@ -59,8 +59,9 @@ class Kubevirt(Engine):
                 "moves": [], "skipped": [], "findings": [], "requestedMode": request.mode}
         cm = self.kube.get_or_none(R.CONFIGMAP, B.record_name(B.migration_name(plan)), namespace)
         rec = B.record_from_configmap(cm) if cm else None
-        if not rec or rec.get("result") != "Running":
-            return None
+        given_up = any(r.get("gaveUp") for r in (rec or {}).get("vms", {}).values())
+        if not rec or (rec.get("result") != "Running" and not given_up):
+            return None  # a give-up only stopped following: the re-run follows again (apply resume_given_up)
         return Existing(plan=plan)
 
     # ---- writing -----------------------------------------------------------------------------------
