@@ -23,6 +23,8 @@ DiskFacts (one per dataVolume / persistentVolumeClaim volume of the VM template)
 import re
 from typing import Dict, Iterable, List, Optional
 
+from .labels import NODE_SCHEDULABLE as SCHEDULABLE_LABEL
+
 _SUFFIX = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60,
            "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
            "P": 1e15, "E": 1e18}
@@ -236,7 +238,6 @@ def claims_in_use(inventory, namespace) -> Dict[str, str]:
     return out
 
 
-SCHEDULABLE_LABEL = "kubevirt.io/schedulable"
 
 
 def tolerates(tolerations, taint: dict) -> bool:

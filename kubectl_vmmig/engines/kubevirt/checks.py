@@ -11,6 +11,7 @@ Each finding is ``{name, severity: ok|warning|error, message}``; a message says 
 """
 from typing import Dict, List, Optional
 
+from ...findings import finding
 from ...inventory import schedulable
 from ...kubevirt_capabilities import kubevirt_version, live_migration_blockers, parse_version
 from .build import LABEL_MIGRATION
@@ -21,8 +22,7 @@ BACKEND_STORAGE_PREFIX = "persistent-state-for-"
 FINAL_VMIM = ("Succeeded", "Failed")
 
 
-def _f(name, severity, message):
-    return {"name": name, "severity": severity, "message": message}
+_f = finding
 
 
 def _cond(conds: dict, ctype: str) -> dict:

@@ -19,15 +19,14 @@ of this update exists. ``Failure``/``VolumesUpdateError`` is any error of ``hand
 import json
 from typing import List, Optional
 
+from ...conditions import by_type
+from ...labels import VOLUME_UPDATE_MIGRATION
 from ...patches import claim_of, revert_patch
 
-VMIM_LABEL = "kubevirt.io/volume-update-migration"
+VMIM_LABEL = VOLUME_UPDATE_MIGRATION
+_conds = by_type  # type -> condition, True or False (the readers live in conditions.py)
 # kubevirt pkg/virt-controller/watch/volume-migration/volume-migration.go InvalidUpdateErrMsg: the only final one
 INVALID_UPDATE = "The volume can only be reverted to the previous version during the update"
-
-
-def _conds(obj: Optional[dict]) -> dict:
-    return {c.get("type"): c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
 
 
 def vmim_selector(vmi_name: str, vmi_uid: Optional[str]) -> str:

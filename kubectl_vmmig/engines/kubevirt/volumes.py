@@ -17,8 +17,8 @@ first consumer (``vm.go handleDataVolumes``; ``volume-migration.go`` refuses non
 """
 from typing import Optional, Tuple
 
-IMMEDIATE_BINDING = "cdi.kubevirt.io/storage.bind.immediate.requested"  # CDI common/util.go AnnImmediateBinding
-USE_POPULATOR = "cdi.kubevirt.io/storage.usePopulator"                # CDI common/util.go AnnUsePopulator
+from ...labels import CDI_IMMEDIATE_BINDING as IMMEDIATE_BINDING  # noqa: F401 (builders import it from here)
+
 WFFC = "WaitForFirstConsumer"
 
 

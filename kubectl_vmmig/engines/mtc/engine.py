@@ -5,7 +5,6 @@ everything, judge (preflight), and only then write. Every write is idempotent: o
 deterministic names and the plugin's labels, so a re-run adopts what exists instead of creating twice.
 """
 import time
-from typing import Optional
 
 from ... import errors, patches
 from ... import resources as R
@@ -242,9 +241,8 @@ class MtcEngine:
         for m in plan["moves"]:
             m["mode"] = "offline"
         self.kube.patch(R.MIGPLAN, pname, {"spec": {"liveMigrate": False}}, mtc_ns)
-        import sys
-
-        sys.stderr.write(f"warning: falling back to offline: {text}\n")
+        warn = self.options.get("echo") or (lambda message: None)  # the command's stderr (IOStreams.say)
+        warn(f"warning: falling back to offline: {text}")
 
     def _select(self, pname, mtc_ns, plan, verify, timeout):
         for attempt in range(5):
