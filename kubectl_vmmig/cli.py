@@ -179,8 +179,10 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_term)
     try:
-        cli.main(args=args, prog_name=prog_name(), standalone_mode=False)
-        code = 0
+        # Under standalone_mode=False click *returns* the code of a click.exceptions.Exit instead of raising it;
+        # commands report failure by raising errors.VmStorageError, but an Exit must not be lost either.
+        returned = cli.main(args=args, prog_name=prog_name(), standalone_mode=False)
+        code = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code
     except click.UsageError as exc:

@@ -1,7 +1,7 @@
 """Progress: status objects -> ``Migration`` dicts (the ``status -o json`` contract) + result judgement.
 
-Pure: dicts in, dicts out, no I/O. The engine-specific readers live in ``progress/mtc.py`` and
-``progress/kubevirt.py``; this module holds what both share: the row/Migration constructors (so both
+Pure: dicts in, dicts out, no I/O. The engine-specific readers live in ``engines/<name>/progress.py``;
+this module holds what they share: the row/Migration constructors (so both
 engines emit exactly the same keys and types), the result rules, the ETA estimate and stall detection.
 
 Keys whose name starts with ``_`` are internal hints for the renderer (current step, warnings, object
@@ -39,7 +39,9 @@ def disk_row(vm="", volume="", source_pvc="", target_pvc="", source_sc="", targe
 def migration(plan, namespace, engine, type_, phase, result, started=None, completed=None, disks=None,
               **hints) -> dict:
     """One migration. ``hints`` become ``_``-prefixed render hints (step, warnings, errors, inspect...)."""
-    assert engine in ("mtc", "kubevirt"), engine
+    from .engines import REGISTRY
+
+    assert engine in REGISTRY, engine
     assert result in (RUNNING,) + TERMINAL_RESULTS, result
     out = {"plan": plan or "", "namespace": namespace or "", "engine": engine, "type": type_ or "",
            "phase": phase or "", "result": result, "started": started or None, "completed": completed or None,

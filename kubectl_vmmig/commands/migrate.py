@@ -4,28 +4,29 @@ The shared part (reading VMs and their volumes, the plan, the preflight) is ``pr
 ``check``. Nothing is written before the preflight has passed; ``--dry-run=client`` and ``--local``
 write nothing at all (``--local`` makes no API call).
 """
-import sys
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 import click
 
+from .. import engines
 from ..cli import connection_options
 from ..completion_sources import complete_storageclasses, complete_vms
+from ..streams import IOStreams
 
 MODES = ("live", "offline", "auto")
-ENGINES = ("mtc", "kubevirt", "auto")
 DRY_RUNS = ("none", "client", "server")
 OUTPUTS = ("table", "json", "yaml")
 
 
 @dataclass
 class MigrateOptions:
+    """The flags of ``migrate`` (and ``check``), then complete → validate → run (kubectl's command pattern)."""
     vms: Tuple[str, ...] = ()
     to: Optional[str] = None
     namespace: Optional[str] = None
     selector: Optional[str] = None
-    all: bool = False
+    all_: bool = False
     mode: str = "auto"
     engine: str = "auto"
     mtc_namespace: Optional[str] = None
@@ -43,29 +44,46 @@ class MigrateOptions:
     stop: bool = False
     keep_update_strategy: bool = False
     parsed_hooks: List[tuple] = field(default_factory=list)
+    streams: Optional[IOStreams] = None
+
+    @classmethod
+    def from_flags(cls, conn, streams=None, **flags) -> "MigrateOptions":
+        return cls(namespace=conn.namespace, streams=streams or IOStreams.system(), **flags)
 
     @property
     def kind(self):
         return "stage" if self.stage else "cutover"
 
+    def request(self):
+        from ..engines.base import MigrationRequest
+
+        return MigrationRequest(target_storage_class=self.to or "", mode=self.mode, stage=self.stage,
+                                hooks=tuple(self.parsed_hooks), verify=self.verify, stop=self.stop,
+                                keep_update_strategy=self.keep_update_strategy, access_mode=self.access_mode,
+                                volume_mode=self.volume_mode, wait=bool(self.wait), dry_run=self.dry_run,
+                                show_events=self.output == "table")
+
+    def engine_options(self) -> dict:
+        """What the engines are constructed with (each reads the keys it knows)."""
+        return {"mtc_namespace": self.mtc_namespace, "verify": self.verify, "stop": self.stop,
+                "access_mode": self.access_mode, "volume_mode": self.volume_mode, "wait": bool(self.wait),
+                "keep_update_strategy": self.keep_update_strategy, "echo": self.streams.say}
+
     def complete(self, conn):
         """Fill what the user left out from the environment."""
         if self.wait is None:
-            self.wait = sys.stdout.isatty() and self.dry_run == "none"
-        if self.dry_run == "none" and self.output != "table":
-            pass
+            self.wait = self.streams.out_is_terminal() and self.dry_run == "none"
         return self
 
     def validate(self):
-        """Flag-level problems, before any connection (issue 7: one line, the fix, nothing created)."""
+        """Flag-level problems, before any connection: one line, the fix, nothing created."""
         from .. import errors
-        from ..engines.mtc import build as mtc_build
         from ..plan import ACCESS_MODES, VOLUME_MODES
 
         bad = errors.BadInput
         if not self.to:
             raise bad("missing --to STORAGECLASS", "name the destination StorageClass, e.g. --to fast")
-        ways = sum([bool(self.vms), bool(self.selector), bool(self.all)])
+        ways = sum([bool(self.vms), bool(self.selector), bool(self.all_)])
         if ways == 0:
             raise bad("no VM chosen", "name VMs, or use -l SELECTOR or --all")
         if ways > 1:
@@ -85,17 +103,27 @@ class MigrateOptions:
             raise bad("--local needs the objects from files", "add -f FILE (VMs, PVCs, DataVolumes, StorageClasses)")
         if self.files and not self.local:
             raise bad("-f is only read with --local", "add --local --dry-run=client")
-        if self.stage and self.engine == "kubevirt":
-            raise bad("--stage is an MTC feature", "use --engine mtc, or drop --stage")
-        if self.hooks and self.engine == "kubevirt":
-            raise bad("--hook is an MTC feature", "use --engine mtc, or drop --hook")
         try:
-            self.parsed_hooks = mtc_build.parse_hooks(self.hooks)
+            self.parsed_hooks = parse_hooks(self.hooks)
         except ValueError as exc:
             raise bad(str(exc), "e.g. --hook my-hook:preBackup") from None
+        if self.engine != engines.AUTO:  # a typed engine is judged now; auto once it is resolved (prepare)
+            engines.refuse_unsupported(engines.engine_class(self.engine), self.request())
         if self.mtc_namespace is not None and not _dns_label(self.mtc_namespace):
             raise bad(f"invalid --mtc-namespace {self.mtc_namespace!r}", "namespaces are DNS-1123 labels")
         return self
+
+    def run(self, conn):
+        from . import migrate_run
+
+        migrate_run.run(self, conn)
+
+
+def parse_hooks(specs) -> List[Tuple[str, str]]:
+    """--hook NAME:PHASE values (the MigHook phases; an engine without hooks refuses the flag)."""
+    from ..engines.mtc.build import parse_hooks as parse
+
+    return parse(specs)
 
 
 def _dns_label(s) -> bool:
@@ -120,8 +148,8 @@ def migrate_flags(fn):
         click.option("--all", "all_", is_flag=True, help="All VMs of the namespace."),
         click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
                      help="live: running VMs keep running; offline: VMs are stopped; auto: live where possible."),
-        click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
-                     help="mtc (MigPlan/MigMigration), kubevirt (KubeVirt volume migration), auto."),
+        click.option("--engine", type=click.Choice(engines.choices()), default=engines.AUTO, show_default=True,
+                     help="Which engine moves the disks (see README, Engines); auto: the first one available."),
         click.option("--mtc-namespace", metavar="NS", help="MTC's namespace (default: where the host MigCluster is)."),
         click.option("--access-mode", metavar="MODE", help="Destination access mode (ReadWriteOnce, ReadWriteMany, ..., auto)."),
         click.option("--volume-mode", metavar="MODE", help="Destination volume mode (Filesystem, Block, auto)."),
@@ -148,8 +176,7 @@ def migrate_flags(fn):
 @click.option("-f", "--filename", "files", multiple=True, metavar="FILE", help="Objects for --local (YAML/JSON).")
 @click.option("--wait/--detach", "wait", default=None, help="Follow progress to the end (default on a terminal).")
 @connection_options()
-def command(conn, vms, to, selector, all_, mode, engine, mtc_namespace, access_mode, volume_mode, stage, hooks,
-            verify, stop, keep_update_strategy, yes, dry_run, output, local, files, wait):
+def command(conn, **flags):
     """Move the disks of VMs to another StorageClass.
 
     \b
@@ -159,14 +186,7 @@ def command(conn, vms, to, selector, all_, mode, engine, mtc_namespace, access_m
       kubectl vm-storage migrate --all --to fast --engine mtc --stage
       kubectl vm-storage migrate vm1 --to fast --local -f vm1.yaml --dry-run=client -o yaml
     """
-    opts = MigrateOptions(vms=vms, to=to, namespace=conn.namespace, selector=selector, all=all_, mode=mode,
-                          engine=engine, mtc_namespace=mtc_namespace, access_mode=access_mode,
-                          volume_mode=volume_mode, verify=verify, stage=stage, hooks=hooks, yes=yes,
-                          dry_run=dry_run, output=output, local=local, files=files, wait=wait, stop=stop,
-                          keep_update_strategy=keep_update_strategy)
-    opts.validate().complete(conn)
-    from . import migrate_run
-
-    code = migrate_run.run(opts, conn)
-    if code:
-        raise click.exceptions.Exit(code)
+    opts = MigrateOptions.from_flags(conn, **flags)
+    opts.complete(conn)
+    opts.validate()
+    opts.run(conn)

@@ -4,21 +4,27 @@ Order, always: read (VMs and their volumes, cluster facts) → plan → prefligh
 write). Every refusal happens before the first write, so a refused command leaves nothing behind.
 """
 import json
-import sys
-from typing import Dict, List
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
 
 from .. import errors
 from .. import resources as R
+from ..streams import write_document
 
 DATA_KINDS = ("VirtualMachine", "VirtualMachineInstance", "PersistentVolumeClaim", "DataVolume", "StorageClass",
               "Pod", "KubeVirt", "MigCluster", "MigPlan")
 
 
+@dataclass
 class Prepared:
-    """Everything one command run knows: objects read, engine, inventory, plan, findings."""
-
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+    """What one command run knows after reading and judging, before any write."""
+    kube: Optional[object]
+    namespace: str
+    engine: Optional[object] = None
+    objs: Dict[str, list] = field(default_factory=dict)
+    plan: Optional[dict] = None
+    findings: List[dict] = field(default_factory=list)
+    existing: Optional[object] = None  # engines.base.Existing: a re-run found what an earlier run made
 
 
 def _ns_of(obj):
@@ -114,12 +120,10 @@ def _target_sc_must_exist(objs, opts):
 
 
 def prepare(opts, conn, write=True) -> Prepared:
-    """Read, plan, judge. Raises only for bad input; blocking findings are returned, not raised."""
-    from .. import kubevirt_capabilities as KVC
-    from ..engines.mtc import checks as P
-    from ..engines import get_engine
-    from ..engines.mtc import build as B
+    """Read, resolve the engine, plan, judge. Raises only for bad input; blocking findings are returned."""
+    from .. import engines
     from ..inventory import build_inventory
+    from ..kubevirt_capabilities import kubevirt_capabilities
     from ..plan import build_plan
 
     kube = None
@@ -137,26 +141,26 @@ def prepare(opts, conn, write=True) -> Prepared:
     inventory = build_inventory(objs["VirtualMachine"], objs["VirtualMachineInstance"], objs["PersistentVolumeClaim"],
                                 objs["DataVolume"], objs["StorageClass"], objs["Pod"])
     moving = [d for k in keys for d in inventory["vms"][k]["disks"]]
+    request = opts.request()
+    options = opts.engine_options()
     if moving and all(d["storageClass"] == opts.to for d in moving):
-        resumed = _resume_kubevirt(kube, namespace, keys, opts)
-        if resumed is not None:
-            return resumed
-        done = None if opts.local or opts.dry_run != "none" else finished_migration(kube, opts, namespace, keys)
-        if done is not None:  # the same command, run again after it finished: attach, create nothing
-            return Prepared(kube=kube, namespace=namespace, reattach=done, objs=objs, plan=None, engine=None)
+        if kube is not None and opts.dry_run == "none":
+            vm_names = [k.split("/", 1)[1] for k in keys]
+            for engine in engines.candidates(opts.engine, kube, options):
+                found = engine.existing(request, namespace, vm_names)
+                if found is not None:  # the same command, run again: attach or resume, create nothing new
+                    return Prepared(kube=kube, namespace=namespace, engine=engine, objs=objs, plan=found.plan,
+                                    existing=found)
         raise errors.BadInput(f"every disk of the chosen VMs is already on StorageClass {opts.to}",
                               "choose another --to, or other VMs")
     if not moving:
         raise errors.BadInput("the chosen VMs have no PVC or DataVolume disk to move",
                               "containerDisk/cloudInit volumes need no migration")
-    options = {"mtc_namespace": opts.mtc_namespace, "verify": opts.verify, "stop": opts.stop,
-               "access_mode": opts.access_mode, "volume_mode": opts.volume_mode,
-               "wait": bool(opts.wait), "keep_update_strategy": getattr(opts, "keep_update_strategy", False)}
+    engine = engines.get_engine(opts.engine, kube, options, objects=objs if opts.local else None)
+    engines.refuse_unsupported(type(engine), request)  # after auto resolved: --stage on kubevirt is an error
     if opts.local:
-        engine_name = opts.engine if opts.engine != "auto" else ("mtc" if objs.get("MigCluster") else "kubevirt")
         kv_cr = (objs.get("KubeVirt") or [None])[0]
     else:
-        engine_name = None
         kv_cr = None
         if kube.has_api("kubevirt.io", "v1"):
             try:
@@ -164,112 +168,25 @@ def prepare(opts, conn, write=True) -> Prepared:
                 kv_cr = crs[0] if crs else None
             except errors.Forbidden:
                 kv_cr = None
-    engine = get_engine(engine_name or opts.engine, kube, options)
-    caps = KVC.kubevirt_capabilities(kv_cr) if (kv_cr or not opts.local) else {"liveMigration": True}
-    own = None
-    if engine.name == "mtc" and not opts.local:
-        own, _ = engine.existing_plans(namespace)
-    naming = engine.naming(own) if engine.name == "mtc" else _kubevirt_naming(engine, opts)
+    caps = kubevirt_capabilities(kv_cr) if (kv_cr or not opts.local) else {"liveMigration": True}
+    naming = engine.naming(namespace, opts.to)
     plan = build_plan(inventory, keys, opts.to, opts.mode, caps, opts.access_mode, opts.volume_mode, naming)
-    if engine.name == "mtc":
-        if opts.local:
-            facts = {"engine": "mtc"}
-        else:
-            # write permissions are checked for previews and check too: they say what a real run would hit
-            facts = engine.gather_facts(plan, opts.kind, write=write, hooks=opts.parsed_hooks)
-        findings = P.run_preflight(plan, inventory, facts, opts.kind)
-    else:
-        facts = {}
-        findings = list(plan["findings"]) + list(engine_checks(engine, plan, inventory, objs, opts))
-    return Prepared(kube=kube, engine=engine, objs=objs, namespace=namespace, inventory=inventory, plan=plan,
-                    facts=facts, findings=findings, mtc=B)
-
-
-def finished_migration(kube, opts, namespace, keys):
-    """The plugin's MTC migration that already moved these VMs to ``opts.to`` (for a re-run), else None."""
-    from ..engines.mtc import build as B
-    from ..engines.mtc.engine import MtcEngine
-
-    if opts.engine == "kubevirt":
-        return None
-    eng = MtcEngine(kube, {"mtc_namespace": opts.mtc_namespace})
-    try:
-        if not eng.locate()["installed"]:
-            return None
-        own, _ = eng.existing_plans(namespace)
-        migs = eng.migrations_of(own["metadata"]["name"]) if own else []
-    except errors.ApiError:
-        return None
-    wanted = {k.split("/", 1)[1] for k in keys}
-    for m in sorted(migs, key=lambda m: m["metadata"].get("creationTimestamp") or "", reverse=True):
-        try:
-            req = json.loads(((m["metadata"].get("annotations") or {}).get(B.REQUEST_ANNOTATION)) or "{}")
-        except ValueError:
-            continue
-        if req.get("type") == opts.kind and req.get("targetStorageClass") == opts.to and wanted <= set(req.get("vms") or ()):
-            return {"engine": eng, "plan": own["metadata"]["name"], "migration": m["metadata"]["name"],
-                    "mtcNamespace": eng.mtc_namespace, "namespace": namespace, "created": False}
-    return None
-
-
-def _resume_kubevirt(kube, namespace, keys, opts):
-    """The disks already point at the target because KubeVirt finished a live migration whose command was
-    interrupted: re-attach to its still-Running record (cleanup, result) instead of refusing the re-run."""
-    if kube is None or opts.engine == "mtc" or opts.dry_run != "none":
-        return None
-    from ..engines import get_engine
-    from ..engines.kubevirt import build as KB
-
-    plan = {"namespace": namespace, "vms": [k.split("/", 1)[1] for k in keys], "targetStorageClass": opts.to,
-            "moves": [], "skipped": [], "findings": [], "requestedMode": opts.mode}
-    cm = kube.get_or_none(R.CONFIGMAP, KB.record_name(KB.migration_name(plan)), namespace)
-    rec = KB.record_from_configmap(cm) if cm else None
-    if not rec or rec.get("result") != "Running":
-        return None
-    options = {"stop": opts.stop, "wait": bool(opts.wait), "keep_update_strategy": opts.keep_update_strategy}
-    return Prepared(kube=kube, engine=get_engine("kubevirt", kube, options), objs={}, namespace=namespace,
-                    inventory={}, plan=plan, facts={}, findings=[], mtc=None)
-
-
-def _kubevirt_naming(engine, opts):
-    fn = getattr(engine, "naming", None)
-    if callable(fn):
-        return fn()
-    from ..engines.kubevirt.build import destination_name
-
-    return lambda d: destination_name(d["claim"], opts.to)
-
-
-def engine_checks(engine, plan, inventory, objs, opts):
-    fn = getattr(engine, "checks", None)
-    if callable(fn) and engine.kube is not None:
-        return fn(plan, inventory)
-    from ..engines.kubevirt.checks import kubevirt_engine_findings
-
-    cluster = {"kubevirt": (objs.get("KubeVirt") or [None])[0], "stop": opts.stop,
-               "storageClasses": [s["metadata"]["name"] for s in objs["StorageClass"]], "cdi": True}
-    return kubevirt_engine_findings(plan, inventory, cluster)
+    findings = engine.checks(plan, inventory, request, objs, write=write)
+    return Prepared(kube=kube, engine=engine, objs=objs, namespace=namespace, plan=plan, findings=findings)
 
 
 # ---- output -------------------------------------------------------------------------------------
-def print_findings(findings, stream=None):
-    stream = stream or sys.stdout
+def print_findings(findings, stream):
     marks = {"ok": "ok", "warning": "WARNING", "error": "ERROR"}
     width = max([len(f["name"]) for f in findings] + [5])
     for f in findings:
         stream.write(f"{marks.get(f['severity'], f['severity']):<8} {f['name']:<{width}}  {f['message']}\n")
 
 
-def print_preview(preview, output, plan):
-    if output == "json":
-        sys.stdout.write(json.dumps(preview, indent=2) + "\n")
+def print_preview(preview, output, plan, out):
+    if output != "table":
+        write_document(preview, output, out)
         return
-    if output == "yaml":
-        import yaml
-
-        sys.stdout.write(yaml.safe_dump(preview, sort_keys=False))
-        return
-    out = sys.stdout
     out.write(f"Plan: {len(plan['moves'])} disk(s) of {len(plan['vms'])} VM(s) in namespace {plan['namespace']} "
               f"→ StorageClass {plan['targetStorageClass']} ({plan['mode']})\n\n")
     rows = [("VM", "VOLUME", "SOURCE PVC", "TARGET PVC", "SOURCE SC", "TARGET SC", "MODE")]
@@ -293,49 +210,44 @@ def print_preview(preview, output, plan):
     print_findings(preview["checks"], out)
 
 
-def refuse_if_blocked(findings, plan):
+def refused(findings) -> Optional[errors.PreflightRefused]:
+    """The refusal a blocking finding causes (the same for the real run, the server and the client dry run)."""
     from ..findings import blocking
 
     bad = blocking(findings)
-    if bad:
-        print_findings(findings, sys.stderr)
-        more = f" (and {len(bad) - 1} more above)" if len(bad) > 1 else ""
-        raise errors.PreflightRefused(f"preflight refused: {bad[0]['message']}{more}",
-                                      "nothing was changed; fix the problems and re-run", findings=findings)
+    if not bad:
+        return None
+    more = f" (and {len(bad) - 1} more above)" if len(bad) > 1 else ""
+    return errors.PreflightRefused(f"preflight refused: {bad[0]['message']}{more}",
+                                   "nothing was changed; fix the problems and re-run", findings=findings)
 
 
 # ---- run ----------------------------------------------------------------------------------------
-def run(opts, conn) -> int:
+def run(opts, conn) -> None:
+    """migrate: preview or write. Every failure is an exception (cli.main turns it into the exit code)."""
+    streams = opts.streams
     prep = prepare(opts, conn, write=True)
-    if getattr(prep, "reattach", None):
-        ref = dict(prep.reattach)
-        prep.engine = ref.pop("engine")
-        sys.stderr.write(f"already migrated: re-attaching to MigMigration {ref['mtcNamespace']}/{ref['migration']}\n")
-        return after_apply(prep, ref, opts)
-    plan, engine = prep.plan, prep.engine
+    engine, request = prep.engine, opts.request()
+    if prep.existing is not None and prep.existing.ref is not None:
+        streams.say(prep.existing.message)
+        return after_apply(prep, prep.existing.ref, opts)
+    plan = prep.plan
     if opts.dry_run == "client":
-        if engine.name == "mtc":
-            preview = engine.preview(plan, prep.objs["VirtualMachine"], prep.objs["PersistentVolumeClaim"],
-                                     opts.kind, opts.parsed_hooks, opts.verify, checks=prep.findings)
-        else:
-            preview = engine.preview(plan, prep.objs["VirtualMachine"], prep.objs["VirtualMachineInstance"])
-            preview["checks"] = list(prep.findings) + [c for c in preview.get("checks") or []
-                                                       if c not in prep.findings]
-        print_preview(preview, opts.output, plan)
-        from ..findings import blocking
-
-        return errors.PREFLIGHT if blocking(preview["checks"]) else 0
-    refuse_if_blocked(prep.findings, plan)
+        preview = engine.preview(plan, request, prep.objs, prep.findings)
+        print_preview(preview, opts.output, plan, streams.out)
+        refusal = refused(preview["checks"])
+        if refusal is not None:  # exit 3, as the server dry run and the real run would
+            raise refusal
+        return None
+    refusal = refused(prep.findings)
+    if refusal is not None:
+        print_findings(prep.findings, streams.err)
+        raise refusal
     for f in prep.findings:
         if f["severity"] == "warning" and f["name"] != "quiesce":
-            sys.stderr.write(f"warning: {f['message']}\n")
+            streams.say(f"warning: {f['message']}")
     confirm_hazard(prep.findings, opts)
-    if engine.name != "mtc":
-        ref = engine.apply(plan, dry_run_server=opts.dry_run == "server")
-        return after_apply(prep, ref, opts)
-    say = (lambda m: sys.stderr.write(m + "\n")) if opts.output == "table" else None
-    ref = engine.apply(plan, kind=opts.kind, hooks=opts.parsed_hooks, verify=opts.verify,
-                       dry_run_server=opts.dry_run == "server", on_event=say)
+    ref = engine.apply(plan, request, streams.say)
     return after_apply(prep, ref, opts)
 
 
@@ -343,8 +255,8 @@ def confirm_hazard(findings, opts):
     hazard = next((f for f in findings if f["name"] == "quiesce"), None)
     if hazard is None or opts.yes or opts.dry_run == "server":
         return
-    sys.stderr.write(f"warning: {hazard['message']}\n")
-    if sys.stdin.isatty() and sys.stderr.isatty():
+    opts.streams.say(f"warning: {hazard['message']}")
+    if opts.streams.interactive():
         import click
 
         if click.confirm("Continue?", default=False, err=True):
@@ -354,23 +266,24 @@ def confirm_hazard(findings, opts):
                                   "re-run with --yes to confirm (nothing was changed)")
 
 
-def after_apply(prep, ref, opts) -> int:
+def after_apply(prep, ref, opts) -> None:
     from .. import progress as P
 
+    streams = opts.streams
     ref = ref if isinstance(ref, dict) else {"migration": str(ref)}
     if opts.dry_run == "server":
-        sys.stderr.write("server dry run: the API server accepted the objects; nothing was persisted\n")
+        streams.say("server dry run: the API server accepted the objects; nothing was persisted")
         if opts.output != "table":
-            sys.stdout.write(json.dumps(ref, indent=2) + "\n")
-        return 0
+            write_document(ref, opts.output, streams.out)
+        return
     plan_name = ref.get("plan") or ref.get("migration")
     hint = f"kubectl vm-storage status {plan_name} -n {prep.namespace} -w"
     if not opts.wait:
         if opts.output == "table":
-            sys.stdout.write(f"migration {ref.get('migration')} started; follow it with: {hint}\n")
+            streams.out.write(f"migration {ref.get('migration')} started; follow it with: {hint}\n")
         else:
-            sys.stdout.write(json.dumps(ref, indent=2) + "\n")
-        return 0
+            write_document(ref, opts.output, streams.out)
+        return
     from .. import render
 
     engine = prep.engine
@@ -379,16 +292,13 @@ def after_apply(prep, ref, opts) -> int:
         return [m for m in engine.read(namespace=prep.namespace) if m.get("plan") == plan_name]
 
     try:
-        final = render.follow(fetch, output=opts.output)
+        final = render.follow(fetch, output=opts.output, out=streams.out, err=streams.err)
     except errors.Interrupted as exc:
         raise errors.Interrupted(exc.message, hint=f"re-attach with: {hint}") from None
+    # The engine's one verdict made ``result`` (the same that ``status`` shows).
     result = final[0]["result"] if final else P.RUNNING
-    if engine.name == "mtc" and ref.get("migration"):
-        strict, message, _ = engine.result(ref["migration"])
-        if strict != P.RUNNING and result == P.SUCCEEDED and strict != P.SUCCEEDED:
-            result = strict  # never report success the MTC conditions do not back (SucceededWithWarnings)
     if result == P.SUCCEEDED:
-        return 0
+        return
     if result == P.CANCELED:
         raise errors.MigrationCanceled(f"migration {ref.get('migration')} was canceled", None)
     failed = [f"{d['vm']}/{d['volume']}: {d.get('message') or d['phase']}" for d in P.failed_disks(final[0])] \

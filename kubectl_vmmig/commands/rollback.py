@@ -1,10 +1,66 @@
-"""`kubectl vm-storage rollback PLAN`: an MTC rollback migration, after confirmation."""
-import sys
-
+"""`kubectl vm-storage rollback PLAN`: an engine-side rollback migration (engines supporting "rollback"),
+after confirmation."""
 import click
 
 from ..cli import connection_options
 from ..completion_sources import complete_plans
+from ..streams import IOStreams
+
+
+class RollbackOptions:
+    def __init__(self, conn, plan, mtc_namespace, yes, dry_run, wait, streams=None):
+        self.conn, self.plan, self.mtc_namespace = conn, plan, mtc_namespace
+        self.yes, self.dry_run, self.wait = yes, dry_run, wait
+        self.streams = streams or IOStreams.system()
+        self.engine = None
+
+    def complete(self):
+        from .. import engines
+        from ..engines.base import ROLLBACK
+        from ..kube import Kube
+
+        kube = Kube.connect(self.conn)
+        able = [n for n, cls in engines.classes() if ROLLBACK in cls.supports]
+        self.engine = engines.get_engine(able[0], kube, {"mtc_namespace": self.mtc_namespace})
+        if self.wait is None:
+            self.wait = self.streams.out_is_terminal()
+        return self
+
+    def validate(self):
+        return self
+
+    def run(self):
+        from .. import errors
+        from .. import progress as P
+
+        eng, out = self.engine, self.streams.out
+        target = eng.rollback_target(self.plan)
+        pname = target["plan"]
+        if not self.yes and self.dry_run == "none":
+            if not self.streams.interactive():
+                raise errors.PreflightRefused(target["question"].split("?")[0] + " needs confirmation",
+                                              "re-run with --yes (nothing was changed)")
+            if not click.confirm(target["question"], default=False, err=True):
+                raise errors.PreflightRefused("not confirmed; nothing was changed", None)
+        ref = eng.rollback(pname, dry_run_server=self.dry_run == "server")
+        if self.dry_run == "server":
+            out.write(f"{ref['object']} created (server dry run)\n")
+            return
+        out.write(f"{ref['object']} {'created' if ref['created'] else 'already exists'}\n")
+        if not self.wait:
+            return
+        from .. import render
+
+        final = render.follow(lambda: [m for m in eng.read(namespace=target["namespace"]) if m.get("plan") == pname],
+                              out=out, err=self.streams.err)
+        result = final[0]["result"] if final else P.RUNNING  # the engine's one verdict, as status shows it
+        if result == P.SUCCEEDED:
+            return
+        if result == P.CANCELED:
+            raise errors.MigrationCanceled(f"rollback {ref['migration']} was canceled")
+        why = "; ".join((final[0].get("_errors") or []) if final else []) or "see status"
+        raise errors.MigrationFailed(f"rollback {ref['migration']} {result.lower()}: {why}",
+                                     f"details: kubectl vm-storage status {pname}")
 
 
 @click.command("rollback")
@@ -20,49 +76,4 @@ def command(conn, plan, mtc_namespace, yes, dry_run, wait):
     VMs go back to their source volumes; the new volumes are deleted by MTC. Data written on the new
     volumes of VMs that were stopped is lost (MTC copies back only live-migrated VMs).
     """
-    from .. import errors
-    from .. import progress as P
-    from ..engines.mtc.engine import MtcEngine
-    from ..kube import Kube
-
-    kube = Kube.connect(conn)
-    eng = MtcEngine(kube, {"mtc_namespace": mtc_namespace})
-    if not eng.locate()["installed"]:
-        raise errors.PreflightRefused("MTC is not installed; rollback is an MTC feature",
-                                      "for --engine kubevirt migrations use 'cancel'")
-    plan_obj = eng.find_plan(plan)
-    pname = plan_obj["metadata"]["name"]
-    allowed, _ = kube.can_i("create", "migmigrations", "migration.openshift.io", eng.mtc_namespace)
-    if not allowed:
-        raise errors.Forbidden(f"forbidden: create migmigrations.migration.openshift.io in {eng.mtc_namespace}",
-                               status=403, hint="ask a cluster admin for this permission (see README, RBAC)")
-    if not yes and dry_run == "none":
-        msg = (f"Roll back MigPlan {eng.mtc_namespace}/{pname}? VMs return to their source volumes and MTC "
-               "deletes the migrated volumes")
-        if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise errors.PreflightRefused(msg.split("?")[0] + " needs confirmation",
-                                          "re-run with --yes (nothing was changed)")
-        if not click.confirm(msg, default=False, err=True):
-            raise errors.PreflightRefused("not confirmed; nothing was changed", None)
-    name, created = eng.rollback(pname, dry_run_server=dry_run == "server")
-    if dry_run == "server":
-        click.echo(f"migmigration.migration.openshift.io/{name} created (server dry run)")
-        return
-    click.echo(f"migmigration.migration.openshift.io/{name} {'created' if created else 'already exists'}")
-    if wait is None:
-        wait = sys.stdout.isatty()
-    if not wait:
-        return
-    from .. import render
-
-    namespaces = (plan_obj.get("spec") or {}).get("namespaces") or [None]
-    ns = str(namespaces[0]).split(":")[0]
-    final = render.follow(lambda: [m for m in eng.read(namespace=ns) if m.get("plan") == pname])
-    result = final[0]["result"] if final else P.RUNNING
-    strict, message, _ = eng.result(name)
-    if result == P.SUCCEEDED and strict == P.SUCCEEDED:
-        return
-    if P.CANCELED in (result, strict):
-        raise errors.MigrationCanceled(f"rollback {name} was canceled")
-    raise errors.MigrationFailed(f"rollback {name} {strict.lower()}: {message}",
-                                 f"details: kubectl vm-storage status {pname}")
+    RollbackOptions(conn, plan, mtc_namespace, yes, dry_run, wait).complete().validate().run()

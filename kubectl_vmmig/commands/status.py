@@ -1,7 +1,7 @@
 """`kubectl vm-storage status [PLAN|VM] [-n NS | -A] [-w] [-o table|wide|json|yaml] [-f FILE…]`.
 
-Both engines' migrations, one row per VM disk. Live: a constant number of LISTs per refresh (see
-progress/mtc.py and progress/kubevirt.py). ``-f``: the same output computed from files (a dump, a
+Every engine's migrations, one row per VM disk. Live: a constant number of LISTs per refresh (each engine's
+``fetch_objects``, engines/<name>/progress.py). ``-f``: the same output computed from files (a dump, a
 must-gather), with no API call and no kubeconfig needed. ``-w``: follows until every shown migration
 ended (render.follow); Ctrl-C stops watching only.
 """
@@ -18,27 +18,24 @@ VM_REFRESH_SECONDS = 30.0  # while watching, VM names/running state are re-liste
 
 
 def from_files(files, namespace=None, name=None):
-    """Migrations computed from -f files (pure; shared with tests)."""
-    from .. import manifests
+    """Migrations computed from -f files (pure; shared with tests): every registered engine reads the pile."""
+    from .. import engines, manifests
     from .. import progress as P
-    from ..engines.kubevirt import progress as progress_kubevirt
-    from ..engines.mtc import progress as progress_mtc
 
     objects = manifests.load_objects(files)
-    ms = progress_mtc.from_objects(objects, namespace=namespace) + \
-        progress_kubevirt.from_objects(objects, namespace=namespace)
+    ms = [m for _, cls in engines.classes() for m in cls.migrations(objects, namespace)]
     return P.select(ms, name)
 
 
 class LiveSource:
-    """fetch() for the live cluster: both engines, VMs listed once per refresh (or less when watching)."""
+    """fetch() for the live cluster: every engine, VMs listed once per refresh (or less when watching)."""
 
-    def __init__(self, kube, namespace, all_namespaces, mtc_namespace=None, vm_cache_seconds=0.0, err=None):
+    def __init__(self, kube, namespace, all_namespaces, options=None, vm_cache_seconds=0.0, err=None):
         self.kube, self.namespace, self.all = kube, namespace, all_namespaces
-        self.mtc_namespace = mtc_namespace
+        self.options = dict(options or {})
         self.vm_cache_seconds = vm_cache_seconds
         self.err = err or sys.stderr
-        self._vms, self._vms_at, self._mtc_warned = None, None, False
+        self._vms, self._vms_at, self._warned = None, None, set()
 
     def _vm_list(self):
         from .. import errors
@@ -53,27 +50,23 @@ class LiveSource:
             self._vms_at = now
         return self._vms
 
+    def _warn_once(self, message):
+        if message not in self._warned:
+            self._warned.add(message)
+            self.err.write(f"warning: {message}\n")
+
     def __call__(self):
         import datetime
 
-        from .. import errors
-        from ..engines.kubevirt import progress as progress_kubevirt
-        from ..engines.mtc import progress as progress_mtc
+        from .. import engines
+        from ..engines.base import StatusScope
 
         ns = None if self.all else self.namespace
-        try:
-            mtc_objs = progress_mtc.fetch_objects(self.kube, ns, self.all, self.mtc_namespace, vms=[])
-        except errors.Forbidden as exc:
-            # No right to read MTC objects: still show kubevirt-engine migrations, and say why MTC is missing.
-            if not self._mtc_warned:
-                self.err.write(f"warning: cannot read MTC migrations: {exc.message}\n")
-                self._mtc_warned = True
-            mtc_objs = []
-        kv_objs = progress_kubevirt.fetch_objects(self.kube, ns, self.all, vms=[])
-        vms = self._vm_list() if (mtc_objs or kv_objs) else []
+        scope = StatusScope(ns, self.all, self.options)
+        read = [(cls, cls.fetch_objects(self.kube, scope, self._warn_once)) for _, cls in engines.classes()]
+        vms = self._vm_list() if any(objs for _, objs in read) else []
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return (progress_mtc.from_objects(mtc_objs + vms, namespace=ns)
-                + progress_kubevirt.from_objects(kv_objs + vms, namespace=ns, now=now))
+        return [m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)]
 
 
 @click.command("status")
@@ -120,7 +113,8 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
     # While watching, the follow loop does the reconnecting (bounded, with a message): few client retries.
     kube = Kube.connect(conn, **({"retries": 1, "on_retry": lambda message: None} if watch else {}))
     ns = None if all_namespaces else kube.namespace
-    source = LiveSource(kube, ns, all_namespaces, mtc_namespace, vm_cache_seconds=VM_REFRESH_SECONDS if watch else 0)
+    source = LiveSource(kube, ns, all_namespaces, {"mtc_namespace": mtc_namespace},
+                        vm_cache_seconds=VM_REFRESH_SECONDS if watch else 0)
 
     def fetch():
         return P.select(source(), name)

@@ -1,27 +1,71 @@
-"""Engine selection: ``get_engine(name, kube, options)`` with name ``mtc`` | ``kubevirt`` | ``auto``.
+"""The engine registry: adding an engine = a package ``engines/<name>/`` with a ``surface.py`` + one line here.
 
-``auto`` = MTC when its CRDs are served and the host MigCluster is Ready, else the kubevirt engine.
-Engines are imported lazily so ``--help`` stays light.
+Order is ``--engine auto``'s preference: the first registered engine that does not decline is used. Entries are
+``module:Class`` strings, imported only when used, so ``--help`` stays light.
 """
-ENGINES = ("mtc", "kubevirt", "auto")
+from typing import Dict, List, Optional, Tuple
+
+REGISTRY: Dict[str, str] = {
+    "mtc": "kubectl_vmmig.engines.mtc.surface:Mtc",
+    "kubevirt": "kubectl_vmmig.engines.kubevirt.surface:Kubevirt",
+}
+AUTO = "auto"
 
 
-def _kubevirt(kube, options):
-    from .kubevirt.engine import KubevirtEngine
-
-    return KubevirtEngine(kube, options)
+def names() -> Tuple[str, ...]:
+    return tuple(REGISTRY)
 
 
-def get_engine(name, kube, options=None):
+def choices() -> Tuple[str, ...]:
+    """What ``--engine`` accepts."""
+    return names() + (AUTO,)
+
+
+def engine_class(name: str):
+    import importlib
+
     from .. import errors
-    from .mtc.engine import MtcEngine
 
-    options = options or {}
-    if name == "mtc":
-        return MtcEngine(kube, options)
-    if name == "kubevirt":
-        return _kubevirt(kube, options)
-    if name == "auto":
-        mtc = MtcEngine(kube, options)
-        return mtc if mtc.usable() else _kubevirt(kube, options)
-    raise errors.BadInput(f"unknown engine {name!r}", "use --engine mtc, kubevirt or auto")
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise errors.BadInput(f"unknown engine {name!r}", f"use --engine {', '.join(choices())}")
+    module, cls = spec.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def classes() -> List[Tuple[str, type]]:
+    return [(n, engine_class(n)) for n in REGISTRY]
+
+
+def get_engine(name: str, kube, options: Optional[dict] = None, objects: Optional[dict] = None):
+    """The engine ``name`` (or, for ``auto``, the first registered one that does not decline)."""
+    from .. import errors
+
+    if name != AUTO:
+        return engine_class(name)(kube, options)
+    reasons = []
+    for n, cls in classes():
+        eng = cls(kube, options)
+        why = eng.declined(objects)
+        if why is None:
+            return eng
+        reasons.append(f"{n}: {why}")
+    raise errors.PreflightRefused("no engine can run here (" + "; ".join(reasons) + ")",
+                                  "install one of them, or pick one with --engine")
+
+
+def candidates(name: str, kube, options: Optional[dict] = None) -> list:
+    """The typed engine, or every registered engine for ``auto`` (re-run detection, ``cancel``)."""
+    if name != AUTO:
+        return [engine_class(name)(kube, options)]
+    return [cls(kube, options) for _, cls in classes()]
+
+
+def refuse_unsupported(engine_cls, request) -> None:
+    """BadInput (exit 2) when the request needs something ``engine_cls`` does not support."""
+    from .. import errors
+    from .base import unsupported
+
+    problem = unsupported(engine_cls, request, classes())
+    if problem:
+        raise errors.BadInput(*problem)

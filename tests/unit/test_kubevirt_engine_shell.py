@@ -90,7 +90,13 @@ def test_local_preview_makes_no_api_call(tmp_path, monkeypatch, capsys):
     the_vm["spec"]["template"]["spec"]["volumes"].append({"name": "root", "dataVolume": {"name": "vm1-root"}})
     scs = [{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": n},
             "provisioner": "x"} for n in ("standard", "fast")]
-    docs = [the_vm, _pvc("pa", "2Gi"), _pvc("vm1-root", "1Gi")] + scs
+    # A deployed KubeVirt, so no check blocks: a blocking finding makes the client dry run exit 3 (issue 13).
+    kubevirt = {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": "kubevirt", "namespace": "kubevirt"},
+                "spec": {"configuration": {"vmRolloutStrategy": "LiveUpdate"},
+                         "workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]}},
+                "status": {"observedKubeVirtVersion": "v1.6.2", "phase": "Deployed",
+                           "observedDeploymentID": "a", "targetDeploymentID": "a"}}
+    docs = [the_vm, _pvc("pa", "2Gi"), _pvc("vm1-root", "1Gi"), kubevirt] + scs
     path = tmp_path / "objs.yaml"
     path.write_text(yaml.safe_dump_all(docs))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))

@@ -121,7 +121,8 @@ def test_completed_cutover_succeeds():
     ([cond("DirectVolumeMigrationFailed", "Warn", "DirectVolumeMigration (dvm): openshift-migration/x failed. "
                                                   "See in dvm status.Errors")], False, "Failed"),
     ([], True, "Failed"),        # a Failed (Warn) DVM without the MigMigration condition still fails
-    ([cond("UnhealthyNamespaces", "Warn", "unhealthy")], False, "Succeeded"),
+    # any other Warn: not a success the conditions back (issue 13: status said Succeeded, migrate --wait Failed)
+    ([cond("UnhealthyNamespaces", "Warn", "unhealthy")], False, "Failed"),
 ])
 def test_succeeded_with_warnings_is_judged_on_the_dvm(extra, dvm_failed, expected):
     mig = mig_with([cond("SucceededWithWarnings", message="The migration has completed with warnings, please look "
@@ -306,3 +307,25 @@ def test_tracker_rate_eta_and_stall():
     assert t.stalls([m2], 50) == []
     [w] = t.stalls([m2], 75)
     assert "v/d" in w and "kubectl describe dvmp x" in w
+
+
+@pytest.mark.parametrize("conds, dvm_failed", [
+    ([cond("SucceededWithWarnings"), cond("UnhealthyNamespaces", "Warn", "unhealthy")], False),
+    ([cond("SucceededWithWarnings")], True),
+    ([cond("Succeeded", reason="Completed")], False),
+    ([cond("Succeeded", reason="Completed")], True),
+    ([cond("Failed", message="The migration has failed.  See: Errors.")], False),
+    ([cond("Canceled", reason="Cancel")], False),
+])
+def test_status_and_migrate_wait_judge_with_one_verdict(conds, dvm_failed):
+    """Issue 13: ``status`` (progress) and ``migrate --wait``/``rollback`` (build.migration_result) disagreed on a
+    SucceededWithWarnings MigMigration without a failed DVM; both now come from the one verdict function."""
+    from kubectl_vmmig.engines.mtc import build as B
+
+    mig = mig_with(conds)
+    dvm = load("dvm-completed")
+    if dvm_failed:
+        dvm["status"]["conditions"] = [cond("Failed", "Warn", "The migration has failed.  See: Errors.")]
+    m = one([plan(live=False), mig, dvm, vm(running=False)])
+    assert m["result"] == B.migration_result(mig, dvm, m["disks"])[0]
+    assert m["result"] == B.migration_result(mig, dvm)[0]

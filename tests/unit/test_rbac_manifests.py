@@ -7,6 +7,7 @@ import os
 import pytest
 import yaml
 
+from kubectl_vmmig import engines
 from kubectl_vmmig.engines.mtc import checks as P
 from kubectl_vmmig.engines.kubevirt import engine as KV
 
@@ -79,7 +80,17 @@ def test_kubevirt_manifests_equal_the_checked_permissions():
     assert want - got == set(), "checked but not granted"
 
 
-@pytest.mark.parametrize("engine", ["mtc", "kubevirt"])
+@pytest.mark.parametrize("name", engines.names())
+def test_every_registered_engine_is_granted_exactly_its_permission_table(name):
+    """engines/base.py Engine.permissions(): the table each engine's preflight checks and deploy/rbac grants."""
+    want = {(p.verb, p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.scope)
+            for p in engines.engine_class(name).permissions(write=True)}
+    got = granted(name)
+    assert got - want == set(), "granted but never checked/used"
+    assert want - got == set(), "checked but not granted"
+
+
+@pytest.mark.parametrize("engine", engines.names())
 def test_cluster_scoped_grants_are_read_only(engine):
     cluster = {t for t in granted(engine) if t[3] == "cluster"}
     assert cluster and all(v in ("get", "list") for v, *_ in cluster)

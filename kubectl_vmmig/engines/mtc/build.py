@@ -230,10 +230,12 @@ def covers_namespace(migplan: dict, namespace: str) -> bool:
     return False
 
 
-def migration_result(migmigration: dict, dvm: Optional[dict] = None) -> Tuple[str, str]:
-    """(Running|Succeeded|Failed|Canceled, message) from conditions, never from phase (BEHAVIOR §1.5).
+def migration_result(migmigration: dict, dvm: Optional[dict] = None, disks=()) -> Tuple[str, str]:
+    """The one MTC verdict: (Running|Succeeded|Failed|Canceled, message), from conditions, never from phase
+    (BEHAVIOR §1.5). ``status`` (progress.build_one), ``migrate --wait`` and ``rollback`` all judge with it.
 
-    SucceededWithWarnings is never success: a DVM failure can end that way (BEHAVIOR §8)."""
+    SucceededWithWarnings is never success: a DVM failure can end that way (BEHAVIOR §8); nor is Succeeded
+    while the DVM is Failed or a disk row (``disks``, from progress) failed."""
     if condition(migmigration, "Canceled") or (condition(migmigration, "Canceling")
                                                and (migmigration.get("status") or {}).get("phase") == "Completed"):
         return "Canceled", "the migration was canceled"
@@ -249,6 +251,13 @@ def migration_result(migmigration: dict, dvm: Optional[dict] = None) -> Tuple[st
         warns = [c.get("message", "") for c in conditions(migmigration) if c.get("category") == "Warn"]
         return "Failed", "completed with warnings: " + ("; ".join(w for w in warns if w) or "see Warn conditions")
     if condition(migmigration, "Succeeded"):
+        bad_disks = [d for d in disks if d.get("phase") == "Failed"]
+        if dvm is not None and condition(dvm, "Failed"):
+            return "Failed", "; ".join((dvm.get("status") or {}).get("errors") or []) or \
+                (condition(dvm, "Failed").get("message") or "the DirectVolumeMigration failed")
+        if bad_disks:
+            return "Failed", "; ".join(f"{d.get('vm')}/{d.get('volume')}: {d.get('message') or 'failed'}"
+                                       for d in bad_disks)
         return "Succeeded", "the migration has completed successfully"
     # Postponed / PlanNotReady can clear by themselves; these cannot (reference API.md §2 blockers).
     crit = [c for c in conditions(migmigration) if c.get("category") == "Critical"

@@ -9,7 +9,8 @@ phase and itinerary. The human progress strings in ``pipeline[].progress`` are n
 import hashlib
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from ...progress import conditions, disk_row, finish_disks, judge, migration, percent, CANCELED, FAILED, RUNNING, SUCCEEDED
+from ...progress import conditions, disk_row, finish_disks, migration, percent, CANCELED, FAILED, RUNNING, SUCCEEDED
+from .build import migration_result
 
 DEFAULT_MTC_NAMESPACE = "openshift-migration"
 LABEL_DVM_OF_MIGRATION = "migration-direct-volume"    # DVM label: UID of its MigMigration
@@ -299,11 +300,8 @@ def build_one(plan, mig, dvm, dvmps, vm_index, pvc_sc=None) -> dict:
 
     conds, st = conditions(mig), _status(mig)
     fatal = [conds[t] for t in FATAL_BLOCKERS if t in conds and conds[t].get("category") == "Critical"]
-    canceled = "Canceled" in conds
-    failed = "Failed" in conds or bool(fatal)
-    succeeded = "Succeeded" in conds or "SucceededWithWarnings" in conds
     hidden = "DirectVolumeMigrationFailed" in conds or view.failed
-    result = judge(succeeded=succeeded, failed=failed, canceled=canceled, hidden_failure=hidden, disks=disks)
+    result, verdict = migration_result(mig, dvm, disks)  # the one MTC verdict (also migrate --wait and rollback)
     finish_disks(disks, result)
     completed = None
     if result != RUNNING:
@@ -318,6 +316,8 @@ def build_one(plan, mig, dvm, dvmps, vm_index, pvc_sc=None) -> dict:
         errors += [e for e in _status(dvm).get("errors") or [] if e not in errors]
     if result == FAILED and hidden and "DirectVolumeMigrationFailed" in conds:
         errors.append(conds["DirectVolumeMigrationFailed"].get("message") or "DirectVolumeMigration failed")
+    if result == FAILED and not errors and verdict:
+        errors.append(verdict)  # e.g. "completed with warnings: ..." (the verdict says why it is not a success)
     namespaces = plan_namespaces(plan)
     name = _meta(mig).get("name")
     return migration(

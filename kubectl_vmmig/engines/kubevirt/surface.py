@@ -1,0 +1,101 @@
+"""The kubevirt engine as the commands see it (engines/base.py ``Engine``): glue over the shell
+``engine.KubevirtEngine`` (API calls, the record, the driver), the pure ``build`` (DataVolumes, record, preview),
+``checks`` (preflight), ``track`` (the live verdict ``judge_live``) and ``progress`` (status rows)."""
+from typing import List, Optional
+
+from ..base import KEEP_UPDATE_STRATEGY, LIVE, OFFLINE, STOP, Engine, Existing, Permission, StatusScope
+
+
+class Kubevirt(Engine):
+    name = "kubevirt"
+    title = "kubevirt (KubeVirt volume migration)"
+    supports = frozenset({LIVE, OFFLINE, STOP, KEEP_UPDATE_STRATEGY})
+
+    def __init__(self, kube, options=None):
+        super().__init__(kube, options)
+        from .engine import KubevirtEngine
+
+        self.shell = KubevirtEngine(kube, self.options)
+
+    # ---- choosing ----------------------------------------------------------------------------------
+    def declined(self, objects=None) -> Optional[str]:
+        return None  # needs nothing beyond KubeVirt (and CDI for offline copies), which every command checks
+
+    # ---- preflight ---------------------------------------------------------------------------------
+    @classmethod
+    def permissions(cls, write=True) -> List[Permission]:
+        from .engine import PERMISSIONS
+
+        return [Permission(verb, res.group, res.plural, "namespace" if scoped else "cluster", sub)
+                for verb, res, sub, scoped in PERMISSIONS]
+
+    def naming(self, namespace, target_storage_class):
+        fn = getattr(self.shell, "naming", None)
+        if callable(fn):
+            return fn()
+        from .build import destination_name
+
+        return lambda d: destination_name(d["claim"], target_storage_class)
+
+    def checks(self, plan, inventory, request, objects, write=True) -> List[dict]:
+        if self.kube is not None:
+            found = self.shell.checks(plan, inventory)
+        else:
+            from .checks import kubevirt_engine_findings
+
+            cluster = {"kubevirt": (objects.get("KubeVirt") or [None])[0], "stop": request.stop,
+                       "storageClasses": [s["metadata"]["name"] for s in objects.get("StorageClass") or []],
+                       "cdi": True}
+            found = kubevirt_engine_findings(plan, inventory, cluster)
+        return list(plan["findings"]) + list(found)
+
+    def existing(self, request, namespace, vm_names) -> Optional[Existing]:
+        """The disks already point at the target because KubeVirt finished a live migration whose command was
+        interrupted: resume its still-Running record (cleanup, result) instead of refusing the re-run."""
+        from ... import resources as R
+        from . import build as B
+
+        plan = {"namespace": namespace, "vms": list(vm_names), "targetStorageClass": request.target_storage_class,
+                "moves": [], "skipped": [], "findings": [], "requestedMode": request.mode}
+        cm = self.kube.get_or_none(R.CONFIGMAP, B.record_name(B.migration_name(plan)), namespace)
+        rec = B.record_from_configmap(cm) if cm else None
+        if not rec or rec.get("result") != "Running":
+            return None
+        return Existing(plan=plan)
+
+    # ---- writing -----------------------------------------------------------------------------------
+    def preview(self, plan, request, objects, checks) -> dict:
+        preview = self.shell.preview(plan, objects.get("VirtualMachine"), objects.get("VirtualMachineInstance"))
+        preview["checks"] = list(checks) + [c for c in preview.get("checks") or [] if c not in checks]
+        return preview
+
+    def apply(self, plan, request, events) -> dict:
+        self.shell.echo = events
+        return self.shell.apply(plan, dry_run_server=request.dry_run == "server")
+
+    # ---- reading -----------------------------------------------------------------------------------
+    @classmethod
+    def fetch_objects(cls, kube, scope: StatusScope, warn) -> List[dict]:
+        from . import progress
+
+        return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces, vms=[])
+
+    @classmethod
+    def migrations(cls, objects, namespace, now=None) -> List[dict]:
+        from . import progress
+
+        return progress.from_objects(objects, namespace=namespace, now=now)
+
+    def read(self, namespace=None, name=None, all_namespaces=False) -> List[dict]:
+        return self.shell.read(namespace=namespace, name=name, all_namespaces=all_namespaces)
+
+    # ---- after the fact ----------------------------------------------------------------------------
+    def owns(self, name, namespace) -> bool:
+        from ... import resources as R
+        from .build import record_name
+
+        return self.kube.get_or_none(R.CONFIGMAP, record_name(name), namespace) is not None
+
+    def cancel(self, name, namespace) -> str:
+        self.shell.cancel(name, namespace)
+        return f"migration {name} cancel requested"
