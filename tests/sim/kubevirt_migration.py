@@ -119,10 +119,17 @@ def _advance(ctl, ctx, vmim) -> None:
     ms = vst.setdefault("migrationState", {}) if phase != "Scheduling" else None
     if phase == "Scheduling":
         node = ctl.node_for(ctx, exclude=vst.get("nodeName"))
-        if node is None or target_pod is None:
+        # kube-scheduler's VolumeBinding plugin: a pod whose claim does not exist is unschedulable (v1.3-v1.8 accept
+        # a persistentVolumeClaim destination without checking that it exists, volume-migration.go ValidateVolumes)
+        missing = [v["persistentVolumeClaim"]["claimName"] for v in ((target_pod or {}).get("spec") or {}).get("volumes") or []
+                   if v.get("persistentVolumeClaim") and (ns, v["persistentVolumeClaim"]["claimName"]) not in ctx.pvcs]
+        if node is None or target_pod is None or missing:
             total = len(ctx.nodes)
             msg = (f"0/{total} nodes are available: 1 node(s) didn't match pod anti-affinity rules. "
                    f"preemption: 0/{total} nodes are available: 1 No preemption victims found for incoming pod.")
+            if missing:
+                msg = (f'0/{total} nodes are available: persistentvolumeclaim "{missing[0]}" not found. preemption: '
+                       f"0/{total} nodes are available: {total} Preemption is not helpful for scheduling.")
             if target_pod is not None and ctl.passes[uid] == 1:
                 P.set_pod_phase(ctl.kube, target_pod, "Pending", unschedulable=msg)
                 ctl.event_once(vmim, "MigrationTargetPodUnschedulable",
