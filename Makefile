@@ -3,7 +3,11 @@ PYTHON ?= python3
 SANDBOX ?= .sandbox
 export PYTHONPATH := $(CURDIR)
 
+<<<<<<< HEAD
 .PHONY: install install-test bins run test test-unit sandbox sandbox-status sandbox-down bench clean
+=======
+.PHONY: install install-test bins run lint test test-unit sandbox sandbox-down bench clean
+>>>>>>> main
 
 install:                       ## the plugin on PATH as kubectl-vm_storage
 	$(PYTHON) -m pip install -q -e .
@@ -20,11 +24,14 @@ run: install                   ## run the product: against your cluster, or the 
 # Cluster tests mostly wait on the stand-ins, so a few workers (each with its own control plane) shorten the run.
 TEST_WORKERS ?= 3
 
-test: install-test bins        ## the whole test suite (unit + real API server + kubectl + krew)
+lint:                          ## ruff (config in pyproject.toml); well under a second
+	ruff check kubectl_vmmig tests bench scripts
+
+test: install-test bins lint   ## lint + the whole test suite (unit + command + real API server + kubectl + krew)
 	$(PYTHON) -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
-test-unit: install-test
-	$(PYTHON) -m pytest tests/unit -q $(PYTEST_ARGS)
+test-unit: install-test lint
+	$(PYTHON) -m pytest tests/unit tests/cli -q $(PYTEST_ARGS)
 
 sandbox: install-test bins     ## control plane + controller stand-ins + demo namespace, in the background
 	$(PYTHON) -m tests.cluster.sandbox up --dir $(SANDBOX)

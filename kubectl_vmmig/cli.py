@@ -73,7 +73,8 @@ def _set_verbosity(ctx, param, value):
 
 
 CONNECTION_FLAGS = [
-    click.option("--kubeconfig", metavar="PATH", help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."),
+    click.option("--kubeconfig", metavar="PATH",
+                 help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)."),
     click.option("--context", metavar="NAME", help="The kubeconfig context to use."),
     click.option("--cluster", metavar="NAME", help="The kubeconfig cluster to use."),
     click.option("--user", metavar="NAME", help="The kubeconfig user to use."),
@@ -214,7 +215,8 @@ def main(argv=None):
             import traceback
 
             traceback.print_exc()
-        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {first}; "
                          "rerun with -v 9 for a traceback and report it\n")
         code = errors.INTERNAL
     sys.stdout.flush()

@@ -194,6 +194,7 @@ def install(directory, force):
                               hint="set KREW_ROOT, or pass --dir DIR (a directory on PATH)")
     for path in write_shims(target, force=force):
         click.echo(f"wrote {path}")
-    on_path = os.path.realpath(target) in {os.path.realpath(p) for p in os.environ.get("PATH", "").split(os.pathsep) if p}
+    path_dirs = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    on_path = os.path.realpath(target) in {os.path.realpath(p) for p in path_dirs}
     if not on_path:
         click.echo(f"warning: {target} is not on PATH; kubectl will not find the shims until it is", err=True)

@@ -71,7 +71,8 @@ class LiveSource:
 
 @click.command("status")
 @click.argument("name", required=False, metavar="[PLAN|VM]", shell_complete=complete_plans)
-@click.option("-w", "--watch", is_flag=True, help="Follow progress until the migrations end (Ctrl-C stops watching only).")
+@click.option("-w", "--watch", is_flag=True,
+              help="Follow progress until the migrations end (Ctrl-C stops watching only).")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
 @click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
               help="Compute the status from YAML/JSON files (a List or several documents), with no API call.")
@@ -123,7 +124,8 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
     if name and not first:
         raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in "
                                    + ("any namespace" if all_namespaces else f"namespace {ns}"),
-                                   "list them with 'kubectl vm-storage status" + (" -A'" if not all_namespaces else "'"))
+                                   "list them with 'kubectl vm-storage status"
+                                   + (" -A'" if not all_namespaces else "'"))
     if not watch or not first:
         render.show(first, output, namespace=ns, all_namespaces=all_namespaces, name=name)
         return

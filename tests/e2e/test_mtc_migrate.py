@@ -1,7 +1,6 @@
 """End to end through the real kubectl binary: `kubectl vm-storage migrate|check|cancel|rollback` with the MTC
 engine against the real API server and the controller stand-ins (mig-controller, KubeVirt, CDI)."""
 import json
-import time
 
 import pytest
 

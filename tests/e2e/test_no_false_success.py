@@ -8,7 +8,6 @@ import pytest
 
 from kubectl_vmmig import errors as E
 from kubectl_vmmig import resources as R
-from tests.sim import factories as F
 from tests.sim.common import set_faults
 
 from .reliability_kit import make_vm, wait_for, world  # noqa: F401

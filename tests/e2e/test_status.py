@@ -7,7 +7,6 @@ openshift-migration) never touches them and the MTC namespace is found from the 
 import copy
 import hashlib
 import json
-import os
 import re
 import subprocess
 import time

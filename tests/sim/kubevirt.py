@@ -32,15 +32,19 @@ START = ("Always", "RerunOnFailure", "Once")
 def install_kubevirt(kube, version: str = "v1.6.0",
                      feature_gates=("VMLiveUpdateFeatures", "VolumesUpdateStrategy", "VolumeMigration"),
                      workload_update_methods=("LiveMigrate",), rollout: Optional[str] = "LiveUpdate",
-                     name: str = "kubevirt", namespace: str = KV_NAMESPACE) -> dict:
+                     name: str = "kubevirt", namespace: str = KV_NAMESPACE,
+                     eviction_strategy: Optional[str] = None) -> dict:
     """Create (or reconfigure) the KubeVirt CR like samples/08 and mark it Deployed at ``version``.
-    ``rollout=None`` leaves vmRolloutStrategy unset (the version's default applies)."""
+    ``rollout=None`` leaves vmRolloutStrategy unset (the version's default applies); ``eviction_strategy`` sets
+    spec.configuration.evictionStrategy (unset by default, as upstream; HCO sets LiveMigrate)."""
     ensure_namespace(kube, namespace)
     conf = {"developerConfiguration": {"featureGates": list(feature_gates)},
             "migrations": {"parallelMigrationsPerCluster": 5, "parallelOutboundMigrationsPerNode": 2,
                            "completionTimeoutPerGiB": 150, "progressTimeout": 150}}
     if rollout:
         conf["vmRolloutStrategy"] = rollout
+    if eviction_strategy:
+        conf["evictionStrategy"] = eviction_strategy
     body = {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": name, "namespace": namespace},
             "spec": {"certificateRotateStrategy": {}, "configuration": conf, "customizeComponents": {},
                      "imagePullPolicy": "IfNotPresent",
@@ -185,6 +189,12 @@ class KubeVirtController(StandIn):
             M.drop_condition(st, "RestartRequired")  # stopVMI → cleanupRestartRequired
             vmi = None
         elif vmi is None:
+            # A real VMI passes through a final phase (finalizer) before it is gone, and updateStatus →
+            # syncVolumeMigration sets ManualRecoveryRequired then; the stand-in's VMIs vanish at once, so the
+            # same rule is applied before the start decision.
+            VOL.maybe_clear_recovery(ctx, vm, st)
+            if M.cond_true({"status": st}, "VolumesChange"):
+                VOL.set_recovery(ctx, st)
             if self._wants_start(vm, st, strategy) and dvs_ready and not M.cond_true({"status": st}, "ManualRecoveryRequired"):
                 vmi = self._create_vmi(ctx, vm)  # startVMI refuses while ManualRecoveryRequired=True
                 if vmi is not None:

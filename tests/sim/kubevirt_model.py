@@ -37,6 +37,7 @@ class KvConfig:
         self.settled = (status.get("phase") == "Deployed"
                         and status.get("observedDeploymentID") == status.get("targetDeploymentID"))
         self.migrations = conf.get("migrations") or {}
+        self.eviction_strategy = conf.get("evictionStrategy")  # cluster-wide default (VMIEvictionStrategy)
 
     @property
     def volume_update_enabled(self) -> bool:

@@ -178,6 +178,7 @@ def test_manual_recovery_required_when_stopped_mid_migration(kv, namespace):
     vm = wait_obj(kv, R.VM, "vm-dv", namespace, lambda o: condition(o, "ManualRecoveryRequired") is not None, "MRR")
     c = condition(vm, "ManualRecoveryRequired")
     assert (c["status"], c["reason"]) == ("True", "VMI was removed or was final during the volume migration")
+    assert condition(vm, "VolumesChange")["status"] == "True"  # S7: syncConditions keeps it without a VMI
     assert vm["status"]["printableStatus"] == "Stopped"
     assert vm["status"]["volumeUpdateState"]["volumeMigrationState"]["migratedVolumes"][0]["volumeName"] == "datavolumedisk1"
     kv.patch(R.VM, "vm-dv", {"spec": {"runStrategy": "Always"}}, namespace)

@@ -182,3 +182,34 @@ def test_s4_missing_destination_v1_4_is_not_validated(kv, namespace):
     failed = wait_for(lambda: [m for m in vmims(kv, namespace, "vm-own")
                                if (m.get("status") or {}).get("phase") == "Failed"], timeout=60, what="failed VMIM")
     assert [p["phase"] for p in failed[0]["status"]["phaseTransitionTimestamps"]] == ["Pending", "Scheduling", "Failed"]
+
+
+@pytest.mark.cluster
+def test_s8_evict_only_with_live_migrate_strategy_becomes_an_unlabelled_evacuation_migration(kv, namespace):
+    F.install_kubevirt(kv, workload_update_methods=("Evict",), eviction_strategy="LiveMigrate")
+    start_vm(kv, namespace)
+    dst_dv(kv, namespace)
+    start_migration(kv, namespace)
+
+    def evacuation():
+        return [m for m in kv.items(R.VMIM, namespace) if m["metadata"]["name"].startswith("kubevirt-evacuation-")]
+    vmim = wait_for(evacuation, what="an evacuation VMIM")[0]
+    assert vmim["metadata"]["annotations"] == {"kubevirt.io/evacuationMigration": "node01"}
+    assert "kubevirt.io/volume-update-migration" not in vmim["metadata"].get("labels", {})
+    wait_obj(kv, R.VMIM, vmim["metadata"]["name"], namespace,
+             lambda o: (o.get("status") or {}).get("phase") == "Succeeded", "evacuation Succeeded")
+    vm, vmi = running_vm(kv, namespace, "vm-dv")
+    assert _claim(vmi) == "dst-dv" and not vmi["status"].get("migratedVolumes") and vmi["status"]["nodeName"] == "node02"
+    assert condition(vmi, "VolumesChange") is None and condition(vm, "ManualRecoveryRequired") is None
+    assert vmims(kv, namespace, "vm-dv") == []  # nothing carries the volume-update label
+
+
+@pytest.mark.cluster
+def test_s8_evict_only_without_eviction_strategy_ends_the_vmi(kv, namespace):
+    F.install_kubevirt(kv, workload_update_methods=("Evict",))
+    start_vm(kv, namespace)
+    dst_dv(kv, namespace)
+    start_migration(kv, namespace)
+    vm = wait_obj(kv, R.VM, "vm-dv", namespace, lambda o: condition(o, "ManualRecoveryRequired") is not None, "MRR")
+    assert condition(vm, "VolumesChange")["status"] == "True"  # S7
+    assert get(kv, R.VMI, "vm-dv", namespace) is None and kv.items(R.VMIM, namespace) == []

@@ -127,7 +127,7 @@ class Driver:
         phase = r.get("phase") or "Pending"
         live = r["mode"] == "live"
         if phase == "Pending":
-            vm = self.kube.get(R.VM, vm_name, self.ns)
+            self.kube.get(R.VM, vm_name, self.ns)  # raises NotFound when the VM is gone
             vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
             if not live and vmi is not None:
                 if not r.get("stopPatch"):

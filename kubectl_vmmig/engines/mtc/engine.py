@@ -5,7 +5,6 @@ everything, judge (preflight), and only then write. Every write is idempotent: o
 deterministic names and the plugin's labels, so a re-run adopts what exists instead of creating twice.
 """
 import time
-from typing import Optional
 
 from ... import errors, patches
 from ... import resources as R

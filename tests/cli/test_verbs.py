@@ -1,0 +1,108 @@
+"""status, check, cancel, rollback, version in-process: exit codes, output formats and engine choice."""
+import json
+
+import pytest
+import yaml
+
+from kubectl_vmmig import errors
+from tests.cli.worlds import KUBEVIRT_ONLY, WITH_MTC, cond, mtc_finished_world, stopped_vm_world
+
+
+@pytest.fixture
+def mtc_world(api):
+    return api(mtc_finished_world([cond("Succeeded")]), namespace="ns", apis=WITH_MTC)
+
+
+@pytest.mark.parametrize("output, parse", [("json", json.loads), ("yaml", yaml.safe_load)])
+def test_status_formats(mtc_world, run, output, parse):
+    res = run("status", "-n", "ns", "-o", output)
+    assert res.code == 0, res.err
+    [m] = parse(res.out)["migrations"]
+    assert (m["engine"], m["plan"], m["result"]) == ("mtc", "vm-storage-ns", "Succeeded")
+    assert [d["targetPVC"] for d in m["disks"]] == ["pvc-0-mig-x7bq"]
+
+
+def test_status_table_and_unknown_name(mtc_world, run):
+    res = run("status", "-n", "ns")
+    assert res.code == 0 and "vm-storage-ns" in res.out
+    res = run("status", "nothing-here", "-n", "ns")
+    assert res.code == errors.BAD_INPUT and "no migration of plan or VM 'nothing-here'" in res.err
+
+
+def test_status_flag_conflicts(run):
+    assert run("status", "-n", "ns", "-A").code == errors.BAD_INPUT
+    res = run("status", "-w", "-f", "x.yaml")
+    assert res.code == errors.BAD_INPUT
+
+
+def test_status_from_files_reads_every_engine(tmp_path, run):
+    path = tmp_path / "dump.yaml"
+    path.write_text(yaml.safe_dump_all(mtc_finished_world([cond("Succeeded")])))
+    res = run("status", "-f", str(path), "-A", "-o", "json")
+    assert res.code == 0, res.err
+    assert [m["engine"] for m in json.loads(res.out)["migrations"]] == ["mtc"]
+
+
+def test_status_without_mtc_rights_warns_and_still_answers(api, run):
+    kube = api(stopped_vm_world(), apis=WITH_MTC)
+    original = kube.items
+
+    def items(res, *a, **k):
+        if res.group == "migration.openshift.io":
+            raise errors.Forbidden("migplans.migration.openshift.io is forbidden", status=403)
+        return original(res, *a, **k)
+
+    kube.items = items
+    res = run("status", "-n", "ns1", "-o", "json")
+    assert res.code == 0 and json.loads(res.out) == {"migrations": []}
+    assert res.err.count("warning: cannot read MTC migrations") == 1
+
+
+def test_check_formats_and_exit_codes(api, run):
+    api(stopped_vm_world())
+    ok = run("check", "a", "--to", "fast", "-n", "ns1", "-o", "json")
+    assert ok.code == 0, ok.err
+    assert {c["severity"] for c in json.loads(ok.out)["checks"]} <= {"ok", "warning"}
+    api(stopped_vm_world(kubevirt=False))
+    bad = run("check", "a", "--to", "fast", "-n", "ns1", "-o", "yaml")
+    assert bad.code == errors.PREFLIGHT and "1 blocking problem(s)" in bad.err
+    assert any(c["severity"] == "error" for c in yaml.safe_load(bad.out)["checks"])
+
+
+def test_cancel_without_mtc(api, run):
+    api(stopped_vm_world(), apis=KUBEVIRT_ONLY)
+    res = run("cancel", "vm-storage-x", "-n", "ns1", "--engine", "mtc")
+    assert res.code == errors.PREFLIGHT and "MTC is not installed" in res.err
+    res = run("cancel", "nothing", "-n", "ns1")  # auto: no engine owns it, kubevirt has no such record
+    assert res.code == errors.BAD_INPUT and "no kubevirt-engine migration 'nothing'" in res.err
+
+
+def test_cancel_auto_finds_the_mtc_plan_and_says_nothing_runs(mtc_world, run):
+    res = run("cancel", "vm-storage-ns", "-n", "ns")
+    assert res.code == errors.BAD_INPUT and "has no running migration to cancel" in res.err
+
+
+def test_rollback(mtc_world, run):
+    res = run("rollback", "vm-storage-ns", "--yes", "--detach")
+    assert res.code == 0, res.err
+    assert res.out.startswith("migmigration.migration.openshift.io/") and res.out.rstrip().endswith("created")
+    assert [w[:2] for w in mtc_world.writes] == [("create", "MigMigration")]
+    again = run("rollback", "vm-storage-ns", "--yes", "--detach")  # the rollback itself is still running
+    assert again.code == errors.BAD_INPUT and "has a running migration" in again.err
+
+
+def test_rollback_needs_confirmation_or_mtc(api, run):
+    api(mtc_finished_world([cond("Succeeded")]), namespace="ns", apis=WITH_MTC)
+    res = run("rollback", "vm-storage-ns")
+    assert res.code == errors.PREFLIGHT and "needs confirmation" in res.err
+    api(stopped_vm_world(), apis=KUBEVIRT_ONLY)
+    res = run("rollback", "vm-storage-x", "--yes")
+    assert res.code == errors.PREFLIGHT and "MTC is not installed; rollback is an MTC feature" in res.err
+
+
+def test_version(api, run):
+    res = run("version", "--client", "-o", "json")
+    assert res.code == 0 and "serverVersion" not in json.loads(res.out)
+    api()
+    res = run("version", "-o", "yaml")
+    assert res.code == 0 and yaml.safe_load(res.out)["serverVersion"]["gitVersion"] == "v1.37.1-fake"
