@@ -3,11 +3,7 @@ PYTHON ?= python3
 SANDBOX ?= .sandbox
 export PYTHONPATH := $(CURDIR)
 
-<<<<<<< HEAD
-.PHONY: install install-test bins run test test-unit sandbox sandbox-status sandbox-down bench clean
-=======
-.PHONY: install install-test bins run lint test test-unit sandbox sandbox-down bench clean
->>>>>>> main
+.PHONY: install install-test bins run lint test test-unit sandbox sandbox-status sandbox-down bench clean
 
 install:                       ## the plugin on PATH as kubectl-vm_storage
 	$(PYTHON) -m pip install -q -e .
