@@ -259,6 +259,7 @@ def ensure_namespace(kube, name: str) -> None:
 # ---- the loop -----------------------------------------------------------------------------------
 MANUAL_LABEL = "vmstorage-sim/manual"
 IDLE_WAIT = 0.5  # seconds between passes of a stand-in that found nothing to do
+IDLE_DOUBLINGS = 16  # the idle back-off doubles at most this often (pace * 2**16 is far above IDLE_WAIT)
 
 
 class _WriteCounting:
@@ -300,6 +301,9 @@ class StandIn:
         # Namespaces labelled MANUAL_LABEL=true belong to tests that step their own stand-in or write controller
         # status by hand: the session-wide (namespaces=None) stand-ins keep out of them.
         self.excluded: set = set()
+        self.idle = 0  # passes in a row without a write (tests may fast-forward it)
+        self.died: Optional[str] = None  # traceback of a dead controller thread
+        self.on_death: Optional[Callable[["StandIn"], None]] = None
 
     def in_scope(self, namespace: Optional[str]) -> bool:
         if self.namespaces is None:
@@ -334,8 +338,15 @@ class StandIn:
             return max_steps
         raise AssertionError(f"{self.name}: condition not reached after {max_steps} steps")
 
+    def idle_wait(self, idle: int) -> float:
+        """Seconds to wait after ``idle`` passes without a write: ``pace`` for the first three, then doubling up
+        to IDLE_WAIT. The exponent is bounded: ``pace * 2 ** idle`` overflowed a float (OverflowError: int too
+        large to convert to float) after ~1000 idle passes (~15 minutes in the sandbox) and killed its stand-ins."""
+        if idle < 3:
+            return self.pace
+        return min(self.pace * 2 ** min(idle - 2, IDLE_DOUBLINGS), max(self.pace, IDLE_WAIT))
+
     def run(self, stop_event: threading.Event) -> None:
-        idle = 0
         while not stop_event.is_set():
             writes = self.kube.writes
             try:
@@ -346,15 +357,33 @@ class StandIn:
                 log.warning("%s step failed: %s", self.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             # Nothing written for a few passes: poll less often (at most IDLE_WAIT), so a session's stand-ins do
             # not keep two cores busy LISTing an idle cluster; the first write brings back the normal pace.
-            idle = idle + 1 if self.kube.writes == writes else 0
-            wait = self.pace if idle < 3 else min(self.pace * 2 ** (idle - 2), max(self.pace, IDLE_WAIT))
-            stop_event.wait(wait)
+            self.idle = self.idle + 1 if self.kube.writes == writes else 0
+            stop_event.wait(self.idle_wait(self.idle))
+
+    def _run_guarded(self, stop_event: threading.Event) -> None:
+        """The thread's target: anything escaping ``run`` (a bug in the loop itself, not in a pass) is
+        recorded with its traceback in ``self.died`` and ``self.errors`` and logged; ``runner.Handle.dead()``
+        reports it, ``python -m tests.sim`` (the sandbox) then exits with the traceback instead of living on
+        with a dead controller."""
+        try:
+            self.run(stop_event)
+        except BaseException:  # noqa: B902 - the thread must not die silently
+            import traceback
+            self.died = traceback.format_exc()
+            self.errors = (self.errors + [f"thread died: {self.died}"])[-20:]
+            log.error("%s controller thread died:\n%s", self.name, self.died)
+            if self.on_death is not None:
+                self.on_death(self)
 
     def start(self) -> "StandIn":
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=self.name, daemon=True)
+        self.died = None
+        self._thread = threading.Thread(target=self._run_guarded, args=(self._stop,), name=self.name, daemon=True)
         self._thread.start()
         return self
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._stop:

@@ -46,7 +46,51 @@ def workload_updater(ctl, ctx) -> None:
         if "LiveMigrate" in ctx.cfg.methods:
             _create_vmim(ctl, ctx, vmi)
         elif "Evict" in ctx.cfg.methods:
-            ctl.delete_vmi(ctx, vmi)  # the VM controller then sets ManualRecoveryRequired
+            _evict(ctl, ctx, vmi)
+
+
+def _evict(ctl, ctx, vmi) -> None:
+    """workload-updater.go: Evict-only evicts the launcher pod through the Eviction API (EvictV1). virt-api's
+    pod-eviction-admitter.go admitLauncherPod decides by the VMI's eviction strategy (vmi.spec.evictionStrategy,
+    else the cluster's, migrations.VMIEvictionStrategy): LiveMigrate (migratable) and LiveMigrateIfPossible
+    (migratable) mark the VMI (status.evacuationNodeName) and deny the eviction, and the evacuation controller
+    (drain/evacuation/evacuation.go GenerateNewMigration) creates an unlabelled VMIM "kubevirt-evacuation-…"
+    that carries the pending volume update like any other migration; LiveMigrate but not migratable is denied
+    (nothing happens); no strategy / not migratable with IfPossible lets the eviction delete the pod: the VMI
+    ends and the VM controller sets ManualRecoveryRequired."""
+    st = vmi.get("status") or {}
+    if st.get("evacuationNodeName"):
+        return  # "Evacuation in progress"
+    strategy = (vmi.get("spec") or {}).get("evictionStrategy") or ctx.cfg.eviction_strategy
+    migratable = M.cond_true(vmi, "LiveMigratable")
+    from .cdi import emit_event
+    if strategy in ("LiveMigrate", "LiveMigrateIfPossible", "External") and (migratable or strategy == "External"):
+        st["evacuationNodeName"] = st.get("nodeName")
+        ctl.put_vmi(ctx, vmi)
+        emit_event(ctl.kube, vmi, "SuccessfulEvict", "Initiated eviction of VMI as part of automated workload update: "
+                   "<nil>", "Normal", "virt-controller")
+        if strategy != "External":
+            _create_evacuation(ctl, ctx, vmi)
+    elif strategy == "LiveMigrate":
+        ctl.event_once(vmi, "FailedEvict", "Error deleting VMI during automated workload update: admission webhook "
+                       f"\"virt-launcher-eviction-interceptor.kubevirt.io\" denied the request: VMI {vmi['metadata']['name']} "
+                       "is configured with an eviction strategy but is not live-migratable", "Warning")
+    else:
+        ctl.delete_vmi(ctx, vmi)  # the eviction deletes the pod; the VM controller then sets ManualRecoveryRequired
+
+
+def _create_evacuation(ctl, ctx, vmi) -> None:
+    """evacuation.go GenerateNewMigration: annotation kubevirt.io/evacuationMigration=<node>, no
+    volume-update label (the migration-create mutator adds kubevirt.io/vmi-name), priority system-critical."""
+    md = vmi["metadata"]
+    body = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+            "metadata": {"generateName": "kubevirt-evacuation-", "namespace": md["namespace"],
+                         "annotations": {"kubevirt.io/evacuationMigration": vmi["status"].get("nodeName") or ""},
+                         "labels": {"kubevirt.io/vmi-name": md["name"]}},
+            "spec": {"vmiName": md["name"]}}
+    if ctx.cfg.version >= (1, 7, 0):
+        body["spec"]["priority"] = "system-critical"
+    ctx.vmims.append(ctl.kube.create(R.VMIM, body, md["namespace"]))
 
 
 def _create_vmim(ctl, ctx, vmi) -> None:
@@ -119,10 +163,17 @@ def _advance(ctl, ctx, vmim) -> None:
     ms = vst.setdefault("migrationState", {}) if phase != "Scheduling" else None
     if phase == "Scheduling":
         node = ctl.node_for(ctx, exclude=vst.get("nodeName"))
-        if node is None or target_pod is None:
+        # kube-scheduler's VolumeBinding plugin: a pod whose claim does not exist is unschedulable (v1.3-v1.8 accept
+        # a persistentVolumeClaim destination without checking that it exists, volume-migration.go ValidateVolumes)
+        missing = [v["persistentVolumeClaim"]["claimName"] for v in ((target_pod or {}).get("spec") or {}).get("volumes") or []
+                   if v.get("persistentVolumeClaim") and (ns, v["persistentVolumeClaim"]["claimName"]) not in ctx.pvcs]
+        if node is None or target_pod is None or missing:
             total = len(ctx.nodes)
             msg = (f"0/{total} nodes are available: 1 node(s) didn't match pod anti-affinity rules. "
                    f"preemption: 0/{total} nodes are available: 1 No preemption victims found for incoming pod.")
+            if missing:
+                msg = (f'0/{total} nodes are available: persistentvolumeclaim "{missing[0]}" not found. preemption: '
+                       f"0/{total} nodes are available: {total} Preemption is not helpful for scheduling.")
             if target_pod is not None and ctl.passes[uid] == 1:
                 P.set_pod_phase(ctl.kube, target_pod, "Pending", unschedulable=msg)
                 ctl.event_once(vmim, "MigrationTargetPodUnschedulable",
@@ -226,6 +277,7 @@ def _succeeded(ctl, ctx, vmi, target_pod, source) -> None:
     labels.pop("kubevirt.io/migrationTargetNodeName", None)
     labels["kubevirt.io/nodeName"] = node
     vst["nodeName"] = node
+    vst.pop("evacuationNodeName", None)  # evacuated: the VMI left the node it was marked on
     vst.pop("migratedVolumes", None)
     M.drop_condition(vst, "VolumesChange")
     if target_pod is not None:

@@ -37,6 +37,7 @@ class KvConfig:
         self.settled = (status.get("phase") == "Deployed"
                         and status.get("observedDeploymentID") == status.get("targetDeploymentID"))
         self.migrations = conf.get("migrations") or {}
+        self.eviction_strategy = conf.get("evictionStrategy")  # cluster-wide default (VMIEvictionStrategy)
 
     @property
     def volume_update_enabled(self) -> bool:
@@ -128,7 +129,7 @@ def updated_volumes(vmi_spec: dict, vm_spec: dict) -> Dict[str, str]:
 
 
 def invalid_volumes_message(vmi_spec: dict, vm_spec: dict, dvs: Dict[str, dict], pvcs: Dict[str, dict],
-                            allow_hotplug: bool) -> Optional[str]:
+                            allow_hotplug: bool, check_dvs: bool = True) -> Optional[str]:
     """ValidateVolumes → "invalid volumes to update with migration: ..." or None.
 
     ``dvs``/``pvcs`` map names to objects in the VM namespace (missing destinations are handled by the
@@ -155,7 +156,7 @@ def invalid_volumes_message(vmi_spec: dict, vm_spec: dict, dvs: Dict[str, dict],
         if d.get("lun") is not None:
             bad["luns"].append(name)
             continue
-        if v.get("dataVolume"):
+        if v.get("dataVolume") and check_dvs:  # noCSIDVs: v1.5+ (v1.3/v1.4 ValidateVolumes has no DV rule)
             dv = dvs.get(v["dataVolume"]["name"]) or {}
             if (dv.get("status") or {}).get("phase") == "Succeeded":
                 continue
@@ -195,6 +196,16 @@ def pvc_info(pvc: Optional[dict], claim: str, overhead: Optional[str] = None) ->
         info["capacity"] = dict(status["capacity"])
     if overhead is not None and info["volumeMode"] == "Filesystem":
         info["filesystemOverhead"] = overhead
+    return info
+
+
+def migrated_info(pvc: Optional[dict], claim: str) -> dict:
+    """volume-migration.go GenerateMigratedVolumes: a StorageMigratedVolumeInfo side holds only claimName and
+    the PVC's spec.volumeMode (omitted when the PVC does not exist or sets none)."""
+    info = {"claimName": claim}
+    mode = ((pvc or {}).get("spec") or {}).get("volumeMode")
+    if mode:
+        info["volumeMode"] = mode
     return info
 
 
@@ -284,11 +295,12 @@ def migratable_conditions(vmi: dict, with_storage: bool = True) -> Tuple[List[di
     return conds, ("BlockMigration" if block else "LiveMigration")
 
 
-def rwo_not_included(vmi: dict, migrated_names: set) -> Optional[str]:
-    """ValidateVolumesUpdateMigration's RWO rule (RWOP/ROX count as RWO too)."""
+def rwo_not_included(vmi: dict, migrated_names: set, backend_exempt: bool = True) -> Optional[str]:
+    """ValidateVolumesUpdateMigration's RWO rule (RWOP/ROX count as RWO too); the backend-storage PVC
+    (persistent-state-for-…) is exempt from v1.5 only."""
     for s in (vmi.get("status") or {}).get("volumeStatus") or []:
         info = s.get("persistentVolumeClaimInfo")
-        if not info or s.get("name", "").startswith("persistent-state-for-"):
+        if not info or (backend_exempt and s.get("name", "").startswith("persistent-state-for-")):
             continue
         if not is_shared(info.get("accessModes")) and s.get("name") not in migrated_names:
             return f"cannot migrate the VM. The volume {s.get('name')} is RWO and not included in the migration volumes"
