@@ -239,3 +239,47 @@ def test_finding13_cancel_after_kubevirt_finished_refuses_and_says_why():
         KubevirtEngine(kube, {"echo": lambda m: None}).cancel("m", "ns")
     assert "already finished copying vm1" in exc.value.message and "copy back" in exc.value.message
     assert not [c for c in kube.calls if c[0] == "patch"]
+
+
+# ---- issue 18: --detach ------------------------------------------------------------------------------------
+def test_detached_offline_copy_of_a_stopped_vm_points_it_at_the_destinations_at_once():
+    kube = Kube(the_vm("Halted"))
+    rec = B.new_record(plan("offline"), {"vm1": the_vm("Halted")}, "m", "t")
+    drive(kube, rec, n=1, detach=True)
+    assert rec["vms"]["vm1"]["phase"] == "Cloning" and rec["vms"]["vm1"]["swapEarly"]
+    assert kube.objs[("VirtualMachine", "vm1")]["spec"]["template"]["spec"]["volumes"][0] == {
+        "name": "data", "persistentVolumeClaim": {"claimName": "pa-fast"}}
+    assert B.plugin_steps_left(rec) == []
+    assert "nothing is left for the plugin" in B.detached_summary(rec)[0]
+    # status: Running while the clone runs, Succeeded once CDI is done - no plugin needed
+    cm = B.record_configmap(rec)
+    [m] = KP.from_objects([cm, kube.objs[("VirtualMachine", "vm1")], dv("CloneInProgress", progress="40.00%")],
+                          namespace="ns")
+    assert m["result"] == "Running"
+    [m] = KP.from_objects([cm, kube.objs[("VirtualMachine", "vm1")], dv("Succeeded")], namespace="ns")
+    assert m["result"] == "Succeeded"
+    # a resume / re-run records it
+    kube.objs[("DataVolume", "pa-fast")]["status"] = {"phase": "Succeeded"}
+    drive(kube, rec)
+    assert rec["result"] == "Succeeded" and "kubectl delete dv,pvc" in rec["vms"]["vm1"]["message"]
+
+
+def test_detached_steps_that_need_the_plugin_are_named_and_status_says_run_resume():
+    vmi = {"kind": "VirtualMachineInstance", "metadata": {"name": "vm1", "namespace": "ns"},
+           "status": {"phase": "Running"}}
+    kube = Kube(the_vm(), vmi)
+    rec = B.new_record(plan("live"), {"vm1": the_vm()}, "m", "t")
+    drive(kube, rec, n=1, detach=True)
+    assert rec["vms"]["vm1"]["phase"] == "WaitingForVolumes"
+    assert B.plugin_steps_left(rec) == ["vm1"]
+    [line] = B.detached_summary(rec)
+    assert "kubectl vm-storage resume m -n ns" in line and "WaitingForVolumes" in line
+    rec["detached"] = True
+    [m] = KP.from_objects([B.record_configmap(rec)] + list(kube.objs.values()), namespace="ns")
+    assert m["result"] == "Running"
+    assert all("waiting for the plugin to finish: run 'kubectl vm-storage resume m -n ns'" in d["message"]
+               for d in m["disks"])
+    # a VM stopped with --stop is never pointed at unfinished destinations early (the plugin restarts it)
+    running = the_vm()
+    rec2 = B.new_record(plan("offline"), {"vm1": running}, "m", "t", vmis={"vm1": vmi}, stop=True)
+    assert not Driver(Kube(running, vmi), rec2, {"detach": True}, lambda m: None)._swap_early(rec2["vms"]["vm1"], False)

@@ -278,3 +278,44 @@ def resume_given_up(rec: dict) -> bool:
     if reopened:
         rec.update(result="Running", completed=None, message="")
     return reopened
+
+
+# Phases after which the cluster finishes alone: KubeVirt copies (live, patched), CDI clones into destinations the
+# stopped VM already points at (offline, detached). Every other non-terminal phase needs the plugin.
+CLUSTER_DRIVEN = {"live": ("Migrating", "CleaningUp"), "offline": ("Cloning",)}
+FINAL = ("Completed", "Failed", "Canceled")
+
+
+def plugin_steps_left(rec: dict) -> List[str]:
+    """The VMs whose next step only the plugin takes (create/wait/patch/stop/start)."""
+    return [v for v, r in (rec.get("vms") or {}).items()
+            if r.get("phase") not in FINAL and r.get("phase") not in CLUSTER_DRIVEN[r.get("mode") or "offline"]]
+
+
+def resume_command(rec: dict) -> str:
+    return f"kubectl vm-storage resume {rec['name']} -n {rec['namespace']}"
+
+
+def waiting_for_plugin(rec: dict) -> str:
+    """What ``status`` says for a VM whose next step needs the plugin while none follows the migration."""
+    return f"waiting for the plugin to finish: run '{resume_command(rec)}' (or the same migrate command)"
+
+
+def detached_summary(rec: dict) -> List[str]:
+    """One line per VM: what is left and who does it (printed when --detach returns)."""
+    out = []
+    left = set(plugin_steps_left(rec))
+    for v, r in (rec.get("vms") or {}).items():
+        if r.get("phase") in FINAL:
+            continue
+        if v in left:
+            out.append(f"detached: {v} is {r.get('phase')} ({r.get('message') or 'in progress'}); its next steps "
+                       f"need the plugin - {waiting_for_plugin(rec)}")
+        elif r["mode"] == "live":
+            out.append(f"detached: KubeVirt copies the disks of {v} by itself; nothing is left for the plugin "
+                       "(spec.updateVolumesStrategy: Migration stays on the VM, as it must while it runs)")
+        else:
+            out.append(f"detached: {v} already points at its destination DataVolumes and CDI clones them; KubeVirt "
+                       "will not start it before they are populated; nothing is left for the plugin - "
+                       f"'kubectl vm-storage status {rec['name']} -n {rec['namespace']}' shows when it is done")
+    return out

@@ -17,7 +17,7 @@ from ... import resources as R
 from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
-from .steps import TERMINAL, Driver, PatchRefused, guarded_patch, now
+from .steps import Driver, PatchRefused, guarded_patch, now
 from .track import cancel_done, judge_live, vmims_of
 
 
@@ -151,10 +151,22 @@ class KubevirtEngine:
                 self.echo(f"migration {migration}: record configmap/{B.record_name(migration)} in {ns}")
         else:
             self.echo(f"migration {migration} is already running: re-attaching")
-        opts = dict(self.options, dry_run_server=dry_run_server)
-        driver = Driver(self.kube, rec, opts, self.echo)
         wait = self.options.get("wait", True) and not dry_run_server
-        deadline = time.monotonic() + float(self.options.get("timeout") or 0) if self.options.get("timeout") else None
+        self._drive(rec, cm, wait, dry_run_server)
+        return {"migration": migration, "plan": migration, "name": migration, "namespace": ns,
+                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+
+    def _drive(self, rec, cm, wait, dry_run_server=False):
+        """Advance the record until it ends (wait), or - detached - until nothing more can be done without
+        waiting (at most ``detach_wait`` seconds, 10 by default), then say what is left and who does it."""
+        migration, ns = rec["name"], rec["namespace"]
+        opts = dict(self.options, dry_run_server=dry_run_server, detach=not wait)
+        driver = Driver(self.kube, rec, opts, self.echo)
+        now_ = time.monotonic()
+        deadline = now_ + float(self.options.get("timeout") or 0) if self.options.get("timeout") else None
+        detach_end = now_ + float(self.options.get("detach_wait") or 10)
+        if not dry_run_server and bool(rec.get("detached")) == wait:
+            rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
         try:
             while True:
                 before = repr(rec)
@@ -163,7 +175,9 @@ class KubevirtEngine:
                 finally:
                     if not dry_run_server and repr(rec) != before:
                         cm = self._save(rec, cm)
-                if rec["result"] != "Running" or (not wait and _handed_off(rec)):
+                if rec["result"] != "Running":
+                    break
+                if not wait and (not B.plugin_steps_left(rec) or time.monotonic() > detach_end):
                     break
                 if deadline and time.monotonic() > deadline:
                     self.echo(f"timed out waiting; the migration goes on - follow it with "
@@ -171,14 +185,29 @@ class KubevirtEngine:
                     break
                 time.sleep(float(self.options.get("poll") or 1.0))
         except KeyboardInterrupt:
-            self.echo(f"stopped following; re-run the same command to resume migration {migration}")
+            self.echo(f"stopped following; run 'kubectl vm-storage resume {migration} -n {ns}' (or the same "
+                      "command) to resume it")
             raise
         if not wait and rec["result"] == "Running" and not dry_run_server:
-            vms = " ".join(v for v, r in rec["vms"].items() if r["mode"] == "live" and r.get("phase") == "Migrating")
-            if vms:
-                self.echo(f"detached: KubeVirt copies the disks of {vms} by itself; nothing is left for the plugin "
-                          "(spec.updateVolumesStrategy: Migration stays on the VMs, as it must while they run)")
-        return {"migration": migration, "plan": migration, "name": migration, "namespace": ns,
+            for line in B.detached_summary(rec):
+                self.echo(line)
+        return cm
+
+    def resume(self, name, namespace) -> dict:
+        """Finish what a detached (or interrupted) run left for the plugin, following to the end."""
+        ns = namespace or self.kube.namespace
+        recs = self._records(ns, name)
+        if not recs:
+            raise errors.NotFoundInput(f"no kubevirt-engine migration {name!r} in namespace {ns}",
+                                       "list them with 'kubectl vm-storage status'")
+        cm, rec = self._load(recs[-1]["name"], ns)
+        B.resume_given_up(rec)
+        if rec.get("result") != "Running":
+            raise errors.BadInput(f"migration {rec['name']} is {rec.get('result')}; nothing to resume",
+                                  f"see 'kubectl vm-storage status {rec['name']} -n {ns}'")
+        self.echo(f"migration {rec['name']}: resuming")
+        self._drive(rec, cm, wait=True)
+        return {"migration": rec["name"], "plan": rec["name"], "name": rec["name"], "namespace": ns,
                 "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
 
     def _refuse_stale_clones(self, rec):
@@ -338,13 +367,6 @@ def _by_name(objs, namespace) -> Dict[str, dict]:
         return objs
     return {o["metadata"]["name"]: o for o in objs
             if (o.get("metadata") or {}).get("namespace") in (None, "", namespace)}
-
-
-def _handed_off(rec) -> bool:
-    """Detached runs return once nothing needs the plugin until the end: live VMs patched (KubeVirt copies),
-    offline VMs done (every offline step is driven by the plugin)."""
-    return all(r.get("phase") in TERMINAL or (r["mode"] == "live" and r.get("phase") in ("Migrating", "CleaningUp"))
-               for r in rec["vms"].values())
 
 
 def _claims(vm):

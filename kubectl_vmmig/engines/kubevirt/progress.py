@@ -12,6 +12,7 @@ from typing import Dict, Iterable, List, Optional
 from ... import labels as L
 from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, go_duration, judge, migration,
                          percent, seconds_between)
+from .build import plugin_steps_left, waiting_for_plugin
 from .volumes import dv_wait_text
 
 RECORD_KEY = "record"
@@ -67,6 +68,9 @@ def _judge_offline(rec_vm: dict, vm: Optional[dict], dvs: Dict[tuple, dict], ns:
     targets = rec_vm.get("targetClaims") or {}
     swapped = bool(targets) and all(_vm_claims(vm).get(v) == c for v, c in targets.items())
     done = all(((dvs.get((ns, d["targetPVC"])) or {}).get("status") or {}).get("phase") in DV_DONE for d in disks)
+    if done and swapped and rec_vm.get("swapEarly"):
+        # detached: the VM was pointed at the destinations at once; the clones are done - nothing is left
+        return {"result": SUCCEEDED, "phase": "Succeeded", "message": "volumes copied; the VM points at them"}
     if done and swapped:
         return {"result": "Running", "phase": "Swapped", "message": "volumes swapped; waiting for the plugin to finish"}
     if done:
@@ -119,6 +123,8 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
         else:
             vdisks = [d for d in rec.get("disks") or [] if d.get("vm") == vm_name]
             verdicts[vm_name] = _judge_offline(rec_vm, vm, dvs, ns, vdisks)
+        if rec.get("detached") and verdicts[vm_name]["result"] == RUNNING and vm_name in plugin_steps_left(rec):
+            verdicts[vm_name] = dict(verdicts[vm_name], message=waiting_for_plugin(rec))
     disks = []
     for d in rec.get("disks") or []:
         v = verdicts.get(d.get("vm")) or {"result": RUNNING, "phase": "Pending", "message": ""}

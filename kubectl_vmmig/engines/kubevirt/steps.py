@@ -4,6 +4,11 @@ from the migration record.
 
 Live:    Pending -> CreatingVolumes -> WaitingForVolumes -> Patching -> Migrating -> CleaningUp -> Completed
 Offline: Pending -> [Stopping] -> CreatingVolumes -> WaitingForVolumes -> Patching -> [Starting] -> Completed
+Offline, detached, VM stopped by its owner: Pending -> CreatingVolumes -> Patching -> Cloning -> Completed
+(the VM points at the destinations at once: KubeVirt does not start a VM before its volumes are populated,
+kubevirt vmi/lifecycle.go "Delaying pod creation while DataVolume populates" via areDataVolumesReady /
+storage/types pvc.go VolumeReadyToAttachToNode, for dataVolume and persistentVolumeClaim volumes alike, and
+vm.go handleDataVolumes for templates; so nothing is left for the plugin but to record the result).
 Any step may end in Failed. Patches are precomputed in the record (so the one a run applies is exactly the
 one ``--dry-run=client`` showed) and guarded by ``test`` ops: a concurrent edit is never overwritten.
 """
@@ -149,6 +154,8 @@ class Driver:
             self._track(vm_name, r)
         elif phase == "CleaningUp":
             self._cleanup(vm_name, r)
+        elif phase == "Cloning":
+            self._cloning(vm_name, r)
         elif phase == "Starting":
             self._start(vm_name, r)
 
@@ -181,7 +188,7 @@ class Driver:
             except errors.Conflict:
                 continue  # created concurrently by a re-run: checked on the next pass
         self._set(r, vm_name, "WaitingForVolumes", "waiting for destination DataVolumes to be usable")
-        if self.dry:
+        if self.dry or self._swap_early(r, live):
             self._set(r, vm_name, "Patching")
 
     def _wait_volumes(self, vm_name, r, live):
@@ -225,6 +232,9 @@ class Driver:
             self._set(r, vm_name, "Completed", "server dry run: every request was accepted", "Succeeded")
         elif live:
             self._set(r, vm_name, "Migrating", "volume update applied; KubeVirt copies the disks")
+        elif r.get("swapEarly"):
+            self._set(r, vm_name, "Cloning", "the VM points at its destinations; CDI clones, KubeVirt will not "
+                                             "start the VM before they are populated")
         elif r.get("stoppedByPlugin"):
             self._set(r, vm_name, "Starting", "restarting the VM")
         else:
@@ -264,6 +274,31 @@ class Driver:
         # excuses changed claims only under Migration), which blocks every later live update. MTC and
         # kubevirt-migration-controller keep it too.
         self._set(r, vm_name, "Completed", "volumes migrated (spec.updateVolumesStrategy: Migration kept); "
+                  + self.sources_hint(vm_name), "Succeeded")
+
+    def _swap_early(self, r, live) -> bool:
+        """Detached offline copy of a VM its owner stopped: swap now (see the module doc), so the copy needs no
+        plugin. Never for --stop (the plugin must restart the VM) nor live moves (KubeVirt must copy)."""
+        if live or not self.opts.get("detach") or r.get("stopPatch") or r.get("patchedAt"):
+            return False
+        r["swapEarly"] = True
+        return True
+
+    def _cloning(self, vm_name, r):
+        waiting = []
+        for body in r["dataVolumes"]:
+            name = body["metadata"]["name"]
+            state, why = destination_state(self.kube.get_or_none(R.DATAVOLUME, name, self.ns), None, False)
+            if state == "failed":
+                self._fail(r, vm_name, f"{why}; the VM already points at it - run 'kubectl vm-storage cancel "
+                                       f"{self.rec['name']} -n {self.ns}' to restore the original volumes")
+                return
+            if state != "ready":
+                waiting.append(why)
+        if waiting:
+            self._set(r, vm_name, "Cloning", "CDI clones: " + ", ".join(waiting))
+            return
+        self._set(r, vm_name, "Completed", "volumes copied; the VM points at them (it stays stopped); "
                   + self.sources_hint(vm_name), "Succeeded")
 
     def _start(self, vm_name, r):

@@ -74,6 +74,11 @@ class Kubevirt(Engine):
         self.shell.echo = events
         return self.shell.apply(plan, dry_run_server=request.dry_run == "server")
 
+    def resume(self, name, namespace, events) -> dict:
+        """Finish the steps a detached or interrupted run left for the plugin (``kubectl vm-storage resume``)."""
+        self.shell.echo = events
+        return self.shell.resume(name, namespace)
+
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod
     def fetch_objects(cls, kube, scope: StatusScope, warn) -> List[dict]:
