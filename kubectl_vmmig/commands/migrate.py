@@ -176,7 +176,12 @@ def migrate_flags(fn):
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
 @click.option("--local", is_flag=True, help="With --dry-run=client -f: read objects from files, no API call.")
 @click.option("-f", "--filename", "files", multiple=True, metavar="FILE", help="Objects for --local (YAML/JSON).")
-@click.option("--wait/--detach", "wait", default=None, help="Follow progress to the end (default on a terminal).")
+@click.option("--wait/--detach", "wait", default=None,
+              help="Follow progress to the end (default on a terminal), or return once the migration can go on "
+                   "without the plugin. --detach leaves undone - mtc: nothing (MTC's controller does it all); "
+                   "kubevirt: a stopped VM is pointed at its clones at once (CDI and KubeVirt finish); a running VM "
+                   "whose destinations are not usable within ~10 s, and --stop's stop/restart, wait for "
+                   "'kubectl vm-storage resume NAME' (printed, and shown by status).")
 @connection_options()
 def command(conn, **flags):
     """Move the disks of VMs to another StorageClass.
