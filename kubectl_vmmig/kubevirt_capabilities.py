@@ -12,6 +12,7 @@ Upstream (kubevirt/kubevirt):
   a VM that loses its VMI mid-copy restarts on the uncopied destination, so live is refused below v1.4.
 * ``pkg/virt-controller/watch/workload-updater/workload-updater.go`` ``getUpdateData``: only
   ``workloadUpdateMethods`` containing LiveMigrate ever starts the migration.
+MTC's own rule: migtools/mig-controller pkg/controller/migplan/validation.go isStorageLiveMigrationDisabled.
 """
 import re
 from typing import List, Optional, Tuple

@@ -131,7 +131,7 @@ def _disk_kind_problems(disk: dict, version) -> List[str]:
 
 def vm_findings(facts: dict, moves: List[dict], live: bool, stop: bool, vmims: List[dict],
                 version) -> List[dict]:
-    """Per-VM checks (BEHAVIOR §2) for the VM's moves; ``live`` = this VM moves live."""
+    """Per-VM checks (volume-migration.go ValidateVolumes) for the VM's moves; ``live`` = this VM moves live."""
     name = facts["name"]
     conds = facts.get("conditions") or {}
     out = []

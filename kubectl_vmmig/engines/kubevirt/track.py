@@ -56,7 +56,7 @@ def _vmi_claims(vmi: dict) -> dict:
 
 def recovery_text(rec_vm: dict, vm_name: str, migration: str, migration_state: Optional[dict],
                   vm: Optional[dict] = None) -> str:
-    """BEHAVIOR §10: keep the destinations if the copy finished, else restore the sources."""
+    """ManualRecoveryRequired (vm.go): keep the destinations if the copy finished, else restore the sources."""
     ts = (migration_state or {}).get("targetNodeDomainReadyTimestamp")
     if ts:
         return (f"VM {vm_name} needs manual recovery (its VMI stopped during the volume migration), but the copy "
