@@ -241,16 +241,17 @@ def _failure(ctl, ctx, vmi):
         return LIBVIRT_FAILURE
     overhead = float(ctx.overhead)
     for m in vmi["status"].get("migratedVolumes") or []:
-        src, dst = m.get("sourcePVCInfo") or {}, m.get("destinationPVCInfo") or {}
-        # re-read the PVCs: capacities appear once CDI binds them
-        src = M.pvc_info(ctx.pvcs.get((ns, src.get("claimName"))), src.get("claimName")) or src
-        dst = M.pvc_info(ctx.pvcs.get((ns, dst.get("claimName"))), dst.get("claimName")) or dst
-        try:
-            small = M.guest_size(dst, overhead) < M.guest_size(src, overhead)
-        except ValueError:
-            small = False
-        if small or fault_bool(f, "destinationSmaller"):
-            return SMALLER.format(size=M.guest_size(dst, overhead) if dst.get("requests") else 0)
+        sizes = []
+        for side in ("sourcePVCInfo", "destinationPVCInfo"):
+            claim = (m.get(side) or {}).get("claimName")
+            pvc = ctx.pvcs.get((ns, claim))  # the PVCs themselves: migratedVolumes holds claimName/volumeMode only
+            cdi = bool(((pvc or {}).get("metadata") or {}).get("annotations", {}).get("cdi.kubevirt.io/createdForDataVolume"))
+            try:
+                sizes.append(M.guest_size(M.pvc_info(pvc, claim), overhead, cdi_image=cdi) if pvc else 0)
+            except ValueError:
+                sizes.append(0)  # disk.img cannot be created on the destination
+        if sizes[1] < sizes[0] or fault_bool(f, "destinationSmaller"):
+            return SMALLER.format(size=sizes[1])
     return None
 
 
