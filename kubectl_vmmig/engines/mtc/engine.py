@@ -235,15 +235,15 @@ class MtcEngine:
         if plan["requestedMode"] == "live":
             raise errors.PreflightRefused(f"MTC reports the cluster cannot live-migrate storage ({text})",
                                           "enable storage live migration in KubeVirt, or use --mode offline")
-        # MTC itself never reads these conditions (BEHAVIOR §6): switch the plan to offline ourselves.
+        # MTC only reports these (migplan/validation.go: "Virtual Machines will be stopped instead"): switch the
+        # plan to offline ourselves.
         plan["liveMigrate"] = False
         plan["mode"] = "offline"
         for m in plan["moves"]:
             m["mode"] = "offline"
         self.kube.patch(R.MIGPLAN, pname, {"spec": {"liveMigrate": False}}, mtc_ns)
-        import sys
-
-        sys.stderr.write(f"warning: falling back to offline: {text}\n")
+        warn = self.options.get("echo") or (lambda message: None)  # the command's stderr (IOStreams.say)
+        warn(f"warning: falling back to offline: {text}")
 
     def _select(self, pname, mtc_ns, plan, verify, timeout):
         for attempt in range(5):
