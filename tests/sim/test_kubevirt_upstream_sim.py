@@ -213,3 +213,45 @@ def test_s8_evict_only_without_eviction_strategy_ends_the_vmi(kv, namespace):
     vm = wait_obj(kv, R.VM, "vm-dv", namespace, lambda o: condition(o, "ManualRecoveryRequired") is not None, "MRR")
     assert condition(vm, "VolumesChange")["status"] == "True"  # S7
     assert get(kv, R.VMI, "vm-dv", namespace) is None and kv.items(R.VMIM, namespace) == []
+
+
+# ---- AUDIT S9: the start subresource (virt-api behind the real aggregation layer) -----------------------------
+def _subresource(kube, ns, name, verb):
+    return kube.request("PUT", R.VM.subresource_path(ns, name, verb), body={})
+
+
+@pytest.mark.cluster
+def test_s9_manual_vm_starts_only_through_the_start_subresource(kv, namespace, sims):
+    assert "virt-api" in sims.names and not [e for e in sims.errors() if e.startswith("virt-api")]
+    F.apply(kv, namespace, *F.make_vm_bundle("vm-man", [F.pvc_disk("disk0")], run_strategy="Manual", running=False))
+    time.sleep(1.0)  # vm.go syncRunStrategy, case Manual: no VMI and no start request → nothing starts
+    assert get(kv, R.VMI, "vm-man", namespace) is None
+    # Halted → Manual (what restoring a saved strategy does) starts nothing either
+    kv.patch(R.VM, "vm-man", {"spec": {"runStrategy": "Halted"}}, namespace)
+    kv.patch(R.VM, "vm-man", {"spec": {"runStrategy": "Manual"}}, namespace)
+    time.sleep(1.0)
+    assert get(kv, R.VMI, "vm-man", namespace) is None
+    # PUT /apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/start (lifecycle.go): Start request
+    _subresource(kv, namespace, "vm-man", "start")
+    vm, vmi = running_vm(kv, namespace, "vm-man")
+    assert vm["spec"]["runStrategy"] == "Manual" and "stateChangeRequests" not in vm["status"]  # popped once running
+    with pytest.raises(Exception) as exc:  # a second start: 409 "VM is already running"
+        _subresource(kv, namespace, "vm-man", "start")
+    assert "VM is already running" in str(exc.value)
+    _subresource(kv, namespace, "vm-man", "stop")  # Stop request with the VMI's uid
+    wait_obj(kv, R.VM, "vm-man", namespace, lambda o: o["status"].get("printableStatus") == "Stopped", "Stopped")
+    assert get(kv, R.VM, "vm-man", namespace)["spec"]["runStrategy"] == "Manual"
+
+
+@pytest.mark.cluster
+def test_s9_start_subresource_is_authorized_by_the_api_server(cp, kv, namespace, sims):
+    """kube-apiserver authorizes update on virtualmachines/start in subresources.kubevirt.io before proxying."""
+    from kubectl_vmmig.kube import Kube
+    from kubectl_vmmig.kubeconfig import ConnectionOptions
+    F.apply(kv, namespace, *F.make_vm_bundle("vm-man", [F.pvc_disk("disk0")], run_strategy="Manual", running=False))
+    restricted = Kube.connect(ConnectionOptions(kubeconfig=cp.restricted_kubeconfig))
+    with pytest.raises(Exception) as exc:
+        _subresource(restricted, namespace, "vm-man", "start")
+    assert "forbidden" in str(exc.value).lower() and "subresources.kubevirt.io" in str(exc.value)
+    time.sleep(0.5)
+    assert get(kv, R.VMI, "vm-man", namespace) is None
