@@ -291,7 +291,9 @@ def _succeeded(ctl, ctx, vmi, target_pod, source) -> None:
 
 
 def _collect_finalized(ctl, ctx) -> None:
-    """Only the 5 most recent finalized VMIMs per VMI are kept."""
+    """migration.go garbageCollectFinalizedMigrations: only the 5 most recent finalized VMIMs per VMI are kept
+    (labelled or not: every VMIM of the VMI counts); a collected failed one takes its defunct target pod along,
+    a succeeded one its source pod."""
     by_vmi = {}
     for m in ctx.vmims:
         if (m.get("status") or {}).get("phase") in FINAL:
@@ -299,5 +301,9 @@ def _collect_finalized(ctl, ctx) -> None:
     for (ns, _), ms in by_vmi.items():
         ms.sort(key=lambda m: (m["metadata"].get("creationTimestamp") or "", int(m["metadata"].get("resourceVersion") or 0)))
         for m in ms[:-KEEP_FINALIZED]:
+            state = (m.get("status") or {}).get("migrationState") or {}
+            pod = state.get("targetPod") if state.get("failed") else state.get("sourcePod") if state.get("completed") else None
+            if pod:
+                P.delete_pod(ctl.kube, {"metadata": {"name": pod, "namespace": ns}})
             delete_any(ctl.kube, R.VMIM, m["metadata"]["name"], ns)
             ctx.vmims.remove(m)

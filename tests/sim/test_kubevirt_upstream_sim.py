@@ -255,3 +255,37 @@ def test_s9_start_subresource_is_authorized_by_the_api_server(cp, kv, namespace,
     assert "forbidden" in str(exc.value).lower() and "subresources.kubevirt.io" in str(exc.value)
     time.sleep(0.5)
     assert get(kv, R.VMI, "vm-man", namespace) is None
+
+
+@pytest.mark.cluster
+def test_only_five_finalized_vmims_per_vmi_are_kept(cp, manual_namespace):
+    """migration.go garbageCollectFinalizedMigrations, stepped by hand with short back-offs."""
+    from tests.sim.cdi import CdiController
+    from tests.sim.kubevirt import KubeVirtController
+    kube, ns = cp.admin, manual_namespace
+    F.install_kubevirt(kube)
+    F.install_cdi(kube)
+    set_faults(kube, ns, liveMigrationFail="true")
+    kvc = KubeVirtController(kube, namespaces=[ns], backoff_passes=1, running_passes=1)
+    cdi = CdiController(kube, namespaces=[ns])
+    F.apply(kube, ns, *F.make_vm_bundle("vm-dv", [F.dv_disk("datavolumedisk1", dv="src-dv", size="1Gi")]))
+    F.apply(kube, ns, F.make_blank_dv("dst-dv", size="2Gi", storage_class="fast"))
+    created = []  # VMIM names in the order they appeared
+
+    def step():
+        cdi.step()
+        kvc.step()
+        created.extend(n for n in (m["metadata"]["name"] for m in kube.items(R.VMIM, ns)) if n not in created)
+    for _ in range(40):
+        step()
+    start_migration(kube, ns)
+    for _ in range(400):
+        step()
+        if len(created) >= 8:
+            break
+    assert len(created) >= 8, created
+    left = kube.items(R.VMIM, ns)
+    final = [m for m in left if (m.get("status") or {}).get("phase") in ("Succeeded", "Failed")]
+    assert len(final) == 5 and len(left) <= 6
+    names = {m["metadata"]["name"] for m in left}
+    assert created[0] not in names and created[-1] in names  # the oldest went first
