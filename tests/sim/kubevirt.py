@@ -184,7 +184,11 @@ class KubeVirtController(StandIn):
         vmi = ctx.vmis.get((ns, name))
         start_spec = REV.last_revision_spec(ctx.revisions, vm) if vmi is not None else None
         sync_error = None
-        if vmi is not None and strategy == "Halted":
+        first = (st.get("stateChangeRequests") or [{}])[0]
+        stop_request = vmi is not None and first.get("action") == "Stop" and first.get("uid") == vmi["metadata"]["uid"]
+        if vmi is not None and (strategy == "Halted" or stop_request):
+            # syncRunStrategy: Halted stops; Always/RerunOnFailure/Manual stop on hasStopRequestForVMI (the
+            # ``stop``/``restart`` subresources), Always then starts a new VMI
             self.delete_vmi(ctx, vmi)
             M.drop_condition(st, "RestartRequired")  # stopVMI → cleanupRestartRequired
             vmi = None

@@ -241,16 +241,17 @@ def _failure(ctl, ctx, vmi):
         return LIBVIRT_FAILURE
     overhead = float(ctx.overhead)
     for m in vmi["status"].get("migratedVolumes") or []:
-        src, dst = m.get("sourcePVCInfo") or {}, m.get("destinationPVCInfo") or {}
-        # re-read the PVCs: capacities appear once CDI binds them
-        src = M.pvc_info(ctx.pvcs.get((ns, src.get("claimName"))), src.get("claimName")) or src
-        dst = M.pvc_info(ctx.pvcs.get((ns, dst.get("claimName"))), dst.get("claimName")) or dst
-        try:
-            small = M.guest_size(dst, overhead) < M.guest_size(src, overhead)
-        except ValueError:
-            small = False
-        if small or fault_bool(f, "destinationSmaller"):
-            return SMALLER.format(size=M.guest_size(dst, overhead) if dst.get("requests") else 0)
+        sizes = []
+        for side in ("sourcePVCInfo", "destinationPVCInfo"):
+            claim = (m.get(side) or {}).get("claimName")
+            pvc = ctx.pvcs.get((ns, claim))  # the PVCs themselves: migratedVolumes holds claimName/volumeMode only
+            cdi = bool(((pvc or {}).get("metadata") or {}).get("annotations", {}).get("cdi.kubevirt.io/createdForDataVolume"))
+            try:
+                sizes.append(M.guest_size(M.pvc_info(pvc, claim), overhead, cdi_image=cdi) if pvc else 0)
+            except ValueError:
+                sizes.append(0)  # disk.img cannot be created on the destination
+        if sizes[1] < sizes[0] or fault_bool(f, "destinationSmaller"):
+            return SMALLER.format(size=sizes[1])
     return None
 
 
@@ -290,7 +291,9 @@ def _succeeded(ctl, ctx, vmi, target_pod, source) -> None:
 
 
 def _collect_finalized(ctl, ctx) -> None:
-    """Only the 5 most recent finalized VMIMs per VMI are kept."""
+    """migration.go garbageCollectFinalizedMigrations: only the 5 most recent finalized VMIMs per VMI are kept
+    (labelled or not: every VMIM of the VMI counts); a collected failed one takes its defunct target pod along,
+    a succeeded one its source pod."""
     by_vmi = {}
     for m in ctx.vmims:
         if (m.get("status") or {}).get("phase") in FINAL:
@@ -298,5 +301,9 @@ def _collect_finalized(ctl, ctx) -> None:
     for (ns, _), ms in by_vmi.items():
         ms.sort(key=lambda m: (m["metadata"].get("creationTimestamp") or "", int(m["metadata"].get("resourceVersion") or 0)))
         for m in ms[:-KEEP_FINALIZED]:
+            state = (m.get("status") or {}).get("migrationState") or {}
+            pod = state.get("targetPod") if state.get("failed") else state.get("sourcePod") if state.get("completed") else None
+            if pod:
+                P.delete_pod(ctl.kube, {"metadata": {"name": pod, "namespace": ns}})
             delete_any(ctl.kube, R.VMIM, m["metadata"]["name"], ns)
             ctx.vmims.remove(m)

@@ -209,14 +209,37 @@ def migrated_info(pvc: Optional[dict], claim: str) -> dict:
     return info
 
 
-def guest_size(info: dict, overhead: float) -> int:
-    """Size of the disk the guest sees: the whole device for Block, disk.img for Filesystem (the
-    filesystem overhead is lost), rounded down to 1MiB like pkg/host-disk does."""
-    size = parse_quantity((info.get("capacity") or {}).get("storage")
-                          or (info.get("requests") or {}).get("storage"))
-    if info.get("volumeMode") == "Filesystem":
-        size = int(size * (1 - overhead))
-    return size - size % (1 << 20)
+LESS_PVC_SPACE_TOLERATION = 10  # virt-config.go DefaultLessPVCSpaceToleration (percent)
+MINIMUM_RESERVE_PVC_BYTES = 131072  # virt-config.go DefaultMinimumReservePVCBytes
+
+
+def guest_size(info: dict, overhead: float, cdi_image: bool = False) -> int:
+    """Size of the disk the guest sees. Block: the whole device. Filesystem: disk.img as pkg/host-disk/host-disk.go
+    creates it — replaceForHostDisk: the request if smaller than the capacity, else the capacity, aligned down to
+    1MiB (AlignImageSizeTo1MiB); handleRequestedSizeAndCreateSparseRaw/shrinkRequestedSize: if that exceeds the
+    free space of the volume's filesystem (dirBytesAvailable minus MinimumReservePVCBytes) but is within the
+    10% toleration, the free space; beyond it the image cannot be created (ValueError). The free space of a fresh
+    filesystem is modelled as CDI does (pkg/util/util.go GetUsableSpace: capacity / (1 + overhead)).
+    ``cdi_image``: the PVC belongs to a DataVolume, so CDI's importer already wrote disk.img (HostDisk type
+    DiskOrCreate uses it as is); its size is the volume's usable space, pkg/util/util.go GetUsableSpace:
+    RoundDown(ceil(capacity / (1 + overhead)), 1MiB)."""
+    capacity = parse_quantity((info.get("capacity") or {}).get("storage"))
+    requested = parse_quantity((info.get("requests") or {}).get("storage"))
+    if info.get("volumeMode") == "Block":
+        return capacity or requested
+    if cdi_image:
+        usable = int(math.ceil((capacity or requested) / (1 + overhead)))
+        return usable - usable % (1 << 20)
+    if requested and (not capacity or capacity > requested):
+        size = requested - requested % (1 << 20)
+    else:
+        size = capacity - capacity % (1 << 20)
+    available = int(math.ceil((capacity or requested) / (1 + overhead))) - MINIMUM_RESERVE_PVC_BYTES
+    if size > available:
+        if size * (100 - LESS_PVC_SPACE_TOLERATION) // 100 > available:
+            raise ValueError(f"not enough space, demanded size {size} B is bigger than available space {available} B")
+        size = available
+    return size
 
 
 # ---- migratability (virt-handler) ---------------------------------------------------------------------

@@ -213,3 +213,79 @@ def test_s8_evict_only_without_eviction_strategy_ends_the_vmi(kv, namespace):
     vm = wait_obj(kv, R.VM, "vm-dv", namespace, lambda o: condition(o, "ManualRecoveryRequired") is not None, "MRR")
     assert condition(vm, "VolumesChange")["status"] == "True"  # S7
     assert get(kv, R.VMI, "vm-dv", namespace) is None and kv.items(R.VMIM, namespace) == []
+
+
+# ---- AUDIT S9: the start subresource (virt-api behind the real aggregation layer) -----------------------------
+def _subresource(kube, ns, name, verb):
+    return kube.request("PUT", R.VM.subresource_path(ns, name, verb), body={})
+
+
+@pytest.mark.cluster
+def test_s9_manual_vm_starts_only_through_the_start_subresource(kv, namespace, sims):
+    assert "virt-api" in sims.names and not [e for e in sims.errors() if e.startswith("virt-api")]
+    F.apply(kv, namespace, *F.make_vm_bundle("vm-man", [F.pvc_disk("disk0")], run_strategy="Manual", running=False))
+    time.sleep(1.0)  # vm.go syncRunStrategy, case Manual: no VMI and no start request → nothing starts
+    assert get(kv, R.VMI, "vm-man", namespace) is None
+    # Halted → Manual (what restoring a saved strategy does) starts nothing either
+    kv.patch(R.VM, "vm-man", {"spec": {"runStrategy": "Halted"}}, namespace)
+    kv.patch(R.VM, "vm-man", {"spec": {"runStrategy": "Manual"}}, namespace)
+    time.sleep(1.0)
+    assert get(kv, R.VMI, "vm-man", namespace) is None
+    # PUT /apis/subresources.kubevirt.io/v1/namespaces/NS/virtualmachines/NAME/start (lifecycle.go): Start request
+    _subresource(kv, namespace, "vm-man", "start")
+    vm, vmi = running_vm(kv, namespace, "vm-man")
+    assert vm["spec"]["runStrategy"] == "Manual" and "stateChangeRequests" not in vm["status"]  # popped once running
+    with pytest.raises(Exception) as exc:  # a second start: 409 "VM is already running"
+        _subresource(kv, namespace, "vm-man", "start")
+    assert "VM is already running" in str(exc.value)
+    _subresource(kv, namespace, "vm-man", "stop")  # Stop request with the VMI's uid
+    wait_obj(kv, R.VM, "vm-man", namespace, lambda o: o["status"].get("printableStatus") == "Stopped", "Stopped")
+    assert get(kv, R.VM, "vm-man", namespace)["spec"]["runStrategy"] == "Manual"
+
+
+@pytest.mark.cluster
+def test_s9_start_subresource_is_authorized_by_the_api_server(cp, kv, namespace, sims):
+    """kube-apiserver authorizes update on virtualmachines/start in subresources.kubevirt.io before proxying."""
+    from kubectl_vmmig.kube import Kube
+    from kubectl_vmmig.kubeconfig import ConnectionOptions
+    F.apply(kv, namespace, *F.make_vm_bundle("vm-man", [F.pvc_disk("disk0")], run_strategy="Manual", running=False))
+    restricted = Kube.connect(ConnectionOptions(kubeconfig=cp.restricted_kubeconfig))
+    with pytest.raises(Exception) as exc:
+        _subresource(restricted, namespace, "vm-man", "start")
+    assert "forbidden" in str(exc.value).lower() and "subresources.kubevirt.io" in str(exc.value)
+    time.sleep(0.5)
+    assert get(kv, R.VMI, "vm-man", namespace) is None
+
+
+@pytest.mark.cluster
+def test_only_five_finalized_vmims_per_vmi_are_kept(cp, manual_namespace):
+    """migration.go garbageCollectFinalizedMigrations, stepped by hand with short back-offs."""
+    from tests.sim.cdi import CdiController
+    from tests.sim.kubevirt import KubeVirtController
+    kube, ns = cp.admin, manual_namespace
+    F.install_kubevirt(kube)
+    F.install_cdi(kube)
+    set_faults(kube, ns, liveMigrationFail="true")
+    kvc = KubeVirtController(kube, namespaces=[ns], backoff_passes=1, running_passes=1)
+    cdi = CdiController(kube, namespaces=[ns])
+    F.apply(kube, ns, *F.make_vm_bundle("vm-dv", [F.dv_disk("datavolumedisk1", dv="src-dv", size="1Gi")]))
+    F.apply(kube, ns, F.make_blank_dv("dst-dv", size="2Gi", storage_class="fast"))
+    created = []  # VMIM names in the order they appeared
+
+    def step():
+        cdi.step()
+        kvc.step()
+        created.extend(n for n in (m["metadata"]["name"] for m in kube.items(R.VMIM, ns)) if n not in created)
+    for _ in range(40):
+        step()
+    start_migration(kube, ns)
+    for _ in range(400):
+        step()
+        if len(created) >= 8:
+            break
+    assert len(created) >= 8, created
+    left = kube.items(R.VMIM, ns)
+    final = [m for m in left if (m.get("status") or {}).get("phase") in ("Succeeded", "Failed")]
+    assert len(final) == 5 and len(left) <= 6
+    names = {m["metadata"]["name"] for m in left}
+    assert created[0] not in names and created[-1] in names  # the oldest went first

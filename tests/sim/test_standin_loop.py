@@ -4,8 +4,16 @@
 per-pass ``try``, the threads ended and the process lived on, so nothing ever progressed again.)
 """
 import threading
+import time
 
+import pytest
+
+from kubectl_vmmig import resources as R
+from tests.sim import factories as F
 from tests.sim import runner
+from tests.sim.cdi import CdiController
+from tests.sim.kubevirt import KubeVirtController
+from tests.sim.kvtest_helpers import dst_dv, start_migration, start_vm, vmims
 from tests.sim.common import IDLE_WAIT, StandIn, wait_for
 
 
@@ -47,3 +55,31 @@ def test_a_dying_controller_thread_is_reported_with_its_traceback():
     handle = runner.Handle([s])
     assert handle.dead() == [f"nothing: {s.died}"]
     assert any("thread died" in e for e in handle.errors())
+
+
+@pytest.mark.cluster
+def test_stand_ins_idle_past_the_old_overflow_still_migrate_a_vm(cp, manual_namespace):
+    """Both stand-ins start as if idle for ~1100 passes (the old back-off raised OverflowError at ~1026) and
+    must still run a whole live volume migration."""
+    kube = cp.admin
+    F.install_kubevirt(kube)
+    F.install_cdi(kube)
+    sims = [KubeVirtController(kube, pace=0.02, namespaces=[manual_namespace]),
+            CdiController(kube, pace=0.02, namespaces=[manual_namespace])]
+    for s in sims:
+        s.idle = 1100
+        s.start()
+    try:
+        time.sleep(0.5)  # a few idle passes first: nothing to do in the empty namespace
+        assert all(s.alive() and s.idle > 1100 for s in sims), [s.died for s in sims]
+        start_vm(kube, manual_namespace)
+        dst_dv(kube, manual_namespace)
+        start_migration(kube, manual_namespace)
+        wait_for(lambda: [m for m in vmims(kube, manual_namespace, "vm-dv")
+                          if (m.get("status") or {}).get("phase") == "Succeeded"], timeout=60, what="VMIM Succeeded")
+        vmi = kube.get(R.VMI, "vm-dv", manual_namespace)
+        assert vmi["spec"]["volumes"][0]["dataVolume"]["name"] == "dst-dv"
+        assert all(s.died is None for s in sims)
+    finally:
+        for s in sims:
+            s.stop()
