@@ -135,3 +135,23 @@ def test_finding5_live_to_a_non_csi_wffc_class_is_refused_naming_why(kv, kubectl
     assert kv.get(R.VM, "loc", ns)["spec"] == before["spec"]
     assert kv.items(R.DATAVOLUME, ns, label_selector="app.kubernetes.io/managed-by=kubectl-vm-storage") == []
     assert kv.get_or_none(R.CONFIGMAP, f"vm-storage-loc-to-{sc}", ns) is None
+
+
+def test_finding6_stop_on_a_manual_vm_restarts_it_through_the_start_subresource(kv, kubectl, namespace):
+    """runStrategy Manual: restoring Manual starts nothing (vm.go syncRunStrategy); the plugin asks virt-api's
+    start subresource, and the VM runs again on the destination claims."""
+    ns = namespace
+    F.apply(kv, ns, *F.make_vm_bundle("man", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
+                                      run_strategy="Manual"))
+    kv.subresource("PUT", R.VM, "man", "start", ns, body={})
+    wait_for(lambda: ((kv.get_or_none(R.VMI, "man", ns) or {}).get("status") or {}).get("phase") == "Running",
+             60, "Manual VM started")
+    run = kubectl("vm-storage", "migrate", "man", "--to", "fast", "-n", ns, *ENGINE, "--mode", "offline", "--stop",
+                  "--wait", timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "start subresource" in run.stderr
+    vm = kv.get(R.VM, "man", ns)
+    assert vm["spec"]["runStrategy"] == "Manual" and claims(vm) == {"data": "man-data-fast"}
+    wait_for(lambda: ((kv.get_or_none(R.VMI, "man", ns) or {}).get("status") or {}).get("phase") == "Running",
+             60, "Manual VM running again")
+    assert vmi_claims(kv, ns, "man") == {"data": "man-data-fast"}

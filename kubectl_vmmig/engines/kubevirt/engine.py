@@ -167,6 +167,7 @@ class KubevirtEngine:
         detach_end = now_ + float(self.options.get("detach_wait") or 10)
         if not dry_run_server and bool(rec.get("detached")) == wait:
             rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
+            cm = self._save(rec, cm)
         try:
             while True:
                 before = repr(rec)
