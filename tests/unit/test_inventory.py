@@ -126,3 +126,12 @@ def test_schedulable_nodes():
     assert schedulable(master, [{"operator": "Exists"}])
     assert not schedulable(master, [{"key": "other", "operator": "Exists"}])
     assert not schedulable({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+
+
+def test_access_modes_are_what_the_pvc_asked_for():
+    """Audit 17: KubeVirt's RWO rule reads pvc.Spec.AccessModes (vmi/storage.go, volume-migration.go); a PV that
+    offers RWO+RWX does not make an RWO claim shared."""
+    claim = pvc("data-pvc", modes=("ReadWriteOnce",))
+    claim["status"]["accessModes"] = ["ReadWriteOnce", "ReadWriteMany"]
+    inv = build_inventory([vm("vm2", pvcs=[("data", "data-pvc")])], [], [claim])
+    assert inv["vms"]["ns1/vm2"]["disks"][0]["accessModes"] == ["ReadWriteOnce"]
