@@ -48,8 +48,10 @@ def get_engine(name: str, kube, options: Optional[dict] = None, objects: Optiona
         eng = cls(kube, options)
         why = eng.declined(objects)
         if why is None:
+            eng.picked = f"--engine auto picked {n}" + (f" ({'; '.join(reasons)})" if reasons else
+                                                         " (the first registered engine)")
             return eng
-        reasons.append(f"{n}: {why}")
+        reasons.append(f"{n} declined: {why}")
     raise errors.PreflightRefused("no engine can run here (" + "; ".join(reasons) + ")",
                                   "install one of them, or pick one with --engine")
 
@@ -59,6 +61,17 @@ def candidates(name: str, kube, options: Optional[dict] = None) -> list:
     if name != AUTO:
         return [engine_class(name)(kube, options)]
     return [cls(kube, options) for _, cls in classes()]
+
+
+def parse_hooks(name: str, specs) -> list:
+    """``--hook NAME:PHASE`` values as the engine that would run them reads them (for ``auto``: the first
+    registered engine with hooks; a resolved engine without them refuses the flag later)."""
+    from .base import HOOKS
+
+    if name != AUTO:
+        return engine_class(name).parse_hooks(specs)
+    able = [cls for _, cls in classes() if HOOKS in cls.supports]
+    return able[0].parse_hooks(specs) if able and specs else []
 
 
 def refuse_unsupported(engine_cls, request) -> None:
