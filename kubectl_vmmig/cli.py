@@ -19,6 +19,7 @@ COMMANDS = {
     "status": ("kubectl_vmmig.commands.status", "Show per-disk progress of migrations."),
     "check": ("kubectl_vmmig.commands.check", "Run the preflight checks only."),
     "cancel": ("kubectl_vmmig.commands.cancel", "Cancel a running migration."),
+    "resume": ("kubectl_vmmig.commands.resume", "Finish what a --detach run left for the plugin (kubevirt)."),
     "rollback": ("kubectl_vmmig.commands.rollback", "Roll back a finished MTC migration."),
     "version": ("kubectl_vmmig.commands.version", "Print the client and server versions."),
     "completion": ("kubectl_vmmig.commands.completion", "Shell completion scripts and kubectl completion shims."),

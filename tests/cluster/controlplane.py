@@ -44,6 +44,11 @@ STORAGE_CLASSES = [
 NODES = ["node01", "node02"]
 
 
+def _csidriver():
+    from kubectl_vmmig import resources as R
+    return R.Resource("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False)
+
+
 class ControlPlaneError(RuntimeError):
     pass
 
@@ -244,6 +249,7 @@ class ControlPlane:
         from kubectl_vmmig import resources as R
         from kubectl_vmmig import errors
 
+        CSIDRIVER = _csidriver()
         kube = self.admin()
         names = []
         for path in sorted(glob.glob(os.path.join(CRD_DIR, "*", "*.yaml"))):
@@ -286,6 +292,13 @@ class ControlPlane:
             if default:
                 sc["metadata"]["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
             _create_ignore(kube, R.STORAGECLASS, sc)
+            # A CSI driver registers a storage.k8s.io CSIDriver named like its provisioner; CDI uses volume
+            # populators only for such classes (controller-base.go shouldUseCDIPopulator →
+            # storageClassCSIDriverExists). "standard"'s provisioner is no valid CSIDriver name: a non-CSI class.
+            if "/" not in prov:
+                _create_ignore(kube, CSIDRIVER, {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                                                 "metadata": {"name": prov},
+                                                 "spec": {"attachRequired": True, "podInfoOnMount": False}})
         for node in NODES:
             _create_ignore(kube, R.NODE, {
                 "apiVersion": "v1", "kind": "Node",
