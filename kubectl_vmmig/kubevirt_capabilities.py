@@ -85,3 +85,22 @@ def kubevirt_capabilities(kv: Optional[dict]) -> dict:
     blockers = live_migration_blockers(kv)
     return {"liveMigration": not blockers, "liveMigrationReason": "; ".join(why for _, why in blockers),
             "version": kubevirt_version(kv)}
+
+
+# kubevirt pkg/virt-config/virt-config.go: ParallelMigrationsPerClusterDefault = 5,
+# ParallelOutboundMigrationsPerNodeDefault = 2 (used when spec.configuration.migrations leaves them out).
+PARALLEL_PER_CLUSTER_DEFAULT = 5
+PARALLEL_OUTBOUND_PER_NODE_DEFAULT = 2
+
+
+def migration_limits(kubevirt_cr) -> tuple:
+    """(parallelMigrationsPerCluster, parallelOutboundMigrationsPerNode) of the KubeVirt CR, KubeVirt's defaults
+    where unset (or the value is not a positive integer)."""
+    migrations = (((kubevirt_cr or {}).get("spec") or {}).get("configuration") or {}).get("migrations") or {}
+
+    def count(key, default):
+        value = migrations.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else default
+
+    return (count("parallelMigrationsPerCluster", PARALLEL_PER_CLUSTER_DEFAULT),
+            count("parallelOutboundMigrationsPerNode", PARALLEL_OUTBOUND_PER_NODE_DEFAULT))

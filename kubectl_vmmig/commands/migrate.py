@@ -43,11 +43,17 @@ class MigrateOptions:
     wait: Optional[bool] = None
     stop: bool = False
     keep_update_strategy: bool = False
+    all_namespaces: bool = False
+    parallel: Optional[str] = None      # as typed; validate() -> parallel_n (None: from the KubeVirt CR)
+    max_per_node: Optional[str] = None  # as typed; validate() -> max_per_node_n
+    parallel_n: Optional[int] = None
+    max_per_node_n: Optional[int] = None
     parsed_hooks: List[tuple] = field(default_factory=list)
     streams: Optional[IOStreams] = None
 
     @classmethod
     def from_flags(cls, conn, streams=None, **flags) -> "MigrateOptions":
+        flags.setdefault("all_namespaces", False)
         return cls(namespace=conn.namespace, streams=streams or IOStreams.system(), **flags)
 
     @property
@@ -69,7 +75,21 @@ class MigrateOptions:
         """What the engines are constructed with (each reads the keys it knows)."""
         return {"mtc_namespace": self.mtc_namespace, "verify": self.verify, "stop": self.stop,
                 "access_mode": self.access_mode, "volume_mode": self.volume_mode, "wait": bool(self.wait),
-                "keep_update_strategy": self.keep_update_strategy, "echo": self.streams.say}
+                "keep_update_strategy": self.keep_update_strategy, "echo": self.streams.say,
+                "parallel": self.parallel_n, "max_per_node": self.max_per_node_n}
+
+    def throttle_from(self, kubevirt_cr):
+        """--parallel/--max-per-node left out: KubeVirt's own limits (spec.configuration.migrations, defaults
+        from kubevirt pkg/virt-config/virt-config.go: parallelMigrationsPerCluster 5,
+        parallelOutboundMigrationsPerNode 2), so the plugin never queues more than KubeVirt would run."""
+        from ..kubevirt_capabilities import migration_limits
+
+        cluster, per_node = migration_limits(kubevirt_cr)
+        if self.parallel_n is None:
+            self.parallel_n = cluster
+        if self.max_per_node_n is None:
+            self.max_per_node_n = per_node
+        return self
 
     def complete(self, conn):
         """Fill what the user left out from the environment."""
@@ -86,6 +106,13 @@ class MigrateOptions:
         if not self.to:
             raise bad("missing --to STORAGECLASS", "name the destination StorageClass, e.g. --to fast")
         ways = sum([bool(self.vms), bool(self.selector), bool(self.all_)])
+        if self.all_namespaces and not (self.selector or self.all_):
+            raise bad("-A/--all-namespaces chooses VMs by label or all of them, not by name",
+                      "add -l SELECTOR or --all (e.g. migrate -A -l app=db --to fast)")
+        if self.all_namespaces and self.local:
+            raise bad("-A is not read from -f files", "drop -A (the files' namespaces are used) or --local")
+        self.parallel_n = _positive(self.parallel, "--parallel")
+        self.max_per_node_n = _positive(self.max_per_node, "--max-per-node")
         if ways == 0:
             raise bad("no VM chosen", "name VMs, or use -l SELECTOR or --all")
         if ways > 1:
@@ -118,7 +145,26 @@ class MigrateOptions:
     def run(self, conn):
         from . import migrate_run
 
+        if self.all_namespaces:
+            from . import migrate_fleet
+
+            return migrate_fleet.run(self, conn)
         migrate_run.run(self, conn)
+
+
+def _positive(value, flag) -> Optional[int]:
+    """A count flag: None when not given, else an integer >= 1 (one line and the fix otherwise)."""
+    from .. import errors
+
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.lstrip("-").isdigit():
+        raise errors.BadInput(f"invalid {flag} {value!r}: not a number", f"use a whole number >= 1, e.g. {flag} 3")
+    if int(text) < 1:
+        raise errors.BadInput(f"invalid {flag} {value!r}: must be at least 1",
+                              f"use a whole number >= 1, e.g. {flag} 3 (leave it out for KubeVirt's limit)")
+    return int(text)
 
 
 def _dns_label(s) -> bool:
@@ -179,7 +225,13 @@ def migrate_flags(fn):
                    "kubevirt: a stopped VM is pointed at its clones at once (CDI and KubeVirt finish); a running VM "
                    "whose destinations are not usable within ~10 s, and --stop's stop/restart, wait for "
                    "'kubectl vm-storage resume NAME' (printed, and shown by status).")
-@connection_options()
+@click.option("--parallel", metavar="N",
+              help="kubevirt engine: at most N VMs copy at once, the next starts as one ends (default: the "
+                   "KubeVirt CR's parallelMigrationsPerCluster, 5).")
+@click.option("--max-per-node", "max_per_node", metavar="N",
+              help="kubevirt engine: at most N live moves leave one node at once (default: the KubeVirt CR's "
+                   "parallelOutboundMigrationsPerNode, 2).")
+@connection_options(all_namespaces=True)
 def command(conn, **flags):
     """Move the disks of VMs to another StorageClass.
 
@@ -188,6 +240,7 @@ def command(conn, **flags):
       kubectl vm-storage migrate vm1 vm2 --to fast --dry-run=client
       kubectl vm-storage migrate -l app=db --to fast --mode live --yes
       kubectl vm-storage migrate --all --to fast --engine mtc --stage
+      kubectl vm-storage migrate -A -l tier=db --to fast --parallel 3
       kubectl vm-storage migrate vm1 --to fast --local -f vm1.yaml --dry-run=client -o yaml
     """
     opts = MigrateOptions.from_flags(conn, **flags)

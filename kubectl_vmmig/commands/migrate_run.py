@@ -121,21 +121,34 @@ def _target_sc_must_exist(objs, opts):
                                    f"choose one of: {', '.join(names)} (kubectl get storageclass)")
 
 
-def prepare(opts, conn, write=True) -> Prepared:
+def read_kubevirt_cr(kube, objs, local):
+    """The KubeVirt CR (from the -f files with --local), None when absent or not readable."""
+    if local:
+        return (objs.get("KubeVirt") or [None])[0]
+    if not kube.has_api("kubevirt.io", "v1"):
+        return None
+    try:
+        crs = kube.items(R.KUBEVIRT, all_namespaces=True)
+    except errors.Forbidden:
+        return None
+    return crs[0] if crs else None
+
+
+def prepare(opts, conn, write=True, kube=None) -> Prepared:
     """Read, resolve the engine, plan, judge. Raises only for bad input; blocking findings are returned."""
     from .. import engines
     from ..inventory import build_inventory
     from ..kubevirt_capabilities import kubevirt_capabilities
     from ..plan import build_plan
 
-    kube = None
     if opts.local:
+        kube = None
         objs = read_local(opts)
         namespace = local_namespace(opts, objs)
     else:
         from ..kube import Kube
 
-        kube = Kube.connect(conn)
+        kube = kube or Kube.connect(conn)
         namespace = opts.namespace or kube.namespace
         objs = read_cluster(kube, namespace, opts)
     keys = choose_vms(objs, opts, namespace)
@@ -144,7 +157,8 @@ def prepare(opts, conn, write=True) -> Prepared:
                                 objs["DataVolume"], objs["StorageClass"], objs["Pod"])
     moving = [d for k in keys for d in inventory["vms"][k]["disks"]]
     request = opts.request()
-    options = opts.engine_options()
+    kv_cr = read_kubevirt_cr(kube, objs, opts.local)
+    options = opts.throttle_from(kv_cr).engine_options()
     if moving and all(d["storageClass"] == opts.to for d in moving):
         if kube is not None and opts.dry_run == "none":
             vm_names = [k.split("/", 1)[1] for k in keys]
@@ -160,16 +174,6 @@ def prepare(opts, conn, write=True) -> Prepared:
                               "containerDisk/cloudInit volumes need no migration")
     engine = engines.get_engine(opts.engine, kube, options, objects=objs if opts.local else None)
     engines.refuse_unsupported(type(engine), request)  # after auto resolved: --stage on kubevirt is an error
-    if opts.local:
-        kv_cr = (objs.get("KubeVirt") or [None])[0]
-    else:
-        kv_cr = None
-        if kube.has_api("kubevirt.io", "v1"):
-            try:
-                crs = kube.items(R.KUBEVIRT, all_namespaces=True)
-                kv_cr = crs[0] if crs else None
-            except errors.Forbidden:
-                kv_cr = None
     caps = kubevirt_capabilities(kv_cr) if (kv_cr or not opts.local) else {"liveMigration": True}
     naming = engine.naming(namespace, opts.to)
     plan = build_plan(inventory, keys, opts.to, opts.mode, caps, opts.access_mode, opts.volume_mode, naming)
@@ -228,20 +232,26 @@ def refused(findings) -> Optional[errors.PreflightRefused]:
 # ---- run ----------------------------------------------------------------------------------------
 def run(opts, conn) -> None:
     """migrate: preview or write. Every failure is an exception (cli.main turns it into the exit code)."""
-    streams = opts.streams
     prep = prepare(opts, conn, write=True)
-    engine, request = prep.engine, opts.request()
     if prep.existing is not None and prep.existing.ref is not None:
-        streams.say(prep.existing.message)
+        opts.streams.say(prep.existing.message)
         return after_apply(prep, prep.existing.ref, opts)
-    plan = prep.plan
+    if judge(prep, opts):
+        return None
+    confirm_hazard(prep, opts)
+    return start(prep, opts)
+
+
+def judge(prep, opts) -> bool:
+    """Before any write: the client dry run's preview (True: done), or the refusal; the warnings."""
+    streams, engine, plan = opts.streams, prep.engine, prep.plan
     if opts.dry_run == "client":
-        preview = engine.preview(plan, request, prep.objs, prep.findings)
+        preview = engine.preview(plan, opts.request(), prep.objs, prep.findings)
         print_preview(preview, opts.output, plan, streams.out)
         refusal = refused(preview["checks"])
         if refusal is not None:  # exit 3, as the server dry run and the real run would
             raise refusal
-        return None
+        return True
     refusal = refused(prep.findings)
     if refusal is not None:
         print_findings(prep.findings, streams.err)
@@ -249,10 +259,15 @@ def run(opts, conn) -> None:
     for f in prep.findings:
         if f["severity"] == "warning" and f["name"] != "quiesce":
             streams.say(f"warning: {f['message']}")
-    confirm_hazard(prep, opts)
+    return False
+
+
+def start(prep, opts) -> None:
+    """The writes (after judge and the confirmation), then follow with --wait."""
+    engine, plan, request = prep.engine, prep.plan, opts.request()
     follower = _follower(prep, opts)
     if follower is None:
-        ref = engine.apply(plan, request, streams.say)
+        ref = engine.apply(plan, request, opts.streams.say)
         return after_apply(prep, ref, opts)
     from ..view.follow import ViewEvents
 
@@ -290,9 +305,10 @@ def hazards(prep, opts) -> List[str]:
     return out + stops_vms(prep.plan, getattr(prep, "inventory", None) or {}, opts.stop)
 
 
-def confirm_hazard(prep, opts):
-    """Before anything that stops workloads or VMs: the plan table and the hazards, then the question."""
-    found = hazards(prep, opts)
+def confirm_hazard(prep, opts, found=None, plans=None):
+    """Before anything that stops workloads or VMs: the plan table(s) and the hazards, then the question
+    (``found``/``plans``: a fleet's, asked once for every namespace)."""
+    found = hazards(prep, opts) if found is None else found
     if not found or opts.yes or opts.dry_run == "server":
         return
     from ..view.follow import style_for, use_tty
@@ -301,7 +317,9 @@ def confirm_hazard(prep, opts):
 
     err = opts.streams.err
     width = terminal_size(err)[0] if use_tty(err) else None
-    err.write("\n".join(confirmation(prep.plan, found, width, style_for(err))) + "\n")
+    plans = plans or [prep.plan]
+    lines = [line for p in plans[:-1] for line in confirmation(p, [], width, style_for(err))]
+    err.write("\n".join(lines + confirmation(plans[-1], found, width, style_for(err))) + "\n")
     err.flush()
     if opts.streams.interactive():
         import click

@@ -1,0 +1,66 @@
+"""``migrate -A -l SELECTOR`` / ``migrate -A --all``: VMs of every namespace, per namespace the engine's unit
+(the kubevirt engine's per-namespace record of per-VM moves, MTC's plan per namespace).
+
+Same order as one namespace, for the whole fleet: every namespace is read, planned and judged before the first
+write, so one refusal anywhere leaves nothing behind; one confirmation for the fleet; then each namespace is
+started (and, with --wait, followed) in turn.
+"""
+import dataclasses
+
+from .. import errors
+from .. import resources as R
+
+
+def fleet_namespaces(kube, selector) -> list:
+    """The namespaces holding a VM the selector chooses: one LIST across all namespaces."""
+    if not kube.has_api("kubevirt.io", "v1"):
+        raise errors.PreflightRefused("KubeVirt is not installed (kubevirt.io/v1 VirtualMachines are not served)",
+                                      "install KubeVirt first, or check the kubeconfig context")
+    vms = kube.items(R.VM, None, label_selector=selector, all_namespaces=True)
+    spaces = sorted({(v.get("metadata") or {}).get("namespace") or "" for v in vms} - {""})
+    if not spaces:
+        how = f"matching -l {selector}" if selector else "at all"
+        raise errors.NotFoundInput(f"no VirtualMachine {how} in any namespace",
+                                   f"check -l (kubectl get vm -A{' -l ' + selector if selector else ''})")
+    return spaces
+
+
+def run(opts, conn) -> None:
+    from ..kube import Kube
+    from .migrate_run import after_apply, confirm_hazard, hazards, judge, prepare, start
+
+    say = opts.streams.say
+    kube = Kube.connect(conn)
+    preps, skipped = [], []
+    for ns in fleet_namespaces(kube, opts.selector):
+        one = dataclasses.replace(opts, namespace=ns, all_namespaces=False, vms=())
+        try:
+            preps.append((one, prepare(one, conn, write=True, kube=kube)))
+        except (errors.BadInput, errors.NotFoundInput) as exc:  # e.g. already on --to: the rest still moves
+            skipped.append((ns, exc))
+    for ns, exc in skipped:
+        say(f"namespace {ns}: skipped - {exc.message}")
+    if not preps:
+        raise skipped[0][1]
+    say(f"fleet: {sum(len(p.plan.get('vms') or []) for _, p in preps)} VM(s) in {len(preps)} namespace(s)")
+    fresh = [(one, p) for one, p in preps if p.existing is None or p.existing.ref is None]
+    done = [(one, p) for one, p in fresh if judge(p, one)]  # every refusal raises here, before any write
+    if len(done) == len(fresh) and opts.dry_run == "client":
+        return None
+    found = [h for one, p in fresh for h in hazards(p, one)]
+    if fresh:
+        confirm_hazard(fresh[0][1], opts, found=found, plans=[p.plan for _, p in fresh])
+    failures = []
+    for one, p in preps:
+        try:
+            if p.existing is not None and p.existing.ref is not None:
+                say(p.existing.message)
+                after_apply(p, p.existing.ref, one)
+            else:
+                start(p, one)
+        except (errors.MigrationFailed, errors.MigrationCanceled) as exc:  # the other namespaces still move
+            say(f"namespace {p.namespace}: {exc.message}")
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+    return None
