@@ -9,7 +9,7 @@ from typing import Optional
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # SGR colour per phase or result (https://no-color.org: the caller decides whether colour is on at all).
 PHASE_COLORS = {"Succeeded": "32", "Completed": "32", "Failed": "31", "Interrupted": "31", "Canceled": "33",
-                "Retrying": "33", "Running": "36", "Migrating": "36", "Pending": "2", "Skipped": "2",
+                "Retrying": "33", "Running": "36", "Migrating": "36", "Pending": "2", "Queued": "2", "Skipped": "2",
                 "NotStarted": "2"}
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 

@@ -208,6 +208,8 @@ def new_record(plan: dict, vms: Dict[str, dict], migration: str, started: str, *
             "stopPatch": stop_patch(vm) if stopping else None,
             "startPatch": start_patch(_run_strategy(vm), _uses_running(vm)) if stopping else None,
             "originalRunStrategy": _run_strategy(vm), "stoppedByPlugin": False,
+            # the node a live move leaves (the --max-per-node window, schedule.admit)
+            "sourceNode": (((vmis or {}).get(vm_name) or {}).get("status") or {}).get("nodeName") if live else None,
             "knownVMIMs": [], "vmim": None, "attempts": 0, "failures": 0, "migrationState": None,
         }
         for m in moves:

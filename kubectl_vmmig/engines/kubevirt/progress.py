@@ -148,6 +148,9 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
                 fields["phase"] = "Failed"
             if v.get("message") and v["result"] != RUNNING:
                 fields["message"] = v["message"]
+        rec_vm = (rec.get("vms") or {}).get(d.get("vm")) or {}
+        if rec_vm.get("phase") == "Queued" and v["result"] == RUNNING:  # held back by --parallel (schedule.py)
+            fields = {"phase": "Queued", "progress": None, "message": rec_vm.get("message") or ""}
         disks.append(disk_row(vm=d.get("vm"), volume=d.get("volume"), source_pvc=d.get("sourcePVC"),
                               target_pvc=d.get("targetPVC"), source_sc=src_sc,
                               target_sc=d.get("targetStorageClass") or rec.get("targetStorageClass"), mode=mode,

@@ -97,8 +97,9 @@ class Driver:
 
     # ---- one pass ----------------------------------------------------------------------------------
     def advance(self) -> dict:
+        self._admit()
         for vm_name, r in self.rec["vms"].items():
-            if r.get("phase") in TERMINAL:
+            if r.get("phase") in TERMINAL or r.get("phase") == "Queued":
                 continue
             for _ in range(6):  # several cheap transitions per pass, stop when nothing moved
                 before = r.get("phase")
@@ -112,6 +113,27 @@ class Driver:
                     break
         self._summarize()
         return self.rec
+
+    def _admit(self):
+        """--parallel/--max-per-node: the sliding window (schedule.admit) decides which not-yet-started VMs
+        start now; the others wait as Queued. A server dry run sends every request at once (nothing runs)."""
+        from .schedule import NOT_STARTED, admit, state_of
+
+        parallel, per_node = self.opts.get("parallel"), self.opts.get("max_per_node")
+        if self.dry or (parallel is None and per_node is None):
+            return
+        vms = self.rec["vms"]
+        start = set(admit([(v, state_of(r.get("phase")), r.get("sourceNode"), r["mode"] == "live")
+                           for v, r in vms.items()], parallel, per_node))
+        for vm_name, r in vms.items():
+            if r.get("phase") not in NOT_STARTED:
+                continue
+            if vm_name in start:
+                if r.get("phase") == "Queued":
+                    self._set(r, vm_name, "Pending")
+            elif r.get("phase") != "Queued":  # quietly: a fleet queues hundreds at once
+                limits = [f"--{k} {n}" for k, n in (("parallel", parallel), ("max-per-node", per_node)) if n]
+                r["phase"], r["message"] = "Queued", f"waiting for a slot ({', '.join(limits)})"
 
     def _summarize(self):
         results = [r.get("result") for r in self.rec["vms"].values()]
