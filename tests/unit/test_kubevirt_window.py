@@ -90,3 +90,14 @@ def test_no_limits_given_means_no_queue():
     rec = B.new_record(fleet_plan(3), {f"vm{i}": a_vm(i) for i in range(3)}, "m", "t")
     Driver(kube, rec, {}, lambda line: None).advance()
     assert not [r for r in rec["vms"].values() if r["phase"] == "Queued"]
+
+
+def test_a_waiting_pass_reads_one_list_per_kind_whatever_the_number_of_vms():
+    """Issue 16: a pass GOT each VM, VMI and DataVolume and LISTed VMIMs once per VM (20 requests at 10 VMs,
+    2 000 at 1 000); now one LIST per kind."""
+    from bench.driver_requests import one_pass
+
+    small, large = one_pass(10), one_pass(400)
+    assert small == large
+    assert all(verb == "list" and n == 1 for (verb, _), n in large.items())
+    assert sum(large.values()) == 4

@@ -80,6 +80,33 @@ class Driver:
         self.opts = options
         self.echo = echo
         self.dry = bool(options.get("dry_run_server"))
+        self._seen: dict = {}  # kind -> {name: object}: this pass's LIST of each kind (see _obj)
+
+    # ---- reads: one LIST per kind per pass ------------------------------------------------------
+    # A GET per VM/VMI/DV and a VMIM LIST per VM made the waiting loop's cost grow with the fleet (~40
+    # requests per VM); a pass now LISTs each kind it needs once in the namespace and answers from that.
+    # A LIST is read from etcd as a GET is (quorum read, no resourceVersion), so nothing is staler; a
+    # write of a kind drops its snapshot, so a step that follows a write in the same pass re-reads.
+    def _kind(self, res) -> dict:
+        if res.kind not in self._seen:
+            self._seen[res.kind] = {(o.get("metadata") or {}).get("name"): o for o in self.kube.items(res, self.ns)}
+        return self._seen[res.kind]
+
+    def _obj(self, res, name):
+        return self._kind(res).get(name)
+
+    def _must(self, res, name):
+        obj = self._obj(res, name)
+        if obj is None:
+            raise errors.NotFound(f"{res.kind} {self.ns}/{name} not found", status=404)
+        return obj
+
+    def _vmims(self, vm_name):
+        return vmims_of(list(self._kind(R.VMIM).values()), vm_name)
+
+    def _wrote(self, *resources):
+        for res in resources:
+            self._seen.pop(res.kind, None)
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _vm_disks(self, vm_name: str) -> List[dict]:
@@ -97,6 +124,7 @@ class Driver:
 
     # ---- one pass ----------------------------------------------------------------------------------
     def advance(self) -> dict:
+        self._seen = {}
         self._admit()
         for vm_name, r in self.rec["vms"].items():
             if r.get("phase") in TERMINAL or r.get("phase") == "Queued":
@@ -155,8 +183,8 @@ class Driver:
         phase = r.get("phase") or "Pending"
         live = r["mode"] == "live"
         if phase == "Pending":
-            self.kube.get(R.VM, vm_name, self.ns)  # raises NotFound when the VM is gone
-            vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+            self._must(R.VM, vm_name)  # raises NotFound when the VM is gone
+            vmi = self._obj(R.VMI, vm_name)
             if not live and vmi is not None:
                 if not r.get("stopPatch"):
                     self._fail(r, vm_name, "the VM is running and offline copy needs it stopped; re-run with --stop")
@@ -182,14 +210,15 @@ class Driver:
             self._start(vm_name, r)
 
     def _stop(self, vm_name, r):
-        vm = self.kube.get(R.VM, vm_name, self.ns)
+        vm = self._must(R.VM, vm_name)
         if not r.get("stoppedByPlugin"):
             guarded_patch(self.kube, vm_name, self.ns, r["stopPatch"], "stop", self.dry)
+            self._wrote(R.VM, R.VMI)
             r["stoppedByPlugin"] = True
             if self.dry:
                 self._set(r, vm_name, "CreatingVolumes")
             return
-        vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+        vmi = self._obj(R.VMI, vm_name)
         printable = (vm.get("status") or {}).get("printableStatus")
         if vmi is None and printable in (None, "Stopped"):
             self._set(r, vm_name, "CreatingVolumes", "VM stopped")
@@ -197,7 +226,7 @@ class Driver:
     def _create_volumes(self, vm_name, r, live):
         for body in r["dataVolumes"]:
             name = body["metadata"]["name"]
-            existing = self.kube.get_or_none(R.DATAVOLUME, name, self.ns)
+            existing = self._obj(R.DATAVOLUME, name)
             if existing is not None:
                 mine = ((existing.get("metadata") or {}).get("labels") or {}).get(B.LABEL_MIGRATION) == self.rec["name"]
                 if not mine:
@@ -207,6 +236,7 @@ class Driver:
                 continue
             try:
                 self.kube.create(R.DATAVOLUME, body, self.ns, dry_run=self.dry)
+                self._wrote(R.DATAVOLUME, R.PVC)
             except errors.Conflict:
                 continue  # created concurrently by a re-run: checked on the next pass
         self._set(r, vm_name, "WaitingForVolumes", "waiting for destination DataVolumes to be usable")
@@ -217,11 +247,11 @@ class Driver:
         waiting = []
         for body in r["dataVolumes"]:
             name = body["metadata"]["name"]
-            dv = self.kube.get_or_none(R.DATAVOLUME, name, self.ns)
+            dv = self._obj(R.DATAVOLUME, name)
             if dv is None:
                 self._set(r, vm_name, "CreatingVolumes")
                 return
-            pvc = self.kube.get_or_none(R.PVC, name, self.ns) if live else None
+            pvc = self._obj(R.PVC, name) if live else None
             state, why = destination_state(dv, pvc, live)
             if state in ("failed", "refused"):
                 self._fail(r, vm_name, why + (f"; see kubectl describe dv -n {self.ns} {name}" if state == "failed"
@@ -235,20 +265,21 @@ class Driver:
         self._set(r, vm_name, "Patching")
 
     def _patch(self, vm_name, r, live):
-        vm = self.kube.get(R.VM, vm_name, self.ns)
+        vm = self._must(R.VM, vm_name)
         if all(volume_claims(vm).get(v) == c for v, c in r["targetClaims"].items()):
             r["patchedAt"] = r.get("patchedAt") or now()   # applied by a run that stopped before saving
         elif self.dry and r.get("stopPatch"):
             pass  # the swap is guarded on the stopped VM's generation, which a dry run never reaches
         else:
             if live:
-                vmims = vmims_of(self.kube.items(R.VMIM, self.ns), vm_name)
+                vmims = self._vmims(vm_name)
                 r["knownVMIMs"] = [(m.get("metadata") or {}).get("uid") for m in vmims]
-                vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+                vmi = self._obj(R.VMI, vm_name)
                 state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
                 if state.get("migrationUid"):
                     r["knownVMIMs"].append(state["migrationUid"])  # a migration before ours, VMIM maybe gone
             guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
+            self._wrote(R.VM, R.VMI, R.VMIM)
             r["patchedAt"] = now()
         if self.dry:
             self._set(r, vm_name, "Completed", "server dry run: every request was accepted", "Succeeded")
@@ -264,9 +295,9 @@ class Driver:
                       + self.sources_hint(vm_name), "Succeeded")
 
     def _track(self, vm_name, r):
-        vm = self.kube.get_or_none(R.VM, vm_name, self.ns)
-        vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
-        vmims = vmims_of(self.kube.items(R.VMIM, self.ns), vm_name)
+        vm = self._obj(R.VM, vm_name)
+        vmi = self._obj(R.VMI, vm_name)
+        vmims = self._vmims(vm_name)
         j = judge_live(r, vm, vmi, vmims, self.rec["name"], vm_name)
         r["vmim"], r["attempts"], r["failures"] = j["vmim"], j["attempts"], j["failures"]
         if j["migrationState"]:
@@ -310,7 +341,7 @@ class Driver:
         waiting = []
         for body in r["dataVolumes"]:
             name = body["metadata"]["name"]
-            state, why = destination_state(self.kube.get_or_none(R.DATAVOLUME, name, self.ns), None, False)
+            state, why = destination_state(self._obj(R.DATAVOLUME, name), None, False)
             if state == "failed":
                 self._fail(r, vm_name, f"{why}; the VM already points at it - run 'kubectl vm-storage cancel "
                                        f"{self.rec['name']} -n {self.ns}' to restore the original volumes")
@@ -324,18 +355,20 @@ class Driver:
                   + self.sources_hint(vm_name), "Succeeded")
 
     def _start(self, vm_name, r):
-        vm = self.kube.get(R.VM, vm_name, self.ns)
+        vm = self._must(R.VM, vm_name)
         spec = vm.get("spec") or {}
         halted = spec.get("runStrategy") == "Halted" or ("running" in spec and spec.get("running") is False)
         if halted and r.get("startPatch"):
             guarded_patch(self.kube, vm_name, self.ns, r["startPatch"], "restart")
+            self._wrote(R.VM, R.VMI)
         how = f"run strategy {r.get('originalRunStrategy')} restored"
         if r.get("originalRunStrategy") == "Manual":
             # vm.go syncRunStrategy, case RunStrategyManual: with no VMI it starts only on a start request
             # (hasStartRequest: the start subresource), restoring Manual alone leaves the VM stopped.
-            if self.kube.get_or_none(R.VMI, vm_name, self.ns) is None:
+            if self._obj(R.VMI, vm_name) is None:
                 try:
                     self.kube.subresource("PUT", R.VM, vm_name, "start", self.ns, body={})
+                    self._wrote(R.VM, R.VMI)
                 except errors.ApiError as exc:
                     self._fail(r, vm_name, f"volumes copied and swapped, run strategy Manual restored, but the VM "
                                            f"could not be started ({exc.line()}): start it with 'virtctl start "
@@ -349,7 +382,7 @@ class Driver:
         whose source is deleted never completes: CDI CloneWithoutSource)."""
         srcs = " ".join(d["sourcePVC"] for d in self._vm_disks(vm_name))
         pending = [d["targetPVC"] for d in self._vm_disks(vm_name)
-                   if ((self.kube.get_or_none(R.DATAVOLUME, d["targetPVC"], self.ns) or {}).get("status") or {})
+                   if ((self._obj(R.DATAVOLUME, d["targetPVC"]) or {}).get("status") or {})
                    .get("phase") != "Succeeded"]
         if pending:
             return (f"the source volumes are kept; keep them until kubectl get dv -n {self.ns} "
