@@ -43,6 +43,17 @@ VMI = Resource("kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineIn
 VMIM = Resource("kubevirt.io", "v1", "virtualmachineinstancemigrations", "VirtualMachineInstanceMigration")
 KUBEVIRT = Resource("kubevirt.io", "v1", "kubevirts", "KubeVirt")
 
+# kubevirt-migration-controller (api/migrationcontroller/v1alpha1) and its operator's MigController CR
+MIGRATIONS = "migrations.kubevirt.io"
+VMSM_PLAN = Resource(MIGRATIONS, "v1alpha1", "virtualmachinestoragemigrationplans",
+                     "VirtualMachineStorageMigrationPlan")
+VMSM = Resource(MIGRATIONS, "v1alpha1", "virtualmachinestoragemigrations", "VirtualMachineStorageMigration")
+MN_VMSM_PLAN = Resource(MIGRATIONS, "v1alpha1", "multinamespacevirtualmachinestoragemigrationplans",
+                        "MultiNamespaceVirtualMachineStorageMigrationPlan")
+MN_VMSM = Resource(MIGRATIONS, "v1alpha1", "multinamespacevirtualmachinestoragemigrations",
+                   "MultiNamespaceVirtualMachineStorageMigration")
+MIGCONTROLLER = Resource(MIGRATIONS, "v1alpha1", "migcontrollers", "MigController")
+
 DATAVOLUME = Resource("cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume")
 STORAGEPROFILE = Resource("cdi.kubevirt.io", "v1beta1", "storageprofiles", "StorageProfile", namespaced=False)
 CDICONFIG = Resource("cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", namespaced=False)
