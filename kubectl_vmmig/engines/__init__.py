@@ -6,6 +6,7 @@ Order is ``--engine auto``'s preference: the first registered engine that does n
 from typing import Dict, List, Optional, Tuple
 
 REGISTRY: Dict[str, str] = {
+    "migration-controller": "kubectl_vmmig.engines.migration_controller.surface:MigrationController",
     "mtc": "kubectl_vmmig.engines.mtc.surface:Mtc",
     "kubevirt": "kubectl_vmmig.engines.kubevirt.surface:Kubevirt",
 }

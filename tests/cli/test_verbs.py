@@ -62,7 +62,9 @@ def test_check_says_which_engine_auto_picked_and_why(api, run):
     api(stopped_vm_world(), namespace="ns1")
     res = run("check", "a", "--to", "fast", "-n", "ns1", "-o", "json")
     first = json.loads(res.out)["checks"][0]
-    assert first["name"] == "engine" and first["message"].startswith("--engine auto picked kubevirt (mtc declined: ")
+    assert first["name"] == "engine" and first["message"].startswith("--engine auto picked kubevirt (")
+    assert "migration-controller declined: the migrations.kubevirt.io API is not served" in first["message"]
+    assert "mtc declined: " in first["message"]
     typed = run("check", "a", "--to", "fast", "-n", "ns1", "--engine", "kubevirt", "-o", "json")
     assert "engine" not in [c["name"] for c in json.loads(typed.out)["checks"]]
 
