@@ -76,7 +76,8 @@ def test_auto_picks_the_running_controller_and_check_says_why(mc, kubectl, names
     r = vs(kubectl, "check", "vm1", "--to", "fast", "-n", namespace, "-o", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     first = json.loads(r.stdout)["checks"][0]
-    assert first["name"] == "engine" and first["message"].startswith("--engine auto picked migration-controller")
+    assert first["name"] == "engine" and first["message"] == (
+        "--engine auto picked migration-controller: its CRDs are served and its MigController is Deployed and Available")
     names = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert names["migration-controller"]["severity"] == "ok"
     MC.install_migration_controller(mc, healthy=False)  # the operator reports its Deployment not ready
