@@ -185,7 +185,12 @@ class MigrationController(Engine):
     def fetch_objects(cls, kube, scope: StatusScope, warn) -> List[dict]:
         from . import progress
 
-        return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces)
+        try:
+            return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces)
+        except errors.Forbidden as exc:
+            # no right to read them (a user bound to another engine's roles): the others' migrations still show
+            warn(f"cannot read migration-controller migrations: {exc.message}")
+            return []
 
     @classmethod
     def migrations(cls, objects, namespace, now=None) -> List[dict]:
