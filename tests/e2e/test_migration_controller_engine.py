@@ -80,6 +80,16 @@ def test_auto_picks_the_running_controller_and_check_says_why(mc, kubectl, names
         "--engine auto picked migration-controller: its CRDs are served and its MigController is Deployed and Available")
     names = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
     assert names["migration-controller"]["severity"] == "ok"
+    dry = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", namespace, "--dry-run=client", "-o", "json")
+    assert dry.returncode == 0, dry.stderr
+    preview = json.loads(dry.stdout)
+    assert [o["kind"] for o in preview["objects"]] == ["DataVolume", "VirtualMachineStorageMigrationPlan",
+                                                       "VirtualMachineStorageMigration"]
+    assert preview["objects"][1]["spec"]["retentionPolicy"] == "keepSource"
+    assert {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"} in preview["patches"][0]["patch"]
+    server = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", namespace, "--dry-run=server")
+    assert server.returncode == 0, server.stderr
+    assert mc.items(R.VMSM_PLAN, namespace) == [] and mc.items(R.DATAVOLUME, namespace) == []  # nothing persisted
     MC.install_migration_controller(mc, healthy=False)  # the operator reports its Deployment not ready
     try:
         r = vs(kubectl, "check", "vm1", "--to", "fast", "-n", namespace, "-o", "json")
