@@ -14,6 +14,13 @@ CANCEL_REQUESTED = f"{DOMAIN}/cancel-requested"  # annotation: when the plugin's
 # KubeVirt's label on the VMIMs it creates for a volume update (pkg/virt-controller/watch/vm.go
 # createMigrationForVolumesUpdate -> virtv1.VolumesUpdateMigration).
 VOLUME_UPDATE_MIGRATION = "kubevirt.io/volume-update-migration"
+# virt-handler labels the nodes KubeVirt may run VMs on; every launcher pod selects it
+# (pkg/virt-handler/heartbeat, pkg/virt-controller/services/nodeselectorrenderer.go)
+NODE_SCHEDULABLE = "kubevirt.io/schedulable"
+# CDI annotations on a DataVolume (containerized-data-importer pkg/controller/common/util.go)
+CDI_ALLOW_CLAIM_ADOPTION = "cdi.kubevirt.io/allowClaimAdoption"       # AnnAllowClaimAdoption
+CDI_IMMEDIATE_BINDING = "cdi.kubevirt.io/storage.bind.immediate.requested"  # AnnImmediateBinding
+CDI_USE_POPULATOR = "cdi.kubevirt.io/storage.usePopulator"            # AnnUsePopulator
 
 
 def ours(engine: str, migration: str) -> dict:

@@ -78,9 +78,8 @@ def test_mtc_preflight_asks_for_every_permission_of_the_table():
 
 
 def test_kubevirt_manifests_equal_the_checked_permissions():
-    want = {(verb, res.group, res.plural, "namespace" if scoped else "cluster")
+    want = {(verb, res.group, res.plural + (f"/{sub}" if sub else ""), "namespace" if scoped else "cluster")
             for verb, res, sub, scoped in KV.PERMISSIONS}
-    assert all(sub is None for _, _, sub, _ in KV.PERMISSIONS)
     got = granted("kubevirt")
     assert got - want == set(), "granted but never checked/used"
     assert want - got == set(), "checked but not granted"
@@ -105,9 +104,18 @@ def test_cluster_scoped_grants_are_read_only(engine):
 def test_migration_controller_manifests_equal_the_checked_permissions():
     from kubectl_vmmig.engines.migration_controller import surface as MC
 
-    want = {(verb, res.group, res.plural, scope) for verb, res, scope in MC.PERMISSIONS}
+    want = {(p[0], p[1].group, p[1].plural + (f"/{p[3]}" if len(p) > 3 else ""), p[2]) for p in MC.PERMISSIONS}
+    assert ("create", "cdi.kubevirt.io", "datavolumes/source", "namespace") in want  # CDI clone authorization
     got = granted("migration-controller")
     assert got - want == set(), "granted but never checked/used"
     assert want - got == set(), "checked but not granted"
     assert {t for t in got if t[0] == "delete"} == {("delete", "migrations.kubevirt.io", r, "namespace")
                                                     for r in MIGRATION_OBJECTS}
+
+
+def test_kubevirt_engine_may_create_clone_datavolumes_and_start_manual_vms():
+    """Finding 7: CDI's webhook authorizes a PVC clone with create datavolumes/source (authorize_utils.go);
+    finding 6: runStrategy Manual VMs start only through the start subresource."""
+    got = granted("kubevirt")
+    assert ("create", "cdi.kubevirt.io", "datavolumes/source", "namespace") in got
+    assert ("update", "subresources.kubevirt.io", "virtualmachines/start", "namespace") in got

@@ -21,6 +21,9 @@ PERMISSIONS = (
     ("get", R.VM, "namespace"), ("list", R.VM, "namespace"), ("get", R.VMI, "namespace"),
     ("list", R.VMI, "namespace"), ("list", R.VMIM, "namespace"),
     ("get", R.DATAVOLUME, "namespace"), ("list", R.DATAVOLUME, "namespace"), ("create", R.DATAVOLUME, "namespace"),
+    # the offline clones are the plugin's own DataVolumes: CDI's webhook authorizes each PVC clone with
+    # create datavolumes/source in the source namespace (pkg/apis/core/v1beta1/authorize_utils.go)
+    ("create", R.DATAVOLUME, "namespace", "source"),
     ("get", R.PVC, "namespace"), ("list", R.PVC, "namespace"), ("list", R.POD, "namespace"),
     ("get", R.VMSM_PLAN, "namespace"), ("list", R.VMSM_PLAN, "namespace"), ("create", R.VMSM_PLAN, "namespace"),
     ("patch", R.VMSM_PLAN, "namespace"), ("delete", R.VMSM_PLAN, "namespace"),
@@ -69,8 +72,8 @@ class MigrationController(Engine):
     @classmethod
     def permissions(cls, write=True) -> List[Permission]:
         writes = ("create", "patch", "delete")
-        return [Permission(verb, res.group, res.plural, scope) for verb, res, scope in PERMISSIONS
-                if write or verb not in writes]
+        return [Permission(p[0], p[1].group, p[1].plural, p[2], p[3] if len(p) > 3 else None) for p in PERMISSIONS
+                if write or p[0] not in writes]
 
     def naming(self, namespace, target_storage_class):
         from ..kubevirt.build import destination_name
@@ -89,8 +92,9 @@ class MigrationController(Engine):
                 existing.setdefault(o["metadata"]["name"], {"kind": res.kind, "labels": o["metadata"].get("labels")})
         rbac = []
         for p in self.permissions(write):
-            allowed, reason = k.can_i(p.verb, p.resource, p.group, ns if p.scope == "namespace" else None)
-            rbac.append({"verb": p.verb, "resource": p.resource, "group": p.group, "subresource": None,
+            allowed, reason = k.can_i(p.verb, p.resource, p.group, ns if p.scope == "namespace" else None,
+                                      p.subresource)
+            rbac.append({"verb": p.verb, "resource": p.resource, "group": p.group, "subresource": p.subresource,
                          "allowed": allowed, "reason": reason})
         kvs = self._soft(lambda: k.items(R.KUBEVIRT, all_namespaces=True), [])
         return {"kubevirt": kvs[0] if kvs else None, "served": served, "cdi": cdi,
