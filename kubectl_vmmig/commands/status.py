@@ -19,11 +19,12 @@ VM_REFRESH_SECONDS = 30.0  # while watching, VM names/running state are re-liste
 
 
 def from_files(files, namespace=None, name=None):
-    """Migrations computed from -f files (pure; shared with tests): every registered engine reads the pile."""
-    from .. import engines, manifests
+    """Migrations computed from -f files or must-gather directories (no API call; shared with tests): every
+    registered engine reads the pile."""
+    from .. import dumps, engines
     from .. import progress as P
 
-    objects = manifests.load_objects(files)
+    objects = dumps.load(files)
     ms = [m for _, cls in engines.classes() for m in cls.migrations(objects, namespace)]
     return P.select(ms, name)
 
@@ -148,8 +149,9 @@ class StatusOptions:
 @click.option("-w", "--watch", is_flag=True,
               help="Follow progress until the migrations end (Ctrl-C stops watching only).")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
-@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
-              help="Compute the status from YAML/JSON files (a List or several documents), with no API call.")
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE|DIR",
+              help="Compute the status from YAML/JSON files (a List or several documents) or a must-gather "
+                   "directory (read recursively), with no API call.")
 @click.option("--mtc-namespace", metavar="NS", help="Namespace of MTC (default: found from the MigPlans, else "
                                                      "openshift-migration).")
 @click.option("--interval", type=click.FloatRange(0.5, 300), default=3.0, show_default=True,
@@ -167,5 +169,6 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
       kubectl vm-storage status my-vm -w             # follow one VM's disks to the end
       kubectl vm-storage status -A -o json           # the stable JSON contract, all namespaces
       kubectl vm-storage status -f must-gather.yaml  # offline, from a dump
+      kubectl vm-storage status -f must-gather.local.123/  # offline, from a must-gather directory
     """
     StatusOptions(conn, name, watch, output, files, mtc_namespace, interval, all_namespaces).validate().run()
