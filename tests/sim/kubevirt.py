@@ -6,9 +6,8 @@ migration) flow with its checks, the workload-update VirtualMachineInstanceMigra
 cancel by revert and ManualRecoveryRequired. Split: kubevirt_model (pure rules), kubevirt_pods
 (launcher pods), kubevirt_volumes (the VM volume-update handling), kubevirt_migration (VMIMs).
 
-Simplification: the test cluster has no aggregated ``subresources.kubevirt.io`` API, so start/stop are
-expressed through ``spec.runStrategy`` (Halted stops, Always/RerunOnFailure/Once start; Manual keeps
-the current state), exactly what ``virtctl stop/start`` do for Always/Halted VMs.
+Start/stop: runStrategy as vm.go syncRunStrategy, plus the stateChangeRequests that the ``start``/``stop``
+subresources add (tests/sim/virt_api.py serves them through the API server's aggregation layer).
 """
 import json
 from typing import Dict, List, Optional, Tuple
@@ -19,58 +18,15 @@ from kubectl_vmmig import resources as R
 from . import kubevirt_migration as MIG
 from . import kubevirt_model as M
 from . import kubevirt_pods as P
+from . import kubevirt_runstrategy as RUN
 from . import kubevirt_revision as REV
 from . import kubevirt_volumes as VOL
-from .common import StandIn, delete_any, ensure_namespace, md5hex, now, owner_ref
+from .kubevirt_install import KV_NAMESPACE, install_kubevirt  # noqa: F401 (re-exported)
+from .common import StandIn, delete_any, now, owner_ref
 
-KV_NAMESPACE = "kubevirt"
 FALLBACK_NODE = "node01"
 VM_OWN_CONDITIONS = ("Failure", "RestartRequired", "ManualRecoveryRequired")
 START = ("Always", "RerunOnFailure", "Once")
-
-
-def install_kubevirt(kube, version: str = "v1.6.0",
-                     feature_gates=("VMLiveUpdateFeatures", "VolumesUpdateStrategy", "VolumeMigration"),
-                     workload_update_methods=("LiveMigrate",), rollout: Optional[str] = "LiveUpdate",
-                     name: str = "kubevirt", namespace: str = KV_NAMESPACE,
-                     eviction_strategy: Optional[str] = None) -> dict:
-    """Create (or reconfigure) the KubeVirt CR like samples/08 and mark it Deployed at ``version``.
-    ``rollout=None`` leaves vmRolloutStrategy unset (the version's default applies); ``eviction_strategy`` sets
-    spec.configuration.evictionStrategy (unset by default, as upstream; HCO sets LiveMigrate)."""
-    ensure_namespace(kube, namespace)
-    conf = {"developerConfiguration": {"featureGates": list(feature_gates)},
-            "migrations": {"parallelMigrationsPerCluster": 5, "parallelOutboundMigrationsPerNode": 2,
-                           "completionTimeoutPerGiB": 150, "progressTimeout": 150}}
-    if rollout:
-        conf["vmRolloutStrategy"] = rollout
-    if eviction_strategy:
-        conf["evictionStrategy"] = eviction_strategy
-    body = {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"certificateRotateStrategy": {}, "configuration": conf, "customizeComponents": {},
-                     "imagePullPolicy": "IfNotPresent",
-                     "workloadUpdateStrategy": {"workloadUpdateMethods": list(workload_update_methods)}}}
-    try:
-        kv = kube.create(R.KUBEVIRT, body, namespace)
-    except errors.Conflict:
-        cur = kube.get(R.KUBEVIRT, name, namespace)
-        body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
-        kv = kube.replace(R.KUBEVIRT, body, namespace)
-    dep = md5hex(version)[:16]
-    ts = now()
-    status = {"phase": "Deployed", "observedKubeVirtVersion": version, "targetKubeVirtVersion": version,
-              "operatorVersion": version, "observedKubeVirtRegistry": "quay.io/kubevirt",
-              "targetKubeVirtRegistry": "quay.io/kubevirt", "observedDeploymentID": dep, "targetDeploymentID": dep,
-              "observedGeneration": kv["metadata"].get("generation", 1), "defaultArchitecture": "amd64",
-              "conditions": [
-                  {"type": "Available", "status": "True", "reason": "AllResourcesCreated",
-                   "message": "All components are ready.", "lastProbeTime": ts, "lastTransitionTime": ts},
-                  {"type": "Progressing", "status": "False", "reason": "AllResourcesCreated",
-                   "message": "All components are ready.", "lastProbeTime": ts, "lastTransitionTime": ts},
-                  {"type": "Degraded", "status": "False", "reason": "AllResourcesCreated",
-                   "message": "All components are ready.", "lastProbeTime": ts, "lastTransitionTime": ts},
-                  {"type": "Created", "status": "True", "reason": "AllResourcesCreated",
-                   "message": "All resources were created.", "lastProbeTime": ts, "lastTransitionTime": ts}]}
-    return kube.patch(R.KUBEVIRT, name, {"status": status}, namespace, subresource="status")
 
 
 def run_strategy(vm: dict) -> str:
@@ -199,7 +155,7 @@ class KubeVirtController(StandIn):
             VOL.maybe_clear_recovery(ctx, vm, st)
             if M.cond_true({"status": st}, "VolumesChange"):
                 VOL.set_recovery(ctx, st)
-            if self._wants_start(vm, st, strategy) and dvs_ready and not M.cond_true({"status": st}, "ManualRecoveryRequired"):
+            if RUN.wants_start(st, strategy) and dvs_ready and not M.cond_true({"status": st}, "ManualRecoveryRequired"):
                 vmi = self._create_vmi(ctx, vm)  # startVMI refuses while ManualRecoveryRequired=True
                 if vmi is not None:
                     M.drop_condition(st, "RestartRequired")  # startVMI → cleanupRestartRequired
@@ -210,7 +166,7 @@ class KubeVirtController(StandIn):
                     and not restart and not M.cond({"status": st}, "RestartRequired"):
                 sync_error = VOL.handle_volume_update(self, ctx, vm, vmi, st)
                 vmi = ctx.vmis.get((ns, name), vmi)
-        self._trim_state_change_requests(st, vmi)
+        RUN.trim_state_change_requests(st, vmi)
         VOL.maybe_clear_recovery(ctx, vm, st)  # syncVolumeMigration
         if (vmi is None or (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed")) \
                 and M.cond_true({"status": st}, "VolumesChange"):
@@ -222,37 +178,6 @@ class KubeVirtController(StandIn):
                 self.kube.request("PUT", R.VM.path(ns, name, "status"), body=dict(vm, status=st))
             except (errors.Conflict, errors.NotFound):
                 pass  # the VM changed meanwhile: the next pass redoes it
-
-    def _wants_start(self, vm: dict, st: dict, strategy: str) -> bool:
-        """vm.go syncRunStrategy without a VMI: Always and Once start; RerunOnFailure on a start request or
-        when status.runStrategy differs (shouldStartRerunOnFailure); Manual only on a Start stateChangeRequest
-        (hasStartRequest: the ``start`` subresource adds one); Halted never (a start request there is turned
-        into runStrategy Always by the controller, not modelled)."""
-        start_request = ((st.get("stateChangeRequests") or [{}])[0]).get("action") == "Start"
-        if strategy in ("Always", "Once"):
-            return True
-        if strategy == "RerunOnFailure":
-            return start_request or st.get("runStrategy") != strategy
-        if strategy == "Manual":
-            return start_request
-        return False
-
-    @staticmethod
-    def _trim_state_change_requests(st: dict, vmi) -> None:
-        """vm.go isTrimFirstChangeRequestNeeded/popStateChangeRequest: a Start request is done once a VMI exists
-        and is not final; a Stop request once there is no VMI (or another one)."""
-        reqs = st.get("stateChangeRequests") or []
-        if not reqs:
-            return
-        first, phase = reqs[0], ((vmi or {}).get("status") or {}).get("phase")
-        done = (first.get("action") == "Start" and vmi is not None and phase not in ("Succeeded", "Failed")) or \
-            (first.get("action") == "Stop" and (vmi is None or first.get("uid") != vmi["metadata"].get("uid")))
-        if done:
-            rest = reqs[1:]
-            if rest:
-                st["stateChangeRequests"] = rest
-            else:
-                st.pop("stateChangeRequests", None)
 
     def _template_dvs(self, ctx: Ctx, vm: dict, strategy: str) -> bool:
         """handleDataVolumes: create missing template DVs; ready iff all are Succeeded/WFFC/PendingPopulation."""

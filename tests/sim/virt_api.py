@@ -261,6 +261,11 @@ class VirtApi:
         return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Unregister first (an APIService without its server makes every kubectl discovery warn), then close."""
+        try:
+            self.kube.request("DELETE", APISERVICE.path(None, f"{VERSION}.{GROUP}"))
+        except Exception:  # noqa: BLE001 - the API server may already be gone at session end
+            pass
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
