@@ -18,7 +18,10 @@ TERMINAL_RESULTS = (SUCCEEDED, FAILED, CANCELED)
 # Disk phases that will not change any more.
 TERMINAL_DISK_PHASES = ("Succeeded", "Failed", "Skipped", "Canceled", "NotStarted", "Interrupted")
 
-MIGRATION_KEYS = ("plan", "namespace", "engine", "type", "phase", "result", "started", "completed", "disks")
+MIGRATION_KEYS = ("plan", "namespace", "engine", "type", "phase", "result", "started", "completed", "disks",
+                  "startedBy")
+# who started a migration (the additive "startedBy" field): the plugin, or what the cluster shows for others
+STARTED_BY = ("plugin", "migration-controller", "MTC", "manual")
 DISK_KEYS = ("vm", "volume", "sourcePVC", "targetPVC", "sourceStorageClass", "targetStorageClass", "mode",
              "phase", "progressPercent", "transferRate", "elapsed", "attempt", "message")
 
@@ -39,15 +42,16 @@ def disk_row(vm="", volume="", source_pvc="", target_pvc="", source_sc="", targe
 
 
 def migration(plan, namespace, engine, type_, phase, result, started=None, completed=None, disks=None,
-              **hints) -> dict:
+              started_by="plugin", **hints) -> dict:
     """One migration. ``hints`` become ``_``-prefixed render hints (step, warnings, errors, inspect...)."""
     from .engines import REGISTRY
 
     assert engine in REGISTRY, engine
     assert result in (RUNNING,) + TERMINAL_RESULTS, result
+    assert started_by in STARTED_BY, started_by
     out = {"plan": plan or "", "namespace": namespace or "", "engine": engine, "type": type_ or "",
            "phase": phase or "", "result": result, "started": started or None, "completed": completed or None,
-           "disks": list(disks or [])}
+           "disks": list(disks or []), "startedBy": started_by}
     for key, value in hints.items():
         out["_" + key] = value
     return out
