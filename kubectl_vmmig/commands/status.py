@@ -19,14 +19,38 @@ VM_REFRESH_SECONDS = 30.0  # while watching, VM names/running state are re-liste
 
 
 def from_files(files, namespace=None, name=None):
-    """Migrations computed from -f files or must-gather directories (no API call; shared with tests): every
-    registered engine reads the pile."""
-    from .. import dumps, engines
+    """Migrations computed from -f files or must-gather directories (no API call; shared with tests)."""
+    from .. import dumps
+
+    return from_objects(dumps.load(files), namespace, name)
+
+
+def from_objects(objects, namespace=None, name=None):
+    """Every registered engine reads the pile (pure)."""
+    from .. import engines
     from .. import progress as P
 
-    objects = dumps.load(files)
     ms = [m for _, cls in engines.classes() for m in cls.migrations(objects, namespace)]
     return P.select(ms, name)
+
+
+def _named(obj, name, namespace):
+    meta = obj.get("metadata") or {}
+    return meta.get("name") == name and (namespace is None or (meta.get("namespace") or "default") == namespace)
+
+
+def _live_vms_named(kube, name, namespace, all_namespaces):
+    """The VM(s) called ``name`` (one GET, or one LIST with -A); none when KubeVirt is not installed."""
+    from .. import errors
+    from .. import resources as R
+
+    try:
+        if not all_namespaces:
+            vm = kube.get_or_none(R.VM, name, namespace)
+            return [vm] if vm else []
+        return [v for v in kube.items(R.VM, None, all_namespaces=True) if _named(v, name, None)]
+    except errors.NotFound:
+        return []
 
 
 class LiveSource:
@@ -88,6 +112,17 @@ class StatusOptions:
             raise errors.BadInput("-w cannot be used with -f", "files do not change; drop -w")
         return self
 
+    def _no_migration(self, vms):
+        """``status VM`` for a VM nothing moves: say so (exit 0); -o json|yaml still prints the document."""
+        from .. import render
+
+        for vm in vms:
+            meta = vm.get("metadata") or {}
+            self.streams.err.write(f"VM {meta.get('name')} in namespace {meta.get('namespace') or 'default'}: "
+                                   "no storage migration\n")
+        if self.output in ("json", "yaml"):
+            render.show([], self.output, out=self.streams.out, err=self.streams.err)
+
     def _show(self, ms, namespace, all_namespaces):
         from .. import render
 
@@ -100,10 +135,18 @@ class StatusOptions:
 
         conn, name = self.conn, self.name
         if self.files:
-            ms = from_files(self.files, namespace=None if self.all_namespaces else conn.namespace, name=name)
+            from .. import dumps
+
+            objects = dumps.load(self.files)
+            ns = None if self.all_namespaces else conn.namespace
+            ms = from_objects(objects, namespace=ns, name=name)
             if name and not ms:
-                raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in the given files",
-                                           "run 'status -f FILE' without a name to list them")
+                vms = [o for o in objects if o.get("kind") == "VirtualMachine" and _named(o, name, ns)]
+                if not vms:
+                    raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in the given files",
+                                               "run 'status -f FILE' without a name to list them")
+                self._no_migration(vms)
+                return
             self._show(ms, conn.namespace, not conn.namespace)
             return
         from ..kube import Kube
@@ -119,6 +162,10 @@ class StatusOptions:
 
         first = fetch()
         if name and not first:
+            vms = _live_vms_named(kube, name, ns, self.all_namespaces)
+            if vms:
+                self._no_migration(vms)
+                return
             raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in "
                                        + ("any namespace" if self.all_namespaces else f"namespace {ns}"),
                                        "list them with 'kubectl vm-storage status"

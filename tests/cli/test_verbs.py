@@ -115,3 +115,20 @@ def test_version(api, run):
     api()
     res = run("version", "-o", "yaml")
     assert res.code == 0 and yaml.safe_load(res.out)["serverVersion"]["gitVersion"] == "v1.37.1-fake"
+
+
+def test_status_of_a_vm_nothing_moves_says_so_and_exits_0(api, run, tmp_path):
+    api(stopped_vm_world(), apis=KUBEVIRT_ONLY)
+    res = run("status", "a", "-n", "ns1")
+    assert res.code == 0 and res.err.strip() == "VM a in namespace ns1: no storage migration" and res.out == ""
+    res = run("status", "a", "-n", "ns1", "-o", "json")
+    assert res.code == 0 and json.loads(res.out) == {"migrations": []} and "no storage migration" in res.err
+    res = run("status", "a", "-A")
+    assert res.code == 0 and "VM a in namespace ns1: no storage migration" in res.err
+    missing = run("status", "no-such-vm", "-n", "ns1")
+    assert missing.code == errors.BAD_INPUT and "no migration of plan or VM 'no-such-vm'" in missing.err
+    dump = tmp_path / "dump.yaml"
+    dump.write_text(yaml.safe_dump_all(stopped_vm_world()))
+    res = run("status", "a", "-n", "ns1", "-f", str(dump))
+    assert res.code == 0 and "VM a in namespace ns1: no storage migration" in res.err
+    assert run("status", "b", "-n", "ns1", "-f", str(dump)).code == errors.BAD_INPUT
