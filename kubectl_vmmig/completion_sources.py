@@ -71,7 +71,9 @@ def _import_client():
     bytecode cache), while the deadline exists for what can hang, the network and credential plugins."""
     import urllib3  # noqa: F401
 
-    from . import kube, resources  # noqa: F401
+    from . import engines, kube, resources  # noqa: F401
+
+    engines.classes()  # the engine surfaces complete_plans asks
 
 
 def _kube(ctx):

@@ -16,7 +16,7 @@ from ..streams import IOStreams
 
 MODES = ("live", "offline", "auto")
 DRY_RUNS = ("none", "client", "server")
-OUTPUTS = ("table", "json", "yaml")
+OUTPUTS = ("table", "wide", "json", "yaml")
 
 
 @dataclass
@@ -63,7 +63,7 @@ class MigrateOptions:
                                 hooks=hooks, verify=self.verify, stop=self.stop,
                                 keep_update_strategy=self.keep_update_strategy, access_mode=self.access_mode,
                                 volume_mode=self.volume_mode, wait=bool(self.wait), dry_run=self.dry_run,
-                                show_events=self.output == "table")
+                                show_events=self.output in ("table", "wide"))
 
     def engine_options(self) -> dict:
         """What the engines are constructed with (each reads the keys it knows)."""
@@ -169,7 +169,8 @@ def migrate_flags(fn):
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before stopping workloads.")
 @click.option("--dry-run", "dry_run", type=click.Choice(DRY_RUNS), default="none", show_default=True,
               help="client: print what would be done; server: send the creates with dryRun=All.")
-@click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True,
+              help="Output format (wide: every column of the live view).")
 @click.option("--local", is_flag=True, help="With --dry-run=client -f: read objects from files, no API call.")
 @click.option("-f", "--filename", "files", multiple=True, metavar="FILE", help="Objects for --local (YAML/JSON).")
 @click.option("--wait/--detach", "wait", default=None,

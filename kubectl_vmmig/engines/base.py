@@ -27,6 +27,14 @@ FLAG_CAPABILITIES = (("stage", STAGE, "--stage"), ("hooks", HOOKS, "--hook"), ("
 Events = Callable[[str], None]  # progress lines for the user (stderr); engines never write to sys.std* themselves
 
 
+def progress_of(events) -> Callable[[str], None]:
+    """``events.progress(migration)`` when the caller shows a live view (view/follow.py ``ViewEvents``), else a
+    no-op. An engine whose ``apply`` drives the migration itself until it ends (the kubevirt engine with
+    ``request.wait``) calls it after each pass, so the same view as ``status -w`` re-reads and redraws;
+    its progress lines (``events(line)``) then become the view's last line instead of stderr lines."""
+    return getattr(events, "progress", None) or (lambda migration: None)
+
+
 @dataclass(frozen=True)
 class Permission:
     """One API call an engine makes: checked with a SelfSubjectAccessReview and granted by deploy/rbac/.

@@ -116,7 +116,7 @@ def test_offline_with_stop_clones_swaps_and_restarts(kv, kubectl, namespace):
     ns = namespace
     two_disk_vm(kv, ns, "vm2")
     run = kubectl("vm-storage", "migrate", "vm2", "--to", "fast", "-n", ns, *ENGINE, "--mode", "offline", "--stop",
-                  "--wait", timeout=300)
+                  "--yes", "--wait", timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     vm = kv.get(R.VM, "vm2", ns)
     assert claims(vm) == {"rootdisk": "vm2-rootdisk-fast", "data": "vm2-data-fast"}

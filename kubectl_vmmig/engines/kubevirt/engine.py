@@ -7,7 +7,8 @@ reading the VMs, the migration record ConfigMap, driving, status rows and cancel
 
 ``options`` (dict, all optional): stop, keep_update_strategy, access_mode, volume_mode, wait (default True),
 timeout (seconds, 0 = none), poll (seconds), max_failures (failed VMIMs before giving up following, 3),
-cancel_timeout (seconds), echo (callable(str) for progress lines; the command's stderr).
+cancel_timeout (seconds), echo (callable(str) for progress lines; the command's stderr). ``on_pass(migration)``
+is called after each pass of ``apply``'s loop (the live view re-reads and redraws; see engines/base.progress_of).
 """
 import time
 from typing import Dict, List, Optional, Tuple
@@ -51,6 +52,7 @@ class KubevirtEngine:
         self.kube = kube
         self.options = dict(options or {})
         self.echo = self.options.get("echo") or _silent
+        self.on_pass = lambda migration: None  # the caller's live view: re-read and redraw (base.progress_of)
 
     # ---- inputs --------------------------------------------------------------------------------
     # Destination names: build.destination_name(claim, target class) (the migrate command's default).
@@ -176,6 +178,8 @@ class KubevirtEngine:
                 finally:
                     if not dry_run_server and repr(rec) != before:
                         cm = self._save(rec, cm)
+                if not dry_run_server:
+                    self.on_pass(migration)
                 if rec["result"] != "Running":
                     break
                 if not wait and (not B.plugin_steps_left(rec) or time.monotonic() > detach_end):

@@ -71,7 +71,10 @@ class Kubevirt(Engine):
         return preview
 
     def apply(self, plan, request, events) -> dict:
+        from ..base import progress_of
+
         self.shell.echo = events
+        self.shell.on_pass = progress_of(events)
         return self.shell.apply(plan, dry_run_server=request.dry_run == "server")
 
     def resume(self, name, namespace, events) -> dict:
