@@ -48,9 +48,12 @@ def test_a_vm_patched_by_hand_shows_up_in_status_w_and_follows_to_succeeded(kv, 
 
     watch = kubectl("vm-storage", "status", "hm", "-n", ns, "-w", "--interval", "0.5", "-v=6", timeout=300)
     assert watch.returncode == 0, watch.stdout + watch.stderr
-    lines = [ln for ln in watch.stdout.splitlines() if ln.strip()]
-    assert any("hm" in ln and "Retrying" in ln for ln in lines), watch.stdout  # seen while KubeVirt retried
-    assert "[Succeeded]" in lines[-1] or "Succeeded" in lines[-1], watch.stdout
+    # non-TTY: one line per change (render.follow), then the final view and its summary
+    moving = re.findall(r"hm/data \(live\): (\w+) .*attempt (\d)", watch.stdout)
+    assert [p for p, _ in moving if p != "Succeeded"], watch.stdout  # seen while KubeVirt was still at it
+    assert {"2", "3"} <= {a for _, a in moving}, watch.stdout  # followed through KubeVirt's retries
+    assert re.search(r"hm kubevirt cutover: Succeeded \[Succeeded\]", watch.stdout), watch.stdout
+    assert "Succeeded: 1 of 1 disk(s) moved" in watch.stdout, watch.stdout
     seen = methods(watch.stderr)
     assert seen and set(seen) == {"GET"}, seen  # status -w only reads
 
