@@ -116,6 +116,13 @@ class ControlPlane:
         sa_key = os.path.join(self.dir, "sa.key")
         if not os.path.exists(sa_key):
             subprocess.run(["openssl", "genrsa", "-out", sa_key, "2048"], check=True, capture_output=True)
+        # A client CA so client certificates authenticate (CN = user, O = groups), as on a real cluster;
+        # tests sign their own client certificates with it (self.client_ca_cert/key).
+        self.client_ca_key, self.client_ca_cert = os.path.join(certs, "client-ca.key"), os.path.join(certs, "client-ca.crt")
+        if not os.path.exists(self.client_ca_cert):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+                            "/CN=vmstorage-client-ca", "-keyout", self.client_ca_key, "-out", self.client_ca_cert],
+                           check=True, capture_output=True)
         tokens = os.path.join(self.dir, "tokens.csv")
         with open(tokens, "w") as fh:
             fh.write(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n{ALICE_TOKEN},alice,uid-alice,\n')
@@ -130,7 +137,7 @@ class ControlPlane:
             os.path.join(self.bins, "kube-apiserver"), f"--etcd-servers={etcd_url}", f"--cert-dir={certs}",
             f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
             "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
-            f"--token-auth-file={tokens}", f"--service-account-issuer=https://127.0.0.1:{port}/",
+            f"--token-auth-file={tokens}", f"--client-ca-file={self.client_ca_cert}", f"--service-account-issuer=https://127.0.0.1:{port}/",
             f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
             "--disable-admission-plugins=ServiceAccount", "--allow-privileged=true", "--v=0"]
         self._spawn("kube-apiserver", self._apiserver_args)
