@@ -92,3 +92,39 @@ def test_a_refused_hand_patch_is_failed_with_the_restore_patch_and_status_writes
     table = kubectl("vm-storage", "status", "rf", "-n", ns, "-v=6")
     assert table.returncode == 0 and set(methods(table.stderr)) == {"GET"}
     assert kv.get(R.VM, "rf", ns)["metadata"]["resourceVersion"] == rv
+
+
+def test_manual_recovery_of_a_hand_patched_vm_live_and_from_a_must_gather(kv, kubectl, namespace, tmp_path):
+    """Stopped while KubeVirt keeps failing the copy: ManualRecoveryRequired (vm.go syncVolumeMigration). status
+    says to restore the sources, with the patch; a must-gather-shaped dump of the same objects says the same."""
+    ns = namespace
+    running_vm(kv, ns, "mr", [F.pvc_disk("data", size="2Gi"), F.cloudinit_disk()])
+    set_faults(kv, ns, liveMigrationFail="true")
+    hand_patch(kubectl, kv, ns, "mr", "data", "mr-data-fast")
+    wait_for(lambda: any((m.get("status") or {}).get("phase") == "Failed" for m in kv.items(R.VMIM, ns)), 90,
+             "a failed attempt")
+    stop = kubectl("patch", "vm", "mr", "-n", ns, "--type=merge", "-p", '{"spec":{"runStrategy":"Halted"}}')
+    assert stop.returncode == 0, stop.stderr
+
+    def recovery():
+        st = kubectl("vm-storage", "status", "mr", "-n", ns, "-o", "json")
+        ms = json.loads(st.stdout)["migrations"] if st.returncode == 0 else []
+        return ms if ms and ms[0]["result"] == "Failed" else None
+
+    [m] = wait_for(recovery, 90, "status reports ManualRecoveryRequired")
+    [d] = m["disks"]
+    assert "needs manual recovery" in d["message"] and "restore the original volumes" in d["message"], d
+    assert f"kubectl patch vm mr -n {ns} --type=json" in d["message"] and '"value":"mr-data"' in d["message"]
+    assert "kubectl vm-storage cancel" not in d["message"] and m["startedBy"] == "manual"
+
+    root = tmp_path / "must-gather.local.1" / "quay-io-kubevirt-must-gather"
+    for kind, group in (("vm", "kubevirt.io"), ("vmi", "kubevirt.io"), ("vmim", "kubevirt.io"),
+                        ("dv", "cdi.kubevirt.io"), ("pvc", "core")):
+        got = kubectl("get", kind, "-n", ns, "-o", "yaml")
+        assert got.returncode == 0, got.stderr
+        (root / "namespaces" / ns / group).mkdir(parents=True, exist_ok=True)
+        (root / "namespaces" / ns / group / f"{kind}.yaml").write_text(got.stdout)
+    (root / "timestamp").write_text("done")
+    offline = kubectl("vm-storage", "status", "mr", "-n", ns, "-o", "json", "-f", str(tmp_path / "must-gather.local.1"))
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout)["migrations"] == [m]

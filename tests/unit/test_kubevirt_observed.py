@@ -80,6 +80,7 @@ def test_manual_recovery_before_the_copy_completed_says_restore_the_sources():
     [m] = derived([load("07"), vmim("Failed")])
     msg = m["disks"][0]["message"]
     assert m["result"] == "Failed" and "restore the original volumes" in msg
+    assert "kubectl patch vm vm-dv -n vm-ns --type=json" in msg
     patch = json.loads(msg.split("-p '")[1].split("'")[0])
     assert {"op": "replace", "path": "/spec/template/spec/volumes/0/persistentVolumeClaim/claimName",
             "value": "src-dv"} in patch

@@ -162,7 +162,9 @@ def _without_plugin_cancel(text: str, plan: str, vm: dict, mapping: Dict[str, st
     cancel = f"'kubectl vm-storage cancel {plan}'"
     text = text.replace(f"run {cancel} now to restore the original volumes", f"restore the original volumes now: "
                         f"{patch}")
-    return text.replace(f"run {cancel} or ", "run ").replace(cancel, patch)
+    text = text.replace(f"run {cancel} or ", "run ").replace(cancel, patch)
+    # track.recovery_text's own patch names no namespace: a support engineer's context is rarely the VM's
+    return text.replace(f"kubectl patch vm {name} --type=json", f"kubectl patch vm {name} -n {ns} --type=json")
 
 
 def derive(vms: Iterable[dict], vmis: Dict[tuple, dict], vmims: List[dict], dvs: Dict[tuple, dict],
