@@ -259,6 +259,17 @@ class Tracker:
         return out
 
 
+def without_shadowed(migrations: Iterable[dict]) -> List[dict]:
+    """Drop a migration an engine only *observed* (``_observed``: e.g. a VM volume update KubeVirt shows) when
+    another engine's migration - read from its controller's own objects (a MigPlan, a storage migration plan) -
+    already shows every one of its disks (same namespace, VM and destination claim): one move, one entry."""
+    ms = list(migrations)
+    shown = {(m.get("namespace"), d.get("vm"), d.get("targetPVC")) for m in ms if not m.get("_observed")
+             for d in m.get("disks") or []}
+    return [m for m in ms if not (m.get("_observed") and m.get("disks") and all(
+        (m.get("namespace"), d.get("vm"), d.get("targetPVC")) in shown for d in m["disks"]))]
+
+
 def select(migrations: Iterable[dict], name: Optional[str]) -> List[dict]:
     """``status NAME``: the migrations whose plan is NAME, else those moving VM NAME (only its disks)."""
     ms = list(migrations)

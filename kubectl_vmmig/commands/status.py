@@ -31,7 +31,7 @@ def from_objects(objects, namespace=None, name=None):
     from .. import progress as P
 
     ms = [m for _, cls in engines.classes() for m in cls.migrations(objects, namespace)]
-    return P.select(ms, name)
+    return P.select(P.without_shadowed(ms), name)
 
 
 def _named(obj, name, namespace):
@@ -114,6 +114,7 @@ class LiveSource:
         import datetime
 
         from .. import engines
+        from .. import progress as P
         from ..engines.base import StatusScope
 
         ns = None if self.all else self.namespace
@@ -121,7 +122,8 @@ class LiveSource:
         read = [(cls, cls.fetch_objects(self.kube, scope, self._warn_once)) for _, cls in engines.classes()]
         vms = self._vm_list() if any(objs for _, objs in read) else []
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return self._with_sizes([m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)])
+        ms = [m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)]
+        return self._with_sizes(P.without_shadowed(ms))
 
 
 class StatusOptions:

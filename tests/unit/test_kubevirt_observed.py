@@ -177,3 +177,14 @@ def test_derivation_does_not_change_the_objects():
     before = copy.deepcopy(objs)
     derived(objs)
     assert objs == before
+
+
+def test_an_observed_update_another_engine_already_shows_is_not_listed_twice():
+    [seen] = derived([load("04"), load("05"), vmim()])
+    mtc = P.migration("vm-storage-vm-ns", "vm-ns", "mtc", "cutover", "DirectVolume", "Running",
+                      disks=[P.disk_row(vm="vm-dv", volume="datavolumedisk1", source_pvc="src-dv",
+                                        target_pvc="dst-dv", mode="live")])
+    assert P.without_shadowed([mtc, seen]) == [mtc]
+    other = dict(mtc, disks=[dict(mtc["disks"][0], targetPVC="elsewhere")])
+    assert P.without_shadowed([other, seen]) == [other, seen]
+    assert P.without_shadowed([seen]) == [seen]

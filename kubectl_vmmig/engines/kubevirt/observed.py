@@ -203,6 +203,7 @@ def derive(vms: Iterable[dict], vmis: Dict[tuple, dict], vmims: List[dict], dvs:
         if problem:
             m["_warnings"] = list(m.get("_warnings") or []) + [problem]
         m["startedBy"] = started_by(moves, ns, dvs, pvcs)
+        m["_observed"] = True  # progress.without_shadowed: MTC's / migration-controller's own rows win
         if m["result"] != "Running":
             state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
             m["completed"] = state.get("endTimestamp") or None
