@@ -133,3 +133,35 @@ def test_status_warns_once_when_migration_controller_objects_are_forbidden(api, 
     res = run("status", "-n", "ns1", "-o", "json")
     assert res.code == 0 and json.loads(res.out) == {"migrations": []}
     assert res.err.count("warning: cannot read migration-controller migrations") == 1
+
+
+def test_status_of_a_vm_nothing_moves_says_so_and_exits_0(api, run, tmp_path):
+    api(stopped_vm_world(), apis=KUBEVIRT_ONLY)
+    res = run("status", "a", "-n", "ns1")
+    assert res.code == 0 and res.err.strip() == "VM a in namespace ns1: no storage migration" and res.out == ""
+    res = run("status", "a", "-n", "ns1", "-o", "json")
+    assert res.code == 0 and json.loads(res.out) == {"migrations": []} and "no storage migration" in res.err
+    res = run("status", "a", "-A")
+    assert res.code == 0 and "VM a in namespace ns1: no storage migration" in res.err
+    missing = run("status", "no-such-vm", "-n", "ns1")
+    assert missing.code == errors.BAD_INPUT and "no migration of plan or VM 'no-such-vm'" in missing.err
+    dump = tmp_path / "dump.yaml"
+    dump.write_text(yaml.safe_dump_all(stopped_vm_world()))
+    res = run("status", "a", "-n", "ns1", "-f", str(dump))
+    assert res.code == 0 and "VM a in namespace ns1: no storage migration" in res.err
+    assert run("status", "b", "-n", "ns1", "-f", str(dump)).code == errors.BAD_INPUT
+
+
+def test_status_without_rights_on_kubevirt_migrations_warns_and_still_answers(api, run):
+    kube = api(stopped_vm_world(), apis=KUBEVIRT_ONLY)
+    original = kube.items
+
+    def items(res, *a, **k):
+        if res.plural == "virtualmachineinstancemigrations":  # e.g. a user holding only the MTC engine's role
+            raise errors.Forbidden("virtualmachineinstancemigrations.kubevirt.io is forbidden", status=403)
+        return original(res, *a, **k)
+
+    kube.items = items
+    res = run("status", "-n", "ns1", "-o", "json")
+    assert res.code == 0 and json.loads(res.out) == {"migrations": []}
+    assert res.err.count("warning: cannot read KubeVirt volume migrations") == 1
