@@ -11,7 +11,6 @@ import sys
 import click
 
 from . import __version__, errors
-from .kubeconfig import ConnectionOptions
 
 # verb -> (module, short help). The help is here so listing commands imports nothing.
 COMMANDS = {
@@ -105,6 +104,8 @@ def connection_options(namespace=True, all_namespaces=False):
 
     def deco(fn):
         def wrapper(**kw):
+            from .kubeconfig import ConnectionOptions  # not for --help (dataclasses, urllib.parse: ~9 ms)
+
             conn = ConnectionOptions(**{k: kw.pop(k) for k in CONNECTION_KEYS})
             if namespace:
                 conn.namespace = kw.pop("namespace")

@@ -8,6 +8,8 @@ ENGINE = f"{DOMAIN}/engine"                     # the engine that made it (engin
 TYPE = f"{DOMAIN}/type"                         # stage | cutover | rollback
 REQUEST = f"{DOMAIN}/request"                   # annotation: the request as JSON (re-run detection)
 REQUEST_HASH = f"{DOMAIN}/request-hash"
+PLANNED = f"{DOMAIN}/planned"                   # annotation: what the plugin planned (JSON; migration-controller)
+CANCEL_REQUESTED = f"{DOMAIN}/cancel-requested"  # annotation: when the plugin's cancel was requested
 
 # KubeVirt's label on the VMIMs it creates for a volume update (pkg/virt-controller/watch/vm.go
 # createMigrationForVolumesUpdate -> virtv1.VolumesUpdateMigration).

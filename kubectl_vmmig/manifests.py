@@ -66,6 +66,9 @@ def _read(path) -> str:
         raise errors.BadInput(f"{path} is not UTF-8 text", "pass a YAML or JSON file") from None
 
 
+read_text = _read  # one file's text, with the size cap (dumps.py reads must-gather files with it)
+
+
 def parse_documents(text: str, path: str = "<input>") -> List:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):

@@ -18,7 +18,10 @@ TERMINAL_RESULTS = (SUCCEEDED, FAILED, CANCELED)
 # Disk phases that will not change any more.
 TERMINAL_DISK_PHASES = ("Succeeded", "Failed", "Skipped", "Canceled", "NotStarted", "Interrupted")
 
-MIGRATION_KEYS = ("plan", "namespace", "engine", "type", "phase", "result", "started", "completed", "disks")
+MIGRATION_KEYS = ("plan", "namespace", "engine", "type", "phase", "result", "started", "completed", "disks",
+                  "startedBy")
+# who started a migration (the additive "startedBy" field): the plugin, or what the cluster shows for others
+STARTED_BY = ("plugin", "migration-controller", "MTC", "manual")
 DISK_KEYS = ("vm", "volume", "sourcePVC", "targetPVC", "sourceStorageClass", "targetStorageClass", "mode",
              "phase", "progressPercent", "transferRate", "elapsed", "attempt", "message")
 
@@ -39,15 +42,16 @@ def disk_row(vm="", volume="", source_pvc="", target_pvc="", source_sc="", targe
 
 
 def migration(plan, namespace, engine, type_, phase, result, started=None, completed=None, disks=None,
-              **hints) -> dict:
+              started_by="plugin", **hints) -> dict:
     """One migration. ``hints`` become ``_``-prefixed render hints (step, warnings, errors, inspect...)."""
     from .engines import REGISTRY
 
     assert engine in REGISTRY, engine
     assert result in (RUNNING,) + TERMINAL_RESULTS, result
+    assert started_by in STARTED_BY, started_by
     out = {"plan": plan or "", "namespace": namespace or "", "engine": engine, "type": type_ or "",
            "phase": phase or "", "result": result, "started": started or None, "completed": completed or None,
-           "disks": list(disks or [])}
+           "disks": list(disks or []), "startedBy": started_by}
     for key, value in hints.items():
         out["_" + key] = value
     return out
@@ -253,6 +257,17 @@ class Tracker:
                     out.append(f"no progress on {what} for {go_duration(idle)}"
                                + (f"; inspect: {hint}" if hint else ""))
         return out
+
+
+def without_shadowed(migrations: Iterable[dict]) -> List[dict]:
+    """Drop a migration an engine only *observed* (``_observed``: e.g. a VM volume update KubeVirt shows) when
+    another engine's migration - read from its controller's own objects (a MigPlan, a storage migration plan) -
+    already shows every one of its disks (same namespace, VM and destination claim): one move, one entry."""
+    ms = list(migrations)
+    shown = {(m.get("namespace"), d.get("vm"), d.get("targetPVC")) for m in ms if not m.get("_observed")
+             for d in m.get("disks") or []}
+    return [m for m in ms if not (m.get("_observed") and m.get("disks") and all(
+        (m.get("namespace"), d.get("vm"), d.get("targetPVC")) in shown for d in m["disks"]))]
 
 
 def select(migrations: Iterable[dict], name: Optional[str]) -> List[dict]:

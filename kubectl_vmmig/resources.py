@@ -45,6 +45,17 @@ KUBEVIRT = Resource("kubevirt.io", "v1", "kubevirts", "KubeVirt")
 # virt-api's aggregated start/stop/restart subresources (RBAC: subresources.kubevirt.io virtualmachines/start)
 VM_SUBRESOURCES = Resource("subresources.kubevirt.io", "v1", "virtualmachines", "VirtualMachineSubresources")
 
+# kubevirt-migration-controller (api/migrationcontroller/v1alpha1) and its operator's MigController CR
+MIGRATIONS = "migrations.kubevirt.io"
+VMSM_PLAN = Resource(MIGRATIONS, "v1alpha1", "virtualmachinestoragemigrationplans",
+                     "VirtualMachineStorageMigrationPlan")
+VMSM = Resource(MIGRATIONS, "v1alpha1", "virtualmachinestoragemigrations", "VirtualMachineStorageMigration")
+MN_VMSM_PLAN = Resource(MIGRATIONS, "v1alpha1", "multinamespacevirtualmachinestoragemigrationplans",
+                        "MultiNamespaceVirtualMachineStorageMigrationPlan")
+MN_VMSM = Resource(MIGRATIONS, "v1alpha1", "multinamespacevirtualmachinestoragemigrations",
+                   "MultiNamespaceVirtualMachineStorageMigration")
+MIGCONTROLLER = Resource(MIGRATIONS, "v1alpha1", "migcontrollers", "MigController")
+
 DATAVOLUME = Resource("cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume")
 STORAGEPROFILE = Resource("cdi.kubevirt.io", "v1beta1", "storageprofiles", "StorageProfile", namespaced=False)
 CDICONFIG = Resource("cdi.kubevirt.io", "v1beta1", "cdiconfigs", "CDIConfig", namespaced=False)

@@ -19,13 +19,38 @@ VM_REFRESH_SECONDS = 30.0  # while watching, VM names/running state are re-liste
 
 
 def from_files(files, namespace=None, name=None):
-    """Migrations computed from -f files (pure; shared with tests): every registered engine reads the pile."""
-    from .. import engines, manifests
+    """Migrations computed from -f files or must-gather directories (no API call; shared with tests)."""
+    from .. import dumps
+
+    return from_objects(dumps.load(files), namespace, name)
+
+
+def from_objects(objects, namespace=None, name=None):
+    """Every registered engine reads the pile (pure)."""
+    from .. import engines
     from .. import progress as P
 
-    objects = manifests.load_objects(files)
     ms = [m for _, cls in engines.classes() for m in cls.migrations(objects, namespace)]
-    return P.select(ms, name)
+    return P.select(P.without_shadowed(ms), name)
+
+
+def _named(obj, name, namespace):
+    meta = obj.get("metadata") or {}
+    return meta.get("name") == name and (namespace is None or (meta.get("namespace") or "default") == namespace)
+
+
+def _live_vms_named(kube, name, namespace, all_namespaces):
+    """The VM(s) called ``name`` (one GET, or one LIST with -A); none when KubeVirt is not installed."""
+    from .. import errors
+    from .. import resources as R
+
+    try:
+        if not all_namespaces:
+            vm = kube.get_or_none(R.VM, name, namespace)
+            return [vm] if vm else []
+        return [v for v in kube.items(R.VM, None, all_namespaces=True) if _named(v, name, None)]
+    except errors.NotFound:
+        return []
 
 
 class LiveSource:
@@ -89,6 +114,7 @@ class LiveSource:
         import datetime
 
         from .. import engines
+        from .. import progress as P
         from ..engines.base import StatusScope
 
         ns = None if self.all else self.namespace
@@ -96,7 +122,8 @@ class LiveSource:
         read = [(cls, cls.fetch_objects(self.kube, scope, self._warn_once)) for _, cls in engines.classes()]
         vms = self._vm_list() if any(objs for _, objs in read) else []
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return self._with_sizes([m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)])
+        ms = [m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)]
+        return self._with_sizes(P.without_shadowed(ms))
 
 
 class StatusOptions:
@@ -116,6 +143,17 @@ class StatusOptions:
             raise errors.BadInput("-w cannot be used with -f", "files do not change; drop -w")
         return self
 
+    def _no_migration(self, vms):
+        """``status VM`` for a VM nothing moves: say so (exit 0); -o json|yaml still prints the document."""
+        from .. import render
+
+        for vm in vms:
+            meta = vm.get("metadata") or {}
+            self.streams.err.write(f"VM {meta.get('name')} in namespace {meta.get('namespace') or 'default'}: "
+                                   "no storage migration\n")
+        if self.output in ("json", "yaml"):
+            render.show([], self.output, out=self.streams.out, err=self.streams.err)
+
     def _show(self, ms, namespace, all_namespaces):
         from .. import render
 
@@ -128,10 +166,18 @@ class StatusOptions:
 
         conn, name = self.conn, self.name
         if self.files:
-            ms = from_files(self.files, namespace=None if self.all_namespaces else conn.namespace, name=name)
+            from .. import dumps
+
+            objects = dumps.load(self.files)
+            ns = None if self.all_namespaces else conn.namespace
+            ms = from_objects(objects, namespace=ns, name=name)
             if name and not ms:
-                raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in the given files",
-                                           "run 'status -f FILE' without a name to list them")
+                vms = [o for o in objects if o.get("kind") == "VirtualMachine" and _named(o, name, ns)]
+                if not vms:
+                    raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in the given files",
+                                               "run 'status -f FILE' without a name to list them")
+                self._no_migration(vms)
+                return
             self._show(ms, conn.namespace, not conn.namespace)
             return
         from ..kube import Kube
@@ -147,6 +193,10 @@ class StatusOptions:
 
         first = fetch()
         if name and not first:
+            vms = _live_vms_named(kube, name, ns, self.all_namespaces)
+            if vms:
+                self._no_migration(vms)
+                return
             raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in "
                                        + ("any namespace" if self.all_namespaces else f"namespace {ns}"),
                                        "list them with 'kubectl vm-storage status"
@@ -177,8 +227,9 @@ class StatusOptions:
 @click.option("-w", "--watch", is_flag=True,
               help="Follow progress until the migrations end (Ctrl-C stops watching only).")
 @click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
-@click.option("-f", "--filename", "files", multiple=True, metavar="FILE",
-              help="Compute the status from YAML/JSON files (a List or several documents), with no API call.")
+@click.option("-f", "--filename", "files", multiple=True, metavar="FILE|DIR",
+              help="Compute the status from YAML/JSON files (a List or several documents) or a must-gather "
+                   "directory (read recursively), with no API call.")
 @click.option("--mtc-namespace", metavar="NS", help="Namespace of MTC (default: found from the MigPlans, else "
                                                      "openshift-migration).")
 @click.option("--interval", type=click.FloatRange(0.5, 300), default=3.0, show_default=True,
@@ -196,5 +247,6 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
       kubectl vm-storage status my-vm -w             # follow one VM's disks to the end
       kubectl vm-storage status -A -o json           # the stable JSON contract, all namespaces
       kubectl vm-storage status -f must-gather.yaml  # offline, from a dump
+      kubectl vm-storage status -f must-gather.local.123/  # offline, from a must-gather directory
     """
     StatusOptions(conn, name, watch, output, files, mtc_namespace, interval, all_namespaces).validate().run()

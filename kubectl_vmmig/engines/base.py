@@ -92,6 +92,7 @@ class Engine(ABC):
     title: ClassVar[str]                     # one line for --help, e.g. "MTC (MigPlan/MigMigration)"
     supports: ClassVar[FrozenSet[str]] = frozenset({LIVE, OFFLINE})
     picked: Optional[str] = None             # set by engines.get_engine for auto: which engine and why
+    chosen_because: Optional[str] = None     # declined() may set it: what it found that makes it usable
     def __init__(self, kube, options: Optional[dict] = None):
         self.kube = kube                     # None with --local (no API call at all)
         self.options = dict(options or {})

@@ -212,6 +212,8 @@ def header(m, width=None, style=ASCII, now=None) -> str:
     result = m.get("result") or "-"
     segs = [("PLAN", where, None, 16), ("ENGINE", m.get("engine") or "-", 5, None),
             ("TYPE", m.get("type") or "-", 4, None), ("STEP", step, 2, 12), ("RESULT", result, None, None)]
+    if m.get("startedBy") not in (None, "plugin"):  # a migration the plugin found, not made (issue 14)
+        segs.insert(2, ("STARTED-BY", m["startedBy"], 6, None))
     secs = elapsed_seconds(m, now)
     if secs is not None:
         segs.append(("ELAPSED", P.go_duration(secs), 3, None))

@@ -19,13 +19,16 @@ DEMO_NS = "demo"
 
 
 def seed_demo(kube):
-    """MTC, KubeVirt and CDI 'installed', and VMs of every shape a user meets, in namespace demo."""
+    """MTC, KubeVirt, CDI and kubevirt-migration-controller 'installed', and VMs of every shape a user meets,
+    in namespace demo."""
     from kubectl_vmmig import errors
     from kubectl_vmmig import resources as R
     from tests.sim import factories as F
+    from tests.sim.migration_controller import install_migration_controller
     from tests.sim.mtc import install_mtc
 
     install_mtc(kube)
+    install_migration_controller(kube)  # a Deployed MigController: --engine auto picks migration-controller
     F.install_kubevirt(kube)
     F.install_cdi(kube)
     try:

@@ -260,7 +260,7 @@ def test_live_capability_fallback(env, kubectl):
     try:
         r = vs(kubectl, "migrate", "vm1", "--to", "fast", "--mode", "live", "-n", ns, "--yes")
         assert r.returncode == errors.PREFLIGHT, r.stderr
-        assert "--mode offline" in r.stderr and "feature gates missing" in r.stderr
+        assert "--mode offline" in r.stderr and "feature gates VolumesUpdateStrategy" in r.stderr and "missing" in r.stderr
         assert all_plans_for(kube, ns) == []
         r = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", ns, "--dry-run=client", "-o", "json")
         assert r.returncode == 0, r.stderr

@@ -7,7 +7,7 @@ log = logging.getLogger("tests.sim")
 
 # (module, class) of each stand-in; modules that do not exist (yet) are skipped.
 STAND_INS = [("tests.sim.mtc", "MigController"), ("tests.sim.kubevirt", "KubeVirtController"),
-             ("tests.sim.cdi", "CdiController")]
+             ("tests.sim.cdi", "CdiController"), ("tests.sim.migration_controller", "MigrationController")]
 
 
 class Handle:

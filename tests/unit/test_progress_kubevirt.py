@@ -158,14 +158,20 @@ class FakeKube:
 
 
 def test_collect_requests_are_constant_and_selective():
-    extra = [dict(load("04"), metadata={"name": f"vm{i}", "namespace": "vm-ns"}) for i in range(200)]
+    plain = {k: v for k, v in load("04").items() if k != "status"}
+    plain["spec"] = dict(plain["spec"], updateVolumesStrategy=None)
+    extra = [dict(plain, metadata={"name": f"vm{i}", "namespace": "vm-ns"}) for i in range(200)]
     k = FakeKube([record(), load("04"), load("05"), running_vmim()] + extra)
     [m] = KV.collect(k, "vm-ns")
     assert m["disks"][0]["phase"] == "Running"
-    assert len(k.calls) == 5
+    assert len(k.calls) == 6  # ConfigMaps, VMs, VMIs, VMIMs, DataVolumes, PVCs
     sel = dict(k.calls)
     assert sel["ConfigMap"] == "vm-storage.kubevirt-tools.io/engine=kubevirt"
     # finding 10: every VMIM of the namespace (unlabelled evacuation/drain migrations carry the update too)
     assert sel["VirtualMachineInstanceMigration"] is None
-    empty = FakeKube([load("04")])
-    assert KV.collect(empty, "vm-ns") == [] and len(empty.calls) == 1
+    empty = FakeKube(extra)  # no record, no VM volume update: nothing beyond the four LISTs that tell so
+    assert KV.collect(empty, "vm-ns") == [] and len(empty.calls) == 4
+    # no record but a VM KubeVirt shows a volume update for (issue 14): it is found, in six requests
+    hand_made = FakeKube([load("04"), load("05"), running_vmim()] + extra)
+    [m] = KV.collect(hand_made, "vm-ns")
+    assert m["plan"] == "vm-dv" and m["startedBy"] == "manual" and len(hand_made.calls) == 6

@@ -101,6 +101,10 @@ def test_header_keeps_plan_and_result_and_shortens_the_step_before_dropping_it()
     h50 = L.header(m, 50, UTF8, NOW)
     assert len(h50) <= 50 and "RESULT Running" in h50 and "PLAN production-" in h50 and "…" in h50
     assert "\x1b[36mRunning\x1b[0m" in L.header(m, 120, COLOR, NOW)
+    assert "STARTED-BY" not in L.header(m, None, UTF8, NOW)  # the plugin's own: nothing to say
+    found = dict(m, startedBy="migration-controller")
+    assert "ENGINE mtc   STARTED-BY migration-controller   TYPE" in L.header(found, None, UTF8, NOW)
+    assert "STARTED-BY" not in L.header(found, 80, UTF8, NOW) and "RESULT Running" in L.header(found, 80, UTF8, NOW)
     done = big("Succeeded", completed="2025-06-01T10:05:00Z")
     assert "ELAPSED 1m30s" in L.header(done, None, UTF8, NOW + 999)  # completed: the clock does not matter
 

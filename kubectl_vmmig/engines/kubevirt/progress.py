@@ -13,6 +13,7 @@ from ... import labels as L
 from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, go_duration, judge, migration,
                          percent, seconds_between)
 from .build import plugin_steps_left, waiting_for_plugin
+from .observed import ANY, derive
 from .volumes import dv_wait_text
 
 RECORD_KEY = "record"
@@ -181,15 +182,25 @@ def build(configmaps, vms, vmis, vmims, dvs, pvcs=(), namespace: Optional[str] =
     """One Migration per record ConfigMap (in ``namespace``, or all when None)."""
     vm_by, vmi_by, dv_by = ({_key(o): o for o in objs} for objs in (vms, vmis, dvs))
     pvc_sc = {_key(p): (p.get("spec") or {}).get("storageClassName") or "" for p in pvcs}
-    out = []
+    out, covered = [], {}
     for cm in configmaps:
-        if not is_record(cm) or (namespace and _meta(cm).get("namespace") != namespace):
+        if not is_record(cm):
             continue
         rec = read_record(cm)
         if rec is None:
             continue
         rec.setdefault("namespace", _meta(cm).get("namespace"))
+        for vm_name, rec_vm in (rec.get("vms") or {}).items():
+            # a running record tells the VM's update, whatever KubeVirt shows; an ended one only its own targets
+            ongoing = (rec.get("result") or RUNNING) == RUNNING or rec_vm.get("gaveUp")
+            covered.setdefault((rec["namespace"], vm_name), []).append(ANY if ongoing else
+                                                                       rec_vm.get("targetClaims") or {})
+        if namespace and _meta(cm).get("namespace") != namespace:
+            continue
         out.append(build_one(rec, vm_by, vmi_by, list(vmims), dv_by, pvc_sc, now=now))
+    # volume updates KubeVirt shows that no record of the plugin tells (hand-made, MTC, migration-controller)
+    out += derive(vm_by.values(), vmi_by, list(vmims), dv_by, {_key(p): p for p in pvcs}, covered,
+                  namespace=namespace, now=now)
     out.sort(key=lambda m: (m["namespace"], m["plan"]))
     return out
 
@@ -207,31 +218,34 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
 # ---- shell: the constant-size read ---------------------------------------------------------------------
 def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = False,
                   vms: Optional[List[dict]] = None) -> List[dict]:
-    """Record ConfigMaps by label (one LIST; nothing else when there is none), then VMs (unless given),
-    VMIs, VMIMs and the plugin's DataVolumes: at most five requests for any N."""
+    """Record ConfigMaps by label, VMs (unless given), VMIs and VMIMs; then, only when a record or a VM
+    volume update (observed.py) is there, DataVolumes and PVCs: at most six requests for any N."""
     from ... import errors
     from ... import resources as R
+    from .observed import is_volume_update
 
     ns = None if all_namespaces else (namespace or kube.namespace)
     every = ns is None
     cms = kube.items(R.CONFIGMAP, ns, label_selector=f"{LABEL_ENGINE}=kubevirt", all_namespaces=every)
-    cms = [c for c in cms if is_record(c)]
-    if not cms:
-        return []
-    out = list(cms)
+    out = [c for c in cms if is_record(c)]
     try:
         if vms is None:
             vms = kube.items(R.VM, ns, all_namespaces=every)
-        out += kube.items(R.VMI, ns, all_namespaces=every)
+        vmis = kube.items(R.VMI, ns, all_namespaces=every)
         # every VMIM: drains and evacuations carry the volume update too, unlabelled (track.vmims_of)
-        out += kube.items(R.VMIM, ns, all_namespaces=every)
+        vmims = kube.items(R.VMIM, ns, all_namespaces=every)
     except errors.NotFound:  # KubeVirt gone: the record alone still tells what was asked
-        vms = vms or []
+        vms, vmis, vmims = vms or [], [], []
+    vmi_by = {_key(v): v for v in vmis}
+    if not out and not any(is_volume_update(vm, vmi_by.get(_key(vm))) for vm in vms or []):
+        return []
+    out += vmis + vmims
     try:
-        out += kube.items(R.DATAVOLUME, ns, label_selector=f"{LABEL_MANAGED_BY}={L.MANAGER}",
-                          all_namespaces=every)
+        # every DataVolume: the destinations of updates the plugin did not start (observed.started_by)
+        out += kube.items(R.DATAVOLUME, ns, all_namespaces=every)
     except errors.NotFound:
         pass
+    out += kube.items(R.PVC, ns, all_namespaces=every)
     return out + list(vms or [])
 
 
