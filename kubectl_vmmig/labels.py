@@ -8,6 +8,12 @@ ENGINE = f"{DOMAIN}/engine"                     # the engine that made it (engin
 TYPE = f"{DOMAIN}/type"                         # stage | cutover | rollback
 REQUEST = f"{DOMAIN}/request"                   # annotation: the request as JSON (re-run detection)
 REQUEST_HASH = f"{DOMAIN}/request-hash"
+PLAN_GENERATION = f"{DOMAIN}/plan-generation"   # MTC: the n-th MigPlan of a namespace
+SUPERSEDED_BY = f"{DOMAIN}/superseded-by"       # annotation on a MigPlan the plugin closed for a newer one
+
+# MTC's label on the PVCs a plan created (migtools/mig-controller pkg/apis/migration/v1alpha1/labels.go MigPlanLabel,
+# set to the plan's UID by pkg/controller/migmigration/pvcs.go).
+MTC_MIGRATED_BY_MIGPLAN = "migration.openshift.io/migrated-by-migplan"
 
 # KubeVirt's label on the VMIMs it creates for a volume update (pkg/virt-controller/watch/vm.go
 # createMigrationForVolumesUpdate -> virtv1.VolumesUpdateMigration).

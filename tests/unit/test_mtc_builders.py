@@ -112,28 +112,6 @@ def test_parse_hooks():
             B.parse_hooks(bad)
 
 
-def _mig(*conds, phase="Completed", errors=None):
-    return {"metadata": {"name": "m"}, "status": {"phase": phase, "errors": errors or [],
-                                                  "conditions": [dict(c, status="True") for c in conds]}}
-
-
-def test_migration_result():
-    assert B.migration_result(_mig({"type": "Succeeded", "category": "Advisory"}))[0] == "Succeeded"
-    assert B.migration_result(_mig({"type": "Running", "category": "Advisory"}, phase="Started"))[0] == "Running"
-    r, msg = B.migration_result(_mig({"type": "SucceededWithWarnings", "category": "Advisory"},
-                                     {"type": "DirectVolumeMigrationFailed", "category": "Warn", "message": "dvm x failed"}))
-    assert r == "Failed" and "dvm x failed" in msg
-    # SucceededWithWarnings is never success, even without a DVM failure condition
-    assert B.migration_result(_mig({"type": "SucceededWithWarnings", "category": "Advisory"}))[0] == "Failed"
-    assert B.migration_result(_mig({"type": "Failed", "category": "Advisory"}, errors=["rsync failed"]))[1] == "rsync failed"
-    assert B.migration_result(_mig({"type": "Canceled", "category": "Advisory"}))[0] == "Canceled"
-    dvm = {"status": {"errors": ["live migration of vm a failed"]}}
-    assert "live migration" in B.migration_result(_mig({"type": "Failed"}), dvm)[1]
-    # transient blocker vs fatal spec error
-    assert B.migration_result(_mig({"type": "Postponed", "category": "Critical"}, phase=""))[0] == "Running"
-    assert B.migration_result(_mig({"type": "InvalidSpec", "category": "Critical", "message": "x"}, phase=""))[0] == "Failed"
-
-
 def test_plan_conditions_helpers():
     plan = {"status": {"conditions": [{"type": "Ready", "status": "True", "category": "Required"},
                                       {"type": "KubeVirtStorageLiveMigrationNotEnabled", "status": "True",
