@@ -348,7 +348,13 @@ class CdiController(StandIn):
                        "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
                        "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
                                     "name": name, "uid": md["uid"]},
-                       "hostPath": {"path": f"/var/lib/sim-volumes/{pv_name}"}}}
+                       }}
+        # A CSI provisioner makes a `csi` PV; only the legacy (non-CSI) hostpath-provisioner makes a
+        # `hostPath` PV — which mig-controller can only skip (pvlist.go getSupportedActions).
+        if provisioner == "kubevirt.io/hostpath-provisioner":
+            pv["spec"]["hostPath"] = {"path": f"/var/lib/sim-volumes/{pv_name}"}
+        else:
+            pv["spec"]["csi"] = {"driver": provisioner, "volumeHandle": pv_name}
         if spec.get("storageClassName"):
             pv["spec"]["storageClassName"] = spec["storageClassName"]
         try:

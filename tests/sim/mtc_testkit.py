@@ -8,7 +8,7 @@ from typing import List, Optional
 
 from kubectl_vmmig import resources as R
 
-from .common import MTC_NAMESPACE, create_or_get, delete_any, make_bound_pvc, now, owner_ref
+from .common import MTC_NAMESPACE, create_or_get, delete_any, get_condition, make_bound_pvc, now, owner_ref, set_faults
 from .mtc_workloads import launcher_vm, vm_volume_claims
 
 SAMPLES = "/work/shared/reference/mtc/samples"
@@ -97,6 +97,11 @@ class FakeKubeVirt:
         self.kube, self.ns, self.fail_live = kube, ns, fail_live
         self.vmims_seen = []
 
+    @staticmethod
+    def _started(vmim):
+        ts = (vmim.get("status") or {}).get("phaseTransitionTimestamps") or []
+        return ts[0]["phaseTransitionTimestamp"] if ts else now()
+
     def _pods(self, vm_name):
         return [p for p in self.kube.items(R.POD, self.ns)
                 if launcher_vm(p) == vm_name and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
@@ -144,19 +149,89 @@ class FakeKubeVirt:
                     "metadata": {"generateName": "kubevirt-workload-update-", "namespace": self.ns,
                                  "labels": {"kubevirt.io/volume-update-migration": name}},
                     "spec": {"vmiName": name}}, self.ns)
+                # KubeVirt writes the VMIM's status.migrationState only when the migration ends (as the
+                # KubeVirt stand-in, tests/sim/kubevirt_migration.py); while copying only phase + timestamps.
                 self.kube.patch(R.VMIM, m["metadata"]["name"], {"status": {
-                    "phase": "Running", "migrationState": {"startTimestamp": now()}}}, self.ns, subresource="status")
+                    "phase": "Running", "phaseTransitionTimestamps": [
+                        {"phase": "Running", "phaseTransitionTimestamp": now()}]}}, self.ns, subresource="status")
                 self.vmims_seen.append(m["metadata"]["name"])
                 continue
             m = vmims[0]
             if self.fail_live:
                 self.kube.patch(R.VMIM, m["metadata"]["name"], {"status": {"phase": "Failed", "migrationState": {
-                    "startTimestamp": now(), "endTimestamp": now(), "failed": True, "completed": True,
+                    "startTimestamp": self._started(m), "endTimestamp": now(), "failed": True, "completed": True,
                     "failureReason": "sim: live migration failed"}}}, self.ns, subresource="status")
                 continue
             self.kube.patch(R.VMIM, m["metadata"]["name"], {"status": {"phase": "Succeeded", "migrationState": {
-                "endTimestamp": now(), "completed": True}}}, self.ns, subresource="status")
+                "startTimestamp": self._started(m), "endTimestamp": now(), "completed": True}}}, self.ns,
+                subresource="status")
             for p in pods:  # the source launcher pod completes; the target pod runs with the new claims
                 self.kube.patch(R.POD, p["metadata"]["name"], {"status": {"phase": "Succeeded"}}, self.ns,
                                 subresource="status")
             self._launch(vm, vmi)
+
+
+class Env:
+    """One hand-stepped test namespace: the mig-controller stand-in scoped to it plus FakeKubeVirt."""
+
+    def __init__(self, kube, ns, fail_live=False):
+        self.kube, self.ns = kube, ns
+        from .mtc import MigController
+        from .mtc_plan import install_mtc
+        install_mtc(kube)
+        self.mtc = MigController(kube, namespaces=[ns])
+        self.kv = FakeKubeVirt(kube, ns, fail_live=fail_live)
+        self.seen = []  # (migration phase, Running message, VM annotations) per step
+
+    def step(self, mig_name=None):
+        self.kv.step()
+        self.mtc.step()
+        if mig_name:
+            m = self.mig(mig_name)
+            run = get_condition(m, "Running") or {}
+            self.seen.append({"phase": (m.get("status") or {}).get("phase"), "running": run.get("message"),
+                              "pipeline": (m.get("status") or {}).get("pipeline"),
+                              "vms": {v["metadata"]["name"]: dict(v["metadata"].get("annotations") or {})
+                                      for v in self.kube.items(R.VM, self.ns)}})
+
+    def n(self, name):
+        """MTC objects share openshift-migration across tests: make names unique per test namespace."""
+        return name if name.endswith("-" + self.ns) else f"{name}-{self.ns}"
+
+    def mig(self, name):
+        return self.kube.get(R.MIGMIGRATION, self.n(name), MTC_NAMESPACE)
+
+    def plan(self, name):
+        return self.kube.get(R.MIGPLAN, self.n(name), MTC_NAMESPACE)
+
+    def until(self, pred, mig_name=None, max_steps=200):
+        for _ in range(max_steps):
+            if pred():
+                return
+            self.step(mig_name)
+        assert pred(), "not reached"
+
+    def ready_plan(self, name, live, skip=()):
+        name = self.n(name)
+        make_plan(self.kube, self.ns, name, live)
+        self.until(lambda: get_condition(self.plan(name), "PvsDiscovered"))
+        select_all(self.kube, name, "fast", skip=skip)
+        self.until(lambda: get_condition(self.plan(name), "Ready")
+                   and all(pv["selection"]["storageClass"] == "fast" for pv in self.plan(name)["spec"]["persistentVolumes"]))
+        return self.plan(name)
+
+    def run(self, plan, kind, name, **faults):
+        if faults:
+            set_faults(self.kube, self.ns, **faults)
+        name = self.n(name)
+        make_migration(self.kube, self.n(plan), kind, name=name)
+        self.until(lambda: (self.mig(name).get("status") or {}).get("phase") == "Completed", name)
+        return self.mig(name)
+
+    def dvm(self, mig):
+        items = self.kube.items(R.DVM, MTC_NAMESPACE, label_selector=f"migration-direct-volume={mig['metadata']['uid']}")
+        assert len(items) == 1
+        return items[0]
+
+    def dvmps(self, dvm):
+        return self.kube.items(R.DVMP, MTC_NAMESPACE, label_selector=f"directvolumemigration={dvm['metadata']['uid']}")
