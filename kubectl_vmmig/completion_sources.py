@@ -13,11 +13,13 @@ import threading
 
 from click.shell_completion import CompletionItem
 
+from . import labels
+
 # Seconds for the whole lookup (connect + list). The shell is blocked while we wait, so keep it short.
 TIMEOUT = float(os.environ.get("VMSTORAGE_COMPLETION_TIMEOUT", "2"))
 
-MIGRATION_LABEL = "vm-storage.kubevirt-tools.io/migration"
-ENGINE_LABEL = "vm-storage.kubevirt-tools.io/engine"
+MIGRATION_LABEL = labels.MIGRATION
+ENGINE_LABEL = labels.ENGINE
 
 
 def _params(ctx):

@@ -18,13 +18,14 @@
 """
 from typing import Callable, Iterable, Optional
 
+from .findings import finding
+
 MODES = ("live", "offline", "auto")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod", "auto")
 VOLUME_MODES = ("Filesystem", "Block", "auto")
 
 
-def _finding(name, severity, message):
-    return {"name": name, "severity": severity, "message": message}
+_finding = finding
 
 
 def resolve_mode(requested: str, capabilities: Optional[dict]):

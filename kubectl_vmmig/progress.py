@@ -9,7 +9,9 @@ to inspect); ``public()`` strips them, so ``-o json|yaml`` shows only the docume
 """
 import datetime
 import re
-from typing import Dict, Iterable, List, Optional
+from typing import Iterable, List, Optional
+
+from .conditions import true_by_type
 
 RUNNING, SUCCEEDED, FAILED, CANCELED = "Running", "Succeeded", "Failed", "Canceled"
 TERMINAL_RESULTS = (SUCCEEDED, FAILED, CANCELED)
@@ -138,13 +140,7 @@ def seconds_between(start, end) -> Optional[float]:
     return max(0.0, (b - a).total_seconds())
 
 
-def conditions(obj: dict) -> Dict[str, dict]:
-    """type -> condition, only those with status True (MTC never writes False; k8s-style may)."""
-    out = {}
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if str(c.get("status", "True")) == "True" and c.get("type"):
-            out[c["type"]] = c
-    return out
+conditions = true_by_type  # type -> condition that holds (the readers live in conditions.py)
 
 
 # ---- result judgement ---------------------------------------------------------------------------

@@ -27,16 +27,16 @@ import hashlib
 import json
 from typing import Dict, List, Optional
 
+from ... import labels as L
 from ... import resources as R
 from ...patches import template_storage_classes, volume_claims, volume_swap_patch
 
 ENGINE = "kubevirt"
-MANAGED_BY = ("app.kubernetes.io/managed-by", "kubectl-vm-storage")
-LABEL_MIGRATION = "vm-storage.kubevirt-tools.io/migration"
-LABEL_ENGINE = "vm-storage.kubevirt-tools.io/engine"
+MANAGED_BY = (L.MANAGED_BY, L.MANAGER)
+LABEL_MIGRATION, LABEL_ENGINE = L.MIGRATION, L.ENGINE
 RECORD_PREFIX = "vm-storage-"
 RECORD_KEY = "record"
-VMIM_LABEL = "kubevirt.io/volume-update-migration"
+VMIM_LABEL = L.VOLUME_UPDATE_MIGRATION
 USABLE_DV_PHASES = ("Succeeded", "WaitForFirstConsumer", "PendingPopulation")
 MAX_NAME = 63  # DV/PVC names end up in label values: keep them DNS-1123 labels
 
@@ -72,7 +72,7 @@ def record_name(migration: str) -> str:
 
 
 def labels(migration: str) -> Dict[str, str]:
-    return {MANAGED_BY[0]: MANAGED_BY[1], LABEL_MIGRATION: migration, LABEL_ENGINE: ENGINE}
+    return L.ours(ENGINE, migration)
 
 
 def moves_by_vm(plan: dict) -> Dict[str, List[dict]]:

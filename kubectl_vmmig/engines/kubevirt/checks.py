@@ -9,10 +9,11 @@
 
 Each finding is ``{name, severity: ok|warning|error, message}``; a message says why and what to do.
 """
-import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
+from ...findings import finding
 from ...inventory import schedulable
+from ...kubevirt_capabilities import parse_version
 from .build import LABEL_MIGRATION
 
 GATES_BEFORE_1_5 = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
@@ -21,13 +22,7 @@ BACKEND_STORAGE_PREFIX = "persistent-state-for-"
 FINAL_VMIM = ("Succeeded", "Failed")
 
 
-def _f(name, severity, message):
-    return {"name": name, "severity": severity, "message": message}
-
-
-def parse_version(text: Optional[str]) -> Optional[Tuple[int, int, int]]:
-    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or ""))
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
+_f = finding
 
 
 def _cond(conds: dict, ctype: str) -> dict:

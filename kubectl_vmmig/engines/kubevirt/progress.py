@@ -9,13 +9,12 @@ engine's own rule (engines/kubevirt_track.judge_live, BEHAVIOR §7/§10), so ``s
 """
 from typing import Dict, Iterable, List, Optional
 
+from ... import labels as L
 from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, go_duration, judge, migration,
                percent, seconds_between)
 
 RECORD_KEY = "record"
-LABEL_ENGINE = "vm-storage.kubevirt-tools.io/engine"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-VMIM_LABEL = "kubevirt.io/volume-update-migration"
+LABEL_ENGINE, LABEL_MANAGED_BY, VMIM_LABEL = L.ENGINE, L.MANAGED_BY, L.VOLUME_UPDATE_MIGRATION
 KINDS = ("ConfigMap", "VirtualMachine", "VirtualMachineInstance", "VirtualMachineInstanceMigration", "DataVolume",
          "PersistentVolumeClaim")
 DV_DONE = ("Succeeded",)
@@ -211,7 +210,7 @@ def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = 
     except errors.NotFound:  # KubeVirt gone: the record alone still tells what was asked
         vms = vms or []
     try:
-        out += kube.items(R.DATAVOLUME, ns, label_selector=f"{LABEL_MANAGED_BY}=kubectl-vm-storage",
+        out += kube.items(R.DATAVOLUME, ns, label_selector=f"{LABEL_MANAGED_BY}={L.MANAGER}",
                           all_namespaces=every)
     except errors.NotFound:
         pass

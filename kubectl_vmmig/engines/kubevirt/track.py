@@ -8,13 +8,12 @@ VMI has no ``VolumesChange`` condition and no ``migratedVolumes``. ``completed``
 import json
 from typing import List, Optional
 
+from ...conditions import by_type
+from ...labels import VOLUME_UPDATE_MIGRATION
 from ...patches import claim_of, revert_patch
 
-VMIM_LABEL = "kubevirt.io/volume-update-migration"
-
-
-def _conds(obj: Optional[dict]) -> dict:
-    return {c.get("type"): c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
+VMIM_LABEL = VOLUME_UPDATE_MIGRATION
+_conds = by_type  # type -> condition, True or False (the readers live in conditions.py)
 
 
 def vmim_selector(vmi_name: str, vmi_uid: Optional[str]) -> str:

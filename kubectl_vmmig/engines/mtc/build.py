@@ -10,14 +10,12 @@ import json
 import re
 from typing import Dict, List, Optional, Tuple
 
+from ... import labels as L
+from ...conditions import condition, true_conditions
+
 GROUP_VERSION = "migration.openshift.io/v1alpha1"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "kubectl-vm-storage"
-MIGRATION_LABEL = "vm-storage.kubevirt-tools.io/migration"
-ENGINE_LABEL = "vm-storage.kubevirt-tools.io/engine"
-TYPE_LABEL = "vm-storage.kubevirt-tools.io/type"
-REQUEST_ANNOTATION = "vm-storage.kubevirt-tools.io/request"
-REQUEST_HASH_LABEL = "vm-storage.kubevirt-tools.io/request-hash"
+MANAGED_BY, MANAGER, MIGRATION_LABEL, ENGINE_LABEL = L.MANAGED_BY, L.MANAGER, L.MIGRATION, L.ENGINE
+TYPE_LABEL, REQUEST_ANNOTATION, REQUEST_HASH_LABEL = L.TYPE, L.REQUEST, L.REQUEST_HASH
 DEFAULT_NAMESPACE = "openshift-migration"
 HOOK_PHASES = {p.lower(): p for p in ("PreBackup", "PostBackup", "PreRestore", "PostRestore")}
 BLOCKING = ("Critical", "Error")
@@ -31,7 +29,7 @@ SUFFIX_PLACEHOLDER = "xxxx"
 
 
 def labels(migration: str, extra: Optional[dict] = None) -> Dict[str, str]:
-    out = {MANAGED_BY: MANAGER, MIGRATION_LABEL: migration, ENGINE_LABEL: "mtc"}
+    out = L.ours("mtc", migration)
     out.update(extra or {})
     return out
 
@@ -203,12 +201,7 @@ def predicted_persistent_volumes(pvcs: List[dict], namespace: str) -> List[dict]
     return sorted(out, key=lambda e: e["name"])
 
 
-def conditions(obj: dict) -> List[dict]:
-    return [c for c in ((obj.get("status") or {}).get("conditions") or []) if c.get("status", "True") == "True"]
-
-
-def condition(obj: dict, ctype: str) -> Optional[dict]:
-    return next((c for c in conditions(obj) if c.get("type") == ctype), None)
+conditions = true_conditions  # the readers live in conditions.py
 
 
 def blockers(obj: dict) -> List[dict]:

@@ -10,7 +10,7 @@ import hashlib
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from ...progress import FAILED, RUNNING, conditions, disk_row, finish_disks, migration, percent
-from .build import migration_result
+from .build import FATAL_MIGRATION_CONDITIONS, migration_result
 
 DEFAULT_MTC_NAMESPACE = "openshift-migration"
 LABEL_DVM_OF_MIGRATION = "migration-direct-volume"    # DVM label: UID of its MigMigration
@@ -22,7 +22,7 @@ LIVE_BUCKETS = (("failedLiveMigration", "Failed"), ("successfulLiveMigration", "
 POD_BUCKETS = (("failedPods", "Failed"), ("successfulPods", "Succeeded"), ("runningPods", "Running"),
                ("pendingSinceTimeLimitPods", "Pending"), ("pendingPods", "Pending"), ("unknownPods", "Unknown"))
 # MigMigration Critical conditions that mean it will never run (as opposed to Postponed / PlanNotReady).
-FATAL_BLOCKERS = ("InvalidSpec", "InvalidPlanRef", "PlanClosed", "HasFinalMigration", "ConflictingPVCMappings")
+FATAL_BLOCKERS = FATAL_MIGRATION_CONDITIONS
 KINDS = ("MigPlan", "MigMigration", "DirectVolumeMigration", "DirectVolumeMigrationProgress", "VirtualMachine",
          "PersistentVolumeClaim")
 
