@@ -75,14 +75,15 @@ def reconcile_cluster(kube, mc: dict) -> None:
     kube.patch(R.MIGCLUSTER, mc["metadata"]["name"], {"status": st}, MTC_NAMESPACE)
 
 
-_KV_CACHE: Dict[int, bool] = {}
+_KV_CACHE: Dict[int, tuple] = {}
 
 
 def _has_kubevirt(kube) -> bool:
-    key = id(kube)
-    if key not in _KV_CACHE:
-        _KV_CACHE[key] = kube.has_api("kubevirt.io", "v1")
-    return _KV_CACHE[key]
+    """Whether the kubevirt.io API exists (cached per client; the client is kept so its id is not reused)."""
+    hit = _KV_CACHE.get(id(kube))
+    if hit is None or hit[0] is not kube:
+        hit = _KV_CACHE[id(kube)] = (kube, kube.has_api("kubevirt.io", "v1"))
+    return hit[1]
 
 
 def storage_class_status(storage_classes: List[dict]) -> List[dict]:

@@ -59,6 +59,33 @@ def make_vm(kube, ns: str, name: str, claims: List[str], running: bool = True, d
     return vm
 
 
+def make_hostpath_pvc(kube, ns: str, name: str, storage_class: str = "standard") -> dict:
+    """A PVC bound to a statically provisioned ``hostPath`` PV (mig-controller can only skip it)."""
+    pv_name = f"hostpath-{ns}-{name}"[:63]
+    create_or_get(kube, R.PV, {
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": pv_name},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem",
+                 "storageClassName": storage_class, "persistentVolumeReclaimPolicy": "Retain",
+                 "hostPath": {"path": f"/var/lib/sim-hostpath/{pv_name}"},
+                 "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns, "name": name}}})
+    pvc = create_or_get(kube, R.PVC, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": ns},
+        "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem", "storageClassName": storage_class,
+                 "volumeName": pv_name, "resources": {"requests": {"storage": "1Gi"}}}}, ns)
+    from .common import bind_pvc
+    return bind_pvc(kube, pvc)
+
+
+def make_vmim(kube, ns: str, name: str, vm: str, phase: str, migration_state: Optional[dict] = None) -> dict:
+    """A VirtualMachineInstanceMigration with the given status, as KubeVirt leaves it."""
+    m = kube.create(R.VMIM, {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+                             "metadata": {"name": name, "namespace": ns}, "spec": {"vmiName": vm}}, ns)
+    status = {"phase": phase, "phaseTransitionTimestamps": [{"phase": phase, "phaseTransitionTimestamp": now()}]}
+    if migration_state is not None:
+        status["migrationState"] = migration_state
+    return kube.patch(R.VMIM, m["metadata"]["name"], {"status": status}, ns, subresource="status")
+
+
 def make_plan(kube, ns: str, name: str, live: bool) -> dict:
     """samples/vm-storage-migplan.yaml as the plugin/console writes it (controller fields stripped)."""
     body = sample("vm-storage-migplan.yaml") or {"spec": {}}
@@ -93,8 +120,9 @@ class FakeKubeVirt:
     """Launcher pod + VMI per running VM; Halted removes them; a claim change under
     updateVolumesStrategy Migration yields a VMIM Running → Succeeded (or Failed with ``fail_live``)."""
 
-    def __init__(self, kube, ns: str, fail_live: bool = False):
+    def __init__(self, kube, ns: str, fail_live: bool = False, manual_vmims: bool = False):
         self.kube, self.ns, self.fail_live = kube, ns, fail_live
+        self.manual_vmims = manual_vmims  # the test writes the VMIMs itself (names, phases, order)
         self.vmims_seen = []
 
     @staticmethod
@@ -139,7 +167,7 @@ class FakeKubeVirt:
                 continue
             claims = set(vm_volume_claims(vm))
             pod_claims = {v["persistentVolumeClaim"]["claimName"] for v in pods[0]["spec"]["volumes"]}
-            if claims == pod_claims or vm["spec"].get("updateVolumesStrategy") != "Migration":
+            if self.manual_vmims or claims == pod_claims or vm["spec"].get("updateVolumesStrategy") != "Migration":
                 continue
             vmims = [m for m in self.kube.items(R.VMIM, self.ns) if m["spec"].get("vmiName") == name
                      and (m.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
@@ -174,13 +202,13 @@ class FakeKubeVirt:
 class Env:
     """One hand-stepped test namespace: the mig-controller stand-in scoped to it plus FakeKubeVirt."""
 
-    def __init__(self, kube, ns, fail_live=False):
+    def __init__(self, kube, ns, fail_live=False, manual_vmims=False):
         self.kube, self.ns = kube, ns
         from .mtc import MigController
         from .mtc_plan import install_mtc
         install_mtc(kube)
         self.mtc = MigController(kube, namespaces=[ns])
-        self.kv = FakeKubeVirt(kube, ns, fail_live=fail_live)
+        self.kv = FakeKubeVirt(kube, ns, fail_live=fail_live, manual_vmims=manual_vmims)
         self.seen = []  # (migration phase, Running message, VM annotations) per step
 
     def step(self, mig_name=None):
