@@ -1,6 +1,7 @@
 """Pure builders for the MTC engine: MigPlan, selection patch, MigMigration, names, result judgement.
 
-Follows the recipe in the MTC reference (BEHAVIOR §0): one StorageConversionPlan per namespace in MTC's
+Follows mig-controller's storage conversion (migtools/mig-controller pkg/controller/migplan: validation.go, an
+unmapped namespace entry makes a StorageConversionPlan; pvlist.go, the discovered PVs): one plan per namespace in MTC's
 namespace, PV selections patched after discovery (copy for the chosen disks, skip for every other PVC),
 then a MigMigration with ``migrateState: true`` (cutover adds ``quiescePods: true``; rollback is
 ``rollback: true``). Nothing here does I/O.
@@ -20,7 +21,8 @@ DEFAULT_NAMESPACE = "openshift-migration"
 GENERATION_LABEL, SUPERSEDED_ANNOTATION, MIGPLAN_LABEL = L.PLAN_GENERATION, L.SUPERSEDED_BY, L.MTC_MIGRATED_BY_MIGPLAN
 HOOK_PHASES = {p.lower(): p for p in ("PreBackup", "PostBackup", "PreRestore", "PostRestore")}
 BLOCKING = ("Critical", "Error")
-# Plan conditions that mean the cluster cannot live-migrate storage (reference API.md §1 "KubeVirt").
+# Plan conditions that mean the cluster cannot live-migrate storage (mig-controller pkg/controller/migplan/
+# validation.go validateKubeVirtInstalled).
 LIVE_BLOCKING_PLAN_CONDITIONS = ("KubeVirtNotInstalledSourceCluster", "KubeVirtVersionNotSupported",
                                  "KubeVirtStorageLiveMigrationNotEnabled")
 FATAL_MIGRATION_CONDITIONS = ("InvalidSpec", "InvalidPlanRef", "PlanClosed", "HasFinalMigration",
@@ -63,7 +65,7 @@ def plan_name(namespace: str, generation: int = 1) -> str:
 
 
 def target_name(source: str, suffix: Optional[str]) -> str:
-    """MTC's ``getMappedNameForPVC`` for a StorageConversionPlan: ``<base>-mig-<suffix>`` (BEHAVIOR §2.3).
+    """MTC's ``getMappedNameForPVC`` for a StorageConversionPlan: ``<base>-mig-<suffix>`` (pkg/controller/migplan/pvlist.go).
 
     ``<base>`` drops a trailing ``-mig-XXXX`` or legacy ``-new`` and is cut to 247 chars."""
     base = _MIG_SUFFIX.sub("", source)
