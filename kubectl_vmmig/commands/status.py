@@ -12,6 +12,7 @@ import click
 
 from ..cli import connection_options
 from ..completion_sources import complete_plans
+from ..streams import IOStreams
 
 OUTPUTS = ("table", "wide", "json", "yaml")
 VM_REFRESH_SECONDS = 30.0  # while watching, VM names/running state are re-listed at most this often
@@ -69,6 +70,79 @@ class LiveSource:
         return [m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)]
 
 
+class StatusOptions:
+    """status's flags, then validate → run (the connection is completed inside run: -f needs none)."""
+
+    def __init__(self, conn, name, watch, output, files, mtc_namespace, interval, all_namespaces, streams=None):
+        self.conn, self.name, self.watch, self.output, self.files = conn, name, watch, output, files
+        self.mtc_namespace, self.interval, self.all_namespaces = mtc_namespace, interval, all_namespaces
+        self.streams = streams or IOStreams.system()
+
+    def validate(self):
+        from .. import errors
+
+        if self.all_namespaces and self.conn.namespace:
+            raise errors.BadInput("-n and -A cannot be used together", "pass one of them")
+        if self.files and self.watch:
+            raise errors.BadInput("-w cannot be used with -f", "files do not change; drop -w")
+        return self
+
+    def _show(self, ms, namespace, all_namespaces):
+        from .. import render
+
+        render.show(ms, self.output, out=self.streams.out, err=self.streams.err, namespace=namespace,
+                    all_namespaces=all_namespaces, name=self.name)
+
+    def run(self):
+        from .. import errors, render
+        from .. import progress as P
+
+        conn, name = self.conn, self.name
+        if self.files:
+            ms = from_files(self.files, namespace=None if self.all_namespaces else conn.namespace, name=name)
+            if name and not ms:
+                raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in the given files",
+                                           "run 'status -f FILE' without a name to list them")
+            self._show(ms, conn.namespace, not conn.namespace)
+            return
+        from ..kube import Kube
+
+        # While watching, the follow loop does the reconnecting (bounded, with a message): few client retries.
+        kube = Kube.connect(conn, **({"retries": 1, "on_retry": lambda message: None} if self.watch else {}))
+        ns = None if self.all_namespaces else kube.namespace
+        source = LiveSource(kube, ns, self.all_namespaces, {"mtc_namespace": self.mtc_namespace},
+                            vm_cache_seconds=VM_REFRESH_SECONDS if self.watch else 0, err=self.streams.err)
+
+        def fetch():
+            return P.select(source(), name)
+
+        first = fetch()
+        if name and not first:
+            raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in "
+                                       + ("any namespace" if self.all_namespaces else f"namespace {ns}"),
+                                       "list them with 'kubectl vm-storage status"
+                                       + (" -A'" if not self.all_namespaces else "'"))
+        if not self.watch or not first:
+            self._show(first, ns, self.all_namespaces)
+            return
+        pending = [first]
+
+        def fetch_following():
+            return pending.pop() if pending else fetch()
+
+        final = render.follow(fetch_following, output=self.output, interval=self.interval,
+                              out=self.streams.out, err=self.streams.err)
+        # Like `migrate --wait`, a followed watch ends with the result's exit code, so scripts can rely on it.
+        failed = [m for m in final if m.get("result") == P.FAILED]
+        if failed:
+            disks = [f"{d['vm']}/{d['volume']}" for m in failed for d in P.failed_disks(m)]
+            raise errors.MigrationFailed(f"{len(failed)} migration(s) failed"
+                                         + (f" (disks: {', '.join(disks)})" if disks else ""))
+        canceled = [m["plan"] for m in final if m.get("result") == P.CANCELED]
+        if canceled:
+            raise errors.MigrationCanceled(f"migration(s) canceled: {', '.join(canceled)}")
+
+
 @click.command("status")
 @click.argument("name", required=False, metavar="[PLAN|VM]", shell_complete=complete_plans)
 @click.option("-w", "--watch", is_flag=True,
@@ -82,7 +156,7 @@ class LiveSource:
               help="Seconds between refreshes with -w.")
 @connection_options(all_namespaces=True)
 def command(conn, name, watch, output, files, mtc_namespace, interval, all_namespaces):
-    """Show per-disk progress of migrations (both engines).
+    """Show per-disk progress of migrations (every engine).
 
     \b
     With -w the exit code is the result's: 0 succeeded, 4 failed, 5 canceled.
@@ -94,53 +168,4 @@ def command(conn, name, watch, output, files, mtc_namespace, interval, all_names
       kubectl vm-storage status -A -o json           # the stable JSON contract, all namespaces
       kubectl vm-storage status -f must-gather.yaml  # offline, from a dump
     """
-    from .. import errors, render
-    from .. import progress as P
-
-    if all_namespaces and conn.namespace:
-        raise errors.BadInput("-n and -A cannot be used together", "pass one of them")
-    if files:
-        if watch:
-            raise errors.BadInput("-w cannot be used with -f", "files do not change; drop -w")
-        ms = from_files(files, namespace=None if all_namespaces else conn.namespace, name=name)
-        if name and not ms:
-            raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in the given files",
-                                       "run 'status -f FILE' without a name to list them")
-        render.show(ms, output, namespace=conn.namespace, all_namespaces=not conn.namespace, name=name)
-        return
-
-    from ..kube import Kube
-
-    # While watching, the follow loop does the reconnecting (bounded, with a message): few client retries.
-    kube = Kube.connect(conn, **({"retries": 1, "on_retry": lambda message: None} if watch else {}))
-    ns = None if all_namespaces else kube.namespace
-    source = LiveSource(kube, ns, all_namespaces, {"mtc_namespace": mtc_namespace},
-                        vm_cache_seconds=VM_REFRESH_SECONDS if watch else 0)
-
-    def fetch():
-        return P.select(source(), name)
-
-    first = fetch()
-    if name and not first:
-        raise errors.NotFoundInput(f"no migration of plan or VM {name!r} in "
-                                   + ("any namespace" if all_namespaces else f"namespace {ns}"),
-                                   "list them with 'kubectl vm-storage status"
-                                   + (" -A'" if not all_namespaces else "'"))
-    if not watch or not first:
-        render.show(first, output, namespace=ns, all_namespaces=all_namespaces, name=name)
-        return
-    pending = [first]
-
-    def fetch_following():
-        return pending.pop() if pending else fetch()
-
-    final = render.follow(fetch_following, output=output, interval=interval)
-    # Like `migrate --wait`, a followed watch ends with the result's exit code, so scripts can rely on it.
-    failed = [m for m in final if m.get("result") == P.FAILED]
-    if failed:
-        disks = [f"{d['vm']}/{d['volume']}" for m in failed for d in P.failed_disks(m)]
-        raise errors.MigrationFailed(f"{len(failed)} migration(s) failed"
-                                     + (f" (disks: {', '.join(disks)})" if disks else ""))
-    canceled = [m["plan"] for m in final if m.get("result") == P.CANCELED]
-    if canceled:
-        raise errors.MigrationCanceled(f"migration(s) canceled: {', '.join(canceled)}")
+    StatusOptions(conn, name, watch, output, files, mtc_namespace, interval, all_namespaces).validate().run()

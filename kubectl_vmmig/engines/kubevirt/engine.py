@@ -7,9 +7,8 @@ reading the VMs, the migration record ConfigMap, driving, status rows and cancel
 
 ``options`` (dict, all optional): stop, keep_update_strategy, access_mode, volume_mode, wait (default True),
 timeout (seconds, 0 = none), poll (seconds), max_failures (failed VMIMs before giving up following, 3),
-cancel_timeout (seconds), echo (callable(str) for progress lines; default stderr).
+cancel_timeout (seconds), echo (callable(str) for progress lines; the command's stderr).
 """
-import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
@@ -35,9 +34,8 @@ PERMISSIONS = (
 )
 
 
-def _stderr(msg: str) -> None:
-    sys.stderr.write(msg + "\n")
-    sys.stderr.flush()
+def _silent(msg: str) -> None:
+    """The default ``echo``: the commands always pass theirs (IOStreams.say); engines never print."""
 
 
 class KubevirtEngine:
@@ -46,7 +44,7 @@ class KubevirtEngine:
     def __init__(self, kube, options=None):
         self.kube = kube
         self.options = dict(options or {})
-        self.echo = self.options.get("echo") or _stderr
+        self.echo = self.options.get("echo") or _silent
 
     # ---- inputs --------------------------------------------------------------------------------
     # Destination names: kubevirt_build.destination_name(claim, target class) (the migrate command's default).

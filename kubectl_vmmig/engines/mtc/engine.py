@@ -241,9 +241,8 @@ class MtcEngine:
         for m in plan["moves"]:
             m["mode"] = "offline"
         self.kube.patch(R.MIGPLAN, pname, {"spec": {"liveMigrate": False}}, mtc_ns)
-        import sys
-
-        sys.stderr.write(f"warning: falling back to offline: {text}\n")
+        warn = self.options.get("echo") or (lambda message: None)  # the command's stderr (IOStreams.say)
+        warn(f"warning: falling back to offline: {text}")
 
     def _select(self, pname, mtc_ns, plan, verify, timeout):
         for attempt in range(5):
