@@ -16,7 +16,12 @@ def kubevirt_version(kv: Optional[dict]) -> Optional[str]:
 
 
 def kubevirt_capabilities(kv: Optional[dict]) -> dict:
-    """Can this KubeVirt live-migrate storage? (reference kubevirt BEHAVIOR §1; MTC's own rule in API.md §1)."""
+    """Can this KubeVirt live-migrate storage? The one home of this rule (the plan asks it for every engine).
+
+    Upstream: kubevirt/kubevirt pkg/virt-config/virt-config.go IsVMRolloutStrategyLiveUpdate,
+    pkg/virt-config/featuregate/inactive.go (VolumesUpdateStrategy, VolumeMigration, VMLiveUpdateFeatures, GA
+    since v1.5), pkg/virt-controller/watch/workload-updater/workload-updater.go (the LiveMigrate method);
+    MTC's own rule: migtools/mig-controller pkg/controller/migplan/validation.go isStorageLiveMigrationDisabled."""
     if not kv:
         return {"liveMigration": False, "liveMigrationReason": "KubeVirt is not installed (no KubeVirt CR found)"}
     version = kubevirt_version(kv)

@@ -1,7 +1,9 @@
 """The RFC 6902 JSON patches that swap a VirtualMachine's disks to new claims (pure, dicts in, ops out).
 
 One function computes the volume swap for both engines: the MTC engine shows it in its dry-run preview,
-the kubevirt engine applies it. KubeVirt's contract (reference BEHAVIOR §4):
+the kubevirt engine applies it. KubeVirt's contract (kubevirt/kubevirt pkg/virt-controller/watch/vm/vm.go
+handleVolumeUpdateRequest; pkg/virt-controller/watch/volume-migration/volume-migration.go updatedVolumesMapping,
+ValidateVolumes, VolumeMigrationCancel):
 
 * keep every volume *name*, change only ``dataVolume.name`` / ``persistentVolumeClaim.claimName``;
 * ``spec.updateVolumesStrategy: Migration`` for a live move (nothing for an offline move);
@@ -143,7 +145,8 @@ def volume_swap_patch(vm: dict, mapping: Dict[str, str], *, live: bool,
 
 def revert_patch(vm: dict, mapping: Dict[str, str],
                  original_storage_classes: Optional[Dict[str, Optional[str]]] = None) -> List[dict]:
-    """Cancel: point every migrated volume back at exactly its original claim (BEHAVIOR §9).
+    """Cancel: point every migrated volume back at exactly its original claim (kubevirt/kubevirt
+    volume-migration.go revertedToOldVolumes: only a full revert to each SourcePVCInfo.ClaimName cancels).
 
     ``mapping`` is the forward ``{source: destination}`` mapping that was applied; ``vm`` is the VM as
     read now. Volumes already back on their source are skipped. ``original_storage_classes``
@@ -161,7 +164,8 @@ def revert_patch(vm: dict, mapping: Dict[str, str],
 
 
 def clear_strategy_patch(vm: dict) -> List[dict]:
-    """Remove ``spec.updateVolumesStrategy`` (KubeVirt never clears it; see BEHAVIOR §7/§10)."""
+    """Remove ``spec.updateVolumesStrategy`` (KubeVirt never clears it: vm.go syncVolumeMigration only resets
+    status.volumeUpdateState)."""
     current = (vm.get("spec") or {}).get("updateVolumesStrategy")
     if current is None:
         return []

@@ -54,11 +54,13 @@ class MigrateOptions:
     def kind(self):
         return "stage" if self.stage else "cutover"
 
-    def request(self):
+    def request(self, hooks_given=False):
+        """The engine-independent request; ``hooks_given``: before the hooks are parsed, count the raw flags."""
         from ..engines.base import MigrationRequest
 
+        hooks = tuple(self.parsed_hooks) or (tuple((h, "") for h in self.hooks) if hooks_given else ())
         return MigrationRequest(target_storage_class=self.to or "", mode=self.mode, stage=self.stage,
-                                hooks=tuple(self.parsed_hooks), verify=self.verify, stop=self.stop,
+                                hooks=hooks, verify=self.verify, stop=self.stop,
                                 keep_update_strategy=self.keep_update_strategy, access_mode=self.access_mode,
                                 volume_mode=self.volume_mode, wait=bool(self.wait), dry_run=self.dry_run,
                                 show_events=self.output == "table")
@@ -103,12 +105,12 @@ class MigrateOptions:
             raise bad("--local needs the objects from files", "add -f FILE (VMs, PVCs, DataVolumes, StorageClasses)")
         if self.files and not self.local:
             raise bad("-f is only read with --local", "add --local --dry-run=client")
+        if self.engine != engines.AUTO:  # a typed engine is judged now; auto once it is resolved (prepare)
+            engines.refuse_unsupported(engines.engine_class(self.engine), self.request(hooks_given=True))
         try:
-            self.parsed_hooks = parse_hooks(self.hooks)
+            self.parsed_hooks = engines.parse_hooks(self.engine, self.hooks)
         except ValueError as exc:
             raise bad(str(exc), "e.g. --hook my-hook:preBackup") from None
-        if self.engine != engines.AUTO:  # a typed engine is judged now; auto once it is resolved (prepare)
-            engines.refuse_unsupported(engines.engine_class(self.engine), self.request())
         if self.mtc_namespace is not None and not _dns_label(self.mtc_namespace):
             raise bad(f"invalid --mtc-namespace {self.mtc_namespace!r}", "namespaces are DNS-1123 labels")
         return self
@@ -117,13 +119,6 @@ class MigrateOptions:
         from . import migrate_run
 
         migrate_run.run(self, conn)
-
-
-def parse_hooks(specs) -> List[Tuple[str, str]]:
-    """--hook NAME:PHASE values (the MigHook phases; an engine without hooks refuses the flag)."""
-    from ..engines.mtc.build import parse_hooks as parse
-
-    return parse(specs)
 
 
 def _dns_label(s) -> bool:

@@ -61,6 +61,17 @@ def candidates(name: str, kube, options: Optional[dict] = None) -> list:
     return [cls(kube, options) for _, cls in classes()]
 
 
+def parse_hooks(name: str, specs) -> list:
+    """``--hook NAME:PHASE`` values as the engine that would run them reads them (for ``auto``: the first
+    registered engine with hooks; a resolved engine without them refuses the flag later)."""
+    from .base import HOOKS
+
+    if name != AUTO:
+        return engine_class(name).parse_hooks(specs)
+    able = [cls for _, cls in classes() if HOOKS in cls.supports]
+    return able[0].parse_hooks(specs) if able and specs else []
+
+
 def refuse_unsupported(engine_cls, request) -> None:
     """BadInput (exit 2) when the request needs something ``engine_cls`` does not support."""
     from .. import errors

@@ -94,6 +94,13 @@ class Engine(ABC):
         """None when ``--engine auto`` should use this engine, else why not (one line). ``objects``: the
         objects read from -f files with --local (then ``self.kube`` is None)."""
 
+    @classmethod
+    def parse_hooks(cls, specs) -> List[Tuple[str, str]]:
+        """``--hook`` values -> [(name, phase)]; ValueError names the bad one. Engines with HOOKS override it."""
+        if specs:
+            raise ValueError(f"the {cls.name} engine runs no hooks")
+        return []
+
     # ---- preflight ---------------------------------------------------------------------------------
     @classmethod
     @abstractmethod

@@ -18,7 +18,7 @@ everything the plugin creates, with one key ``record`` holding JSON (the status 
                       "originalRunStrategy": str, "stoppedByPlugin": bool,
                       "knownVMIMs": [uid...],           # VMIMs that existed before the patch (not ours)
                       "vmim": {"name","uid"} | null, "attempts": int, "failures": int,
-                      "migrationState": {...} | null}}} # last seen vmi.status.migrationState (§10)
+                      "migrationState": {...} | null}}} # last seen vmi.status.migrationState
 
 Record phases: Preparing, CreatingVolumes, WaitingForVolumes, Stopping, Patching, Migrating, Starting,
 CleaningUp, Completed, Failed, Canceling, Canceled.
@@ -101,7 +101,8 @@ def _storage_spec(move: dict, access_mode: Optional[str], volume_mode: Optional[
         storage["volumeMode"] = mode
     if move.get("size"):
         # Source PVC status.capacity (inventory falls back to the request): never smaller than the source.
-        # spec.storage lets CDI add the filesystem overhead on Filesystem destinations (BEHAVIOR §3).
+        # spec.storage lets CDI add the filesystem overhead on Filesystem destinations (kubevirt/containerized-
+        # data-importer pkg/controller/datavolume/util.go renderPvcSpecVolumeSize, pkg/util GetRequiredSpace).
         storage["resources"] = {"requests": {"storage": str(move["size"])}}
     return storage
 
@@ -131,7 +132,8 @@ def swap_patch_for(vm: dict, moves: List[dict], *, live: bool, set_strategy: boo
 
 
 def stop_patch(vm: dict) -> List[dict]:
-    """What ``virtctl stop`` does for Always/Once (BEHAVIOR §12), guarded by what it read."""
+    """What ``virtctl stop`` does for Always/Once (kubevirt/kubevirt pkg/virtctl/vm/stop.go), guarded by what
+    it read."""
     spec = vm.get("spec") or {}
     if "runStrategy" in spec:
         return [{"op": "test", "path": "/spec/runStrategy", "value": spec["runStrategy"]},

@@ -30,7 +30,8 @@ def _cond(conds: dict, ctype: str) -> dict:
 
 
 def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
-    """Version, gates, rollout strategy, workload update methods, deployment state (BEHAVIOR §1)."""
+    """Version, gates, rollout strategy, workload update methods, deployment state. The live-capability rule's
+    home is kubevirt_capabilities.py (issue 11 finding 3 makes these agree with it)."""
     if kv is None:
         return [_f("kubevirt", "error", "KubeVirt is not installed (no KubeVirt CR found); "
                    "install KubeVirt, or check that you may list kubevirts.kubevirt.io")]
@@ -123,7 +124,7 @@ def _disk_kind_problems(disk: dict, version) -> List[str]:
 
 def vm_findings(facts: dict, moves: List[dict], live: bool, stop: bool, vmims: List[dict],
                 version) -> List[dict]:
-    """Per-VM checks (BEHAVIOR §2) for the VM's moves; ``live`` = this VM moves live."""
+    """Per-VM checks (volume-migration.go ValidateVolumes) for the VM's moves; ``live`` = this VM moves live."""
     name = facts["name"]
     conds = facts.get("conditions") or {}
     out = []

@@ -205,8 +205,8 @@ class KubevirtEngine:
 
     # ---- cancel --------------------------------------------------------------------------------
     def cancel(self, name, namespace) -> None:
-        """Restore exactly the original claims (BEHAVIOR §9); for ManualRecoveryRequired pick the recovery of
-        §10 (keep the destinations when the copy had finished). Destination DVs are left in place."""
+        """Restore exactly the original claims (volume-migration.go VolumeMigrationCancel); for
+        ManualRecoveryRequired (vm.go) keep the destinations when the copy had finished. Destination DVs stay."""
         ns = namespace or self.kube.namespace
         recs = self._records(ns, name)
         if not recs:

@@ -4,7 +4,7 @@ The record is the ConfigMap ``vm-storage-<migration>`` (key ``record``, JSON) th
 writes before its first change (format: engines/kubevirt_build.py). It holds the disks, per-VM mode,
 original/target claims, the VMIMs that existed before the patch, and the engine's own verdict once it
 has one. While a VM's verdict is still Running, this reader judges it from the cluster objects with the
-engine's own rule (engines/kubevirt_track.judge_live, BEHAVIOR §7/§10), so ``status`` is right even when
+engine's own rule (track.judge_live), so ``status`` is right even when
 ``migrate`` was detached. Pure except ``fetch_objects``/``collect`` (a constant number of LISTs).
 """
 from typing import Dict, Iterable, List, Optional
@@ -123,7 +123,7 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
         if mode == "live":
             phase = {SUCCEEDED: "Succeeded", FAILED: "Failed", CANCELED: "Canceled"}.get(v["result"]) or v["phase"]
             if phase == "Failed" and v["result"] == RUNNING:
-                phase = "Retrying"  # a failed VMIM is retried by KubeVirt with back-off (BEHAVIOR §5.8)
+                phase = "Retrying"  # KubeVirt retries (workload-updater.go)
             state = v.get("migrationState") or {}
             end = state.get("endTimestamp") or (now if v["result"] == RUNNING else None)
             secs = seconds_between(state.get("startTimestamp"), end)

@@ -1,9 +1,11 @@
-"""Judging a live volume migration from VM/VMI/VMIM status (pure), exactly as the reference says.
+"""Judging a live volume migration from VM/VMI/VMIM status (pure), from the fields KubeVirt sets (kubevirt/kubevirt
+pkg/virt-controller/watch/migration/migration.go: the VMIM phase and vmi.status.migrationState;
+pkg/virt-controller/watch/vm/vm.go syncVolumeMigration: VolumesChange and ManualRecoveryRequired).
 
-Success (BEHAVIOR §7): the VMIM we tracked is ``Succeeded``; ``vmi.status.migrationState.migrationUid ==
+Success: the VMIM we tracked is ``Succeeded``; ``vmi.status.migrationState.migrationUid ==
 vmim.uid`` and ``completed`` and not ``failed``; the VMI ``spec.volumes`` show the destination claims; the
 VMI has no ``VolumesChange`` condition and no ``migratedVolumes``. ``completed`` alone means nothing
-(aborted migrations are completed+failed). A failed VMIM is retried by KubeVirt forever (§5.8).
+(aborted migrations are completed+failed). A failed VMIM is retried by KubeVirt forever (workload-updater.go).
 """
 import json
 from typing import List, Optional
@@ -36,7 +38,7 @@ def _vmi_claims(vmi: dict) -> dict:
 
 def recovery_text(rec_vm: dict, vm_name: str, migration: str, migration_state: Optional[dict],
                   vm: Optional[dict] = None) -> str:
-    """BEHAVIOR §10: keep the destinations if the copy finished, else restore the sources."""
+    """ManualRecoveryRequired (vm.go): keep the destinations if the copy finished, else restore the sources."""
     ts = (migration_state or {}).get("targetNodeDomainReadyTimestamp")
     if ts:
         return (f"VM {vm_name} needs manual recovery (its VMI stopped during the volume migration), but the copy "

@@ -1,6 +1,7 @@
 """Pure builders for the MTC engine: MigPlan, selection patch, MigMigration, names, result judgement.
 
-Follows the recipe in the MTC reference (BEHAVIOR §0): one StorageConversionPlan per namespace in MTC's
+Follows mig-controller's storage conversion (migtools/mig-controller pkg/controller/migplan: validation.go, an
+unmapped namespace entry makes a StorageConversionPlan; pvlist.go, the discovered PVs): one plan per namespace in MTC's
 namespace, PV selections patched after discovery (copy for the chosen disks, skip for every other PVC),
 then a MigMigration with ``migrateState: true`` (cutover adds ``quiescePods: true``; rollback is
 ``rollback: true``). Nothing here does I/O.
@@ -19,7 +20,8 @@ TYPE_LABEL, REQUEST_ANNOTATION, REQUEST_HASH_LABEL = L.TYPE, L.REQUEST, L.REQUES
 DEFAULT_NAMESPACE = "openshift-migration"
 HOOK_PHASES = {p.lower(): p for p in ("PreBackup", "PostBackup", "PreRestore", "PostRestore")}
 BLOCKING = ("Critical", "Error")
-# Plan conditions that mean the cluster cannot live-migrate storage (reference API.md §1 "KubeVirt").
+# Plan conditions that mean the cluster cannot live-migrate storage (mig-controller pkg/controller/migplan/
+# validation.go validateKubeVirtInstalled).
 LIVE_BLOCKING_PLAN_CONDITIONS = ("KubeVirtNotInstalledSourceCluster", "KubeVirtVersionNotSupported",
                                  "KubeVirtStorageLiveMigrationNotEnabled")
 FATAL_MIGRATION_CONDITIONS = ("InvalidSpec", "InvalidPlanRef", "PlanClosed", "HasFinalMigration",
@@ -47,7 +49,7 @@ def plan_name(namespace: str) -> str:
 
 
 def target_name(source: str, suffix: Optional[str]) -> str:
-    """MTC's ``getMappedNameForPVC`` for a StorageConversionPlan: ``<base>-mig-<suffix>`` (BEHAVIOR §2.3).
+    """MTC's ``getMappedNameForPVC`` for a StorageConversionPlan: ``<base>-mig-<suffix>`` (pkg/controller/migplan/pvlist.go).
 
     ``<base>`` drops a trailing ``-mig-XXXX`` or legacy ``-new`` and is cut to 247 chars."""
     base = _MIG_SUFFIX.sub("", source)
@@ -225,9 +227,11 @@ def covers_namespace(migplan: dict, namespace: str) -> bool:
 
 def migration_result(migmigration: dict, dvm: Optional[dict] = None, disks=()) -> Tuple[str, str]:
     """The one MTC verdict: (Running|Succeeded|Failed|Canceled, message), from conditions, never from phase
-    (BEHAVIOR §1.5). ``status`` (progress.build_one), ``migrate --wait`` and ``rollback`` all judge with it.
+    (mig-controller pkg/controller/migmigration/migrate.go: Completed is the phase of every end; Succeeded only
+    with no Failed and no Warn condition, else SucceededWithWarnings). ``status`` (progress.build_one), ``migrate --wait`` and ``rollback`` all judge with it.
 
-    SucceededWithWarnings is never success: a DVM failure can end that way (BEHAVIOR §8); nor is Succeeded
+    SucceededWithWarnings is never success: a DVM failure can end that way (migmigration/task.go
+    setDirectVolumeMigrationFailureWarning, then the itinerary carries on); nor is Succeeded
     while the DVM is Failed or a disk row (``disks``, from progress) failed."""
     if condition(migmigration, "Canceled") or (condition(migmigration, "Canceling")
                                                and (migmigration.get("status") or {}).get("phase") == "Completed"):
@@ -252,7 +256,7 @@ def migration_result(migmigration: dict, dvm: Optional[dict] = None, disks=()) -
             return "Failed", "; ".join(f"{d.get('vm')}/{d.get('volume')}: {d.get('message') or 'failed'}"
                                        for d in bad_disks)
         return "Succeeded", "the migration has completed successfully"
-    # Postponed / PlanNotReady can clear by themselves; these cannot (reference API.md §2 blockers).
+    # Postponed / PlanNotReady can clear by themselves; these cannot (pkg/controller/migmigration/validation.go).
     crit = [c for c in conditions(migmigration) if c.get("category") == "Critical"
             and (c.get("type") in FATAL_MIGRATION_CONDITIONS
                  or (migmigration.get("status") or {}).get("phase") == "Completed")]

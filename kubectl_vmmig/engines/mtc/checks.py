@@ -130,7 +130,8 @@ def check_storage(plan, inventory) -> List[dict]:
 
 
 def check_live(plan, inventory, facts) -> List[dict]:
-    """Per-VM live-migration preconditions, only when the plan live-migrates (kubevirt BEHAVIOR §2)."""
+    """Per-VM live-migration preconditions, only when the plan live-migrates (kubevirt/kubevirt
+    pkg/virt-controller/watch/volume-migration/volume-migration.go ValidateVolumes)."""
     if not plan["liveMigrate"]:
         return []
     out = []

@@ -235,7 +235,8 @@ class MtcEngine:
         if plan["requestedMode"] == "live":
             raise errors.PreflightRefused(f"MTC reports the cluster cannot live-migrate storage ({text})",
                                           "enable storage live migration in KubeVirt, or use --mode offline")
-        # MTC itself never reads these conditions (BEHAVIOR §6): switch the plan to offline ourselves.
+        # MTC only reports these (migplan/validation.go: "Virtual Machines will be stopped instead"): switch the
+        # plan to offline ourselves.
         plan["liveMigrate"] = False
         plan["mode"] = "offline"
         for m in plan["moves"]:

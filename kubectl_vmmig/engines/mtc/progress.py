@@ -1,7 +1,7 @@
 """MTC progress: MigPlan + MigMigration + DirectVolumeMigration(Progress) + VMs -> Migration dicts.
 
-``build``/``from_objects`` are pure and read only structured fields (see reference/mtc API.md §2-§4 and
-BEHAVIOR.md §3.5, §5): the DVM's per-PVC lists (pod lists and the singular-named live lists),
+``build``/``from_objects`` are pure and read only structured fields (mig-controller pkg/apis/migration/v1alpha1
+directvolumemigration_types.go, directvolumemigrationprogress_types.go, migmigration_types.go): the DVM's per-PVC lists (pod lists and the singular-named live lists),
 ``rsyncOperations``, ``skippedVolumes``, the DVMP status, and the MigMigration conditions, pipeline,
 phase and itinerary. The human progress strings in ``pipeline[].progress`` are never parsed.
 ``collect`` is the only function here that talks to the API: a constant number of LISTs, none per VM.

@@ -27,6 +27,12 @@ class Mtc(Engine):
             return None
         return "MTC's CRDs are not served or its host MigCluster is not Ready"
 
+    @classmethod
+    def parse_hooks(cls, specs):
+        from .build import parse_hooks
+
+        return parse_hooks(specs)
+
     # ---- preflight ---------------------------------------------------------------------------------
     @classmethod
     def permissions(cls, write=True) -> List[Permission]:
