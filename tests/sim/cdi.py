@@ -6,6 +6,7 @@ each DataVolume by one phase or one progress increment.
 """
 import json
 import math
+import re
 from typing import Dict, Optional
 
 from kubectl_vmmig import errors
@@ -354,7 +355,9 @@ class CdiController(StandIn):
         if provisioner == "kubevirt.io/hostpath-provisioner":
             pv["spec"]["hostPath"] = {"path": f"/var/lib/sim-volumes/{pv_name}"}
         else:
-            pv["spec"]["csi"] = {"driver": provisioner, "volumeHandle": pv_name}
+            # spec.csi.driver must be a DNS subdomain (the test classes' provisioner names need not be)
+            driver = re.sub(r"[^a-z0-9.-]+", "-", provisioner.lower()).strip("-.")[:63].strip("-.") or "sim.csi"
+            pv["spec"]["csi"] = {"driver": driver, "volumeHandle": pv_name}
         if spec.get("storageClassName"):
             pv["spec"]["storageClassName"] = spec["storageClassName"]
         try:

@@ -240,3 +240,14 @@ def test_no_kubevirt_api_sets_no_kubevirt_condition(env):
         plan = reconcile_plan(_NoKubeVirtApi(env.kube), env.plan(name), [plan], clusters, scs, [])
     types = {c["type"] for c in plan["status"]["conditions"]}
     assert "Ready" in types and not {t for t in types if t.startswith("KubeVirt")}
+
+
+def test_missing_plan_ref_text_names_the_subject(env):
+    """migmigration/validation.go validatePlan: InvalidPlanRef NotFound "…, subject: <ns>/<name>." (C4)."""
+    mig = make_migration(env.kube, env.n("missing"), "cutover", name=env.n("m"))
+    # a plan-less migration is left to the unscoped controller instance; reconcile it directly
+    env.mtc.migrations.reconcile(mig, [mig], {})
+    cond = get_condition(env.mig("m"), "InvalidPlanRef")
+    assert cond["reason"] == "NotFound" and cond["category"] == "Critical"
+    assert cond["message"] == ("The `migPlanRef` must reference a valid `migplan`, "
+                               f"subject: {MTC_NAMESPACE}/{env.n('missing')}.")
