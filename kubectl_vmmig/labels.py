@@ -8,6 +8,7 @@ ENGINE = f"{DOMAIN}/engine"                     # the engine that made it (engin
 TYPE = f"{DOMAIN}/type"                         # stage | cutover | rollback
 REQUEST = f"{DOMAIN}/request"                   # annotation: the request as JSON (re-run detection)
 REQUEST_HASH = f"{DOMAIN}/request-hash"
+DISKS = f"{DOMAIN}/disks"                       # annotation: {source PVC: "vm/volume"} of a migration
 PLAN_GENERATION = f"{DOMAIN}/plan-generation"   # MTC: the n-th MigPlan of a namespace
 SUPERSEDED_BY = f"{DOMAIN}/superseded-by"       # annotation on a MigPlan the plugin closed for a newer one
 

@@ -128,13 +128,20 @@ def render(migrations: List[dict], output="table", color=False, tracker: Optiona
         return yaml.safe_dump(P.document(migrations), sort_keys=False, allow_unicode=True).rstrip("\n")
     if output not in OUTPUTS:
         raise errors.BadInput(f"unknown output format {output!r}", f"use one of {', '.join(OUTPUTS)}")
-    blocks = []
+    blocks, folded = [], []
     for m in migrations:
+        if m.get("_superseded") and output == "table":  # an earlier run of a plan: one line above its latest run
+            folded.append(f"earlier: {m.get('type')} {m.get('_migration') or ''} "
+                          f"{_paint(m.get('result'), m.get('result'), color)}"
+                          + (f" {m['completed']}" if m.get("completed") else ""))
+            continue
         eta = (lambda mm, dd: tracker.eta(mm, dd, now)) if tracker is not None else None
         stalls = tracker.stalls([m], now) if tracker is not None else []
         res = _paint(m.get("result"), m.get("result"), color)
         title = header(dict(m, result=res))
-        blocks.append("\n".join([title, table(m, wide=output == "wide", color=color, eta=eta)] + footer(m, stalls)))
+        blocks.append("\n".join(folded + [title, table(m, wide=output == "wide", color=color, eta=eta)]
+                                 + footer(m, stalls)))
+        folded = []
     return "\n\n".join(blocks)
 
 

@@ -138,10 +138,13 @@ def build_migmigration(plan: dict, mtc_namespace: str, kind: str, attempt: int =
     else:
         spec["migrateState"] = True
         spec["quiescePods"] = kind == "cutover"
+    # which VM disk each PVC is, so the run stays attributed after a later run moved the VM on (status history)
+    disks = {m["sourcePVC"]: f"{m['vm']}/{m['volume']}" for m in plan["moves"]}
     return {"apiVersion": GROUP_VERSION, "kind": "MigMigration",
             "metadata": {"name": migration_name(pname, kind, h, attempt), "namespace": mtc_namespace,
                          "labels": labels(pname, {TYPE_LABEL: kind, REQUEST_HASH_LABEL: h}),
-                         "annotations": {REQUEST_ANNOTATION: json.dumps(req, sort_keys=True)}},
+                         "annotations": {REQUEST_ANNOTATION: json.dumps(req, sort_keys=True),
+                                         L.DISKS: json.dumps(disks, sort_keys=True)}},
             "spec": spec}
 
 

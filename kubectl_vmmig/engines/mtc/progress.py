@@ -62,8 +62,12 @@ def build_one(plan, mig, dvm, dvmps, vm_index, pvc_sc=None, now: Optional[str] =
             p["source"], p["target"] = p["target"], p["source"]
             p["source_sc"], p["target_sc"] = p["target_sc"], p["source_sc"]
     disks = []
+    recorded = V.recorded_disks(mig)
     for pair in pairs:
         info = _lookup(vm_index, pair["namespace"], (pair["source"], pair["target"]))
+        if info is None:  # the VM moved on since (a later run): the run's own record says whose disk it was
+            vm_name, _, volume = (recorded.get(pair["source"]) or recorded.get(pair["target"]) or "").partition("/")
+            info = (vm_name, volume, None) if vm_name else None
         disks.append(disk(pair, view, info, ctx))
     namespaces = plan_namespaces(plan)
     ns = namespaces[0] if namespaces else ""

@@ -41,6 +41,17 @@ def requested_disks(mig: dict) -> Optional[List[str]]:
     return [str(d) for d in req.get("disks") or []]
 
 
+def recorded_disks(mig: dict) -> dict:
+    """{source PVC: "vm/volume"} the plugin recorded on its MigMigration (empty when absent)."""
+    from ...labels import DISKS
+
+    try:
+        out = json.loads(((mig.get("metadata") or {}).get("annotations") or {}).get(DISKS) or "{}")
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
 def dvm_failures(dvm: Optional[dict]) -> List[str]:
     """Why the DVM failed, from structured fields only (its ``errors`` are empty after an rsync failure)."""
     if not dvm:
