@@ -241,3 +241,21 @@ def test_history_table_folds_earlier_runs_and_watch_exit_code_follows_the_latest
     text = render.render(ms, "table")
     assert text.count("PLAN ns/") == 1 and "earlier: cutover cutover-1 Failed" in text
     assert [m["result"] for m in ms if not m["_superseded"]] == ["Succeeded"]
+
+
+def test_b3_preview_shows_the_close_of_the_previous_plan():
+    kube = FakeMtc(pvcs=[pvc("vm1-data")], pvs=[pv("pv-vm1-data")])
+    ref = cutover(kube, "vm1-data")
+    succeed(kube, ref["migration"])
+    old = kube.objs[("migplans", MTC_NS, ref["plan"])]
+    target = f"vm1-data-mig-{old['status']['suffix']}"
+    kube.objs[("persistentvolumeclaims", "ns", target)] = pvc(target)
+    eng = MtcEngine(kube)
+    p = plan_for(target, to="slow")
+    eng.plan_choice("ns", [target], None)
+    writes = len(kube.writes)
+    pre = eng.preview(p, pvcs=[pvc(target)], kind="stage")
+    assert pre["objects"][0]["metadata"]["name"] == B.plan_name("ns", 2)
+    assert pre["patches"][0]["name"] == ref["plan"] and pre["patches"][0]["step"] == "close the previous plan"
+    assert {"op": "add", "path": "/spec/closed", "value": True} in pre["patches"][0]["patch"]
+    assert len(kube.writes) == writes  # a preview writes nothing

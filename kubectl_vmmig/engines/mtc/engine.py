@@ -140,6 +140,11 @@ class MtcEngine:
         sel_ops, _ = B.selection_patch(predicted, plan, verify)
         out_patches = [{"apiVersion": B.GROUP_VERSION, "kind": "MigPlan", "namespace": mtc_ns,
                         "name": migplan["metadata"]["name"], "patch": sel_ops}]
+        first = (choice.get("supersede"), "close the previous plan", PL.close_ops(migplan["metadata"]["name"])) \
+            if choice.get("supersede") else (choice.get("current"), "refresh PV discovery", PL.REFRESH_OPS)
+        if first[0] is not None:
+            out_patches.insert(0, {"apiVersion": B.GROUP_VERSION, "kind": "MigPlan", "namespace": mtc_ns,
+                                   "name": first[0]["metadata"]["name"], "step": first[1], "patch": first[2]})
         if kind == "cutover":
             by_name = {(v.get("metadata") or {}).get("name"): v for v in vms}
             from ...plan import moves_by_vm

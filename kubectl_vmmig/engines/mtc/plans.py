@@ -68,6 +68,17 @@ def choose_plan(own_plans: List[dict], namespace: str, claims=(), pvcs=()) -> di
 
 
 
+# spec.refresh lifts a Suspended plan for one reconcile (planSuspended, migplan_controller.go).
+REFRESH_OPS = [{"op": "add", "path": "/spec/refresh", "value": True}]
+
+
+def close_ops(new_name: str) -> List[dict]:
+    """Closing our previous plan for ``new_name`` (as JSON patch ops, for previews)."""
+    key = SUPERSEDED_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    return [{"op": "add", "path": "/spec/closed", "value": True},
+            {"op": "add", "path": f"/metadata/annotations/{key}", "value": new_name}]
+
+
 def _ref(r) -> tuple:
     r = r or {}
     return (r.get("namespace") or "", r.get("name") or "")
