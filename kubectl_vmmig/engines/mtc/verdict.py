@@ -123,8 +123,11 @@ def verdict(mig: dict, dvm: Optional[dict], disks: List[dict], plan_name: str = 
         text += ("; MTC nevertheless switched VM(s) " + ", ".join(vms) + " to the new, incompletely copied disks "
                  "and restarted those it had stopped: stop them and roll back (kubectl vm-storage rollback "
                  f"{plan_name or 'PLAN'}); the original disks are untouched")
-    elif (mig.get("spec") or {}).get("quiescePods") or (mig.get("spec") or {}).get("rollback"):
-        text += "; the VMs were not switched"
+    elif (mig.get("spec") or {}).get("rollback"):
+        text += "; see the VMs' volumes before retrying the rollback"
+    elif (mig.get("spec") or {}).get("quiescePods"):
+        # FailedItinerary (migmigration/task.go) has no unquiesce step: what MTC stopped stays stopped.
+        text += "; the VMs keep their original disks (VMs MTC stopped stay stopped: start them, or fix and re-run)"
     else:
         text += "; a stage run switches nothing: the VMs still use their original disks"
     return P.FAILED, text
