@@ -1,6 +1,6 @@
 """The MTC engine (shell): find MTC, gather preflight facts, preview, apply, wait, cancel, rollback.
 
-Pure rules live in ``build.py`` (objects), ``plans.py`` (the plan's life cycle), ``verdict.py`` and ``progress.py``;
+Pure rules live in ``build.py`` (objects), ``plans.py`` (plan life cycle), ``checks.py``, ``verdict.py``, ``progress.py``;
 this module does the API calls, always in this order: read everything, judge (preflight), and only then write.
 Every write is idempotent: objects have deterministic names and the plugin's labels, so a re-run adopts what
 exists instead of creating twice.

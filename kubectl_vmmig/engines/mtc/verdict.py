@@ -99,9 +99,11 @@ def verdict(mig: dict, dvm: Optional[dict], disks: List[dict], plan_name: str = 
     if not fatal and st.get("phase") == "Completed":  # a Critical blocker on a completed migration is final too
         fatal = [c for t, c in conds.items() if c.get("category") == "Critical" and t != "Failed"]
     errors = [e for e in st.get("errors") or [] if e]
-    failed = "Failed" in conds or bool(fatal) or bool(errors)
+    # Only a Failed condition or a fatal blocker ends it at once; errors and DVM failures are judged once MTC
+    # reports the end, because its itinerary carries on meanwhile (setDirectVolumeMigrationFailureWarning, task.go).
+    failed = "Failed" in conds or bool(fatal)
     succeeded = "Succeeded" in conds or "SucceededWithWarnings" in conds
-    hidden = dvm_failures(dvm)
+    hidden = list(errors) + dvm_failures(dvm)
     if "DirectVolumeMigrationFailed" in conds:
         hidden.append(conds["DirectVolumeMigrationFailed"].get("message") or "DirectVolumeMigrationFailed")
     if "SucceededWithWarnings" in conds and not hidden:  # C9: never a success the conditions do not back
@@ -116,7 +118,7 @@ def verdict(mig: dict, dvm: Optional[dict], disks: List[dict], plan_name: str = 
     what = "; ".join(f"{d.get('vm') or '?'}/{d.get('volume') or '?'} (PVC {d.get('sourcePVC')}): "
                      f"{d.get('message') or 'failed'}" for d in bad)
     reasons = errors + [c.get("message") or "" for c in fatal]
-    text = what or "; ".join(r for r in reasons + hidden if r) or "the migration failed"
+    text = what or "; ".join(dict.fromkeys(r for r in reasons + hidden if r)) or "the migration failed"
     if swapped(mig):
         vms = sorted({d["vm"] for d in bad if d.get("vm") and d.get("_usesTarget", True)}) or \
             sorted({d["vm"] for d in disks if d.get("vm")})
