@@ -170,7 +170,7 @@ def dvm_name(n: int) -> str:
 
 
 def _own_labels(n: int, extra=None) -> Dict[str, str]:
-    # The plugin's labels (engines/mtc_build.py), so `status` recognises the migration as its own.
+    # The plugin's labels (engines/mtc/build.py), so `status` recognises the migration as its own.
     return _labels(n, dict({"app.kubernetes.io/managed-by": "kubectl-vm-storage",
                             "vm-storage.kubevirt-tools.io/migration": plan_name(n),
                             "vm-storage.kubevirt-tools.io/engine": "mtc"}, **(extra or {})))

@@ -106,7 +106,7 @@ class Bench:
         # The rate is over the window up to the SIGINT; the time the plugin then takes to exit is reported apart.
         window = min(res["seconds"], seconds)
         per_min = len(res["requests"]) * 60.0 / window if window else None
-        # A poll cycle starts with the MigPlan LIST (progress/mtc.py fetch_objects); a watch would show as watch=true.
+        # A poll cycle starts with the MigPlan LIST (engines/mtc/progress.py fetch_objects); a watch would show as watch=true.
         polls = sum(k for t, k in summary["byTemplate"].items() if t.endswith("/migplans"))
         out = {"n": n, "seconds": window, "exitSecondsAfterSigint": max(0.0, res["seconds"] - seconds),
                "requests": len(res["requests"]), "watchRequests": summary["watch"],

@@ -14,8 +14,12 @@ class CheckOptions(MigrateOptions):
         from ..findings import blocking
         from .migrate_run import prepare, print_findings
 
+        from ..findings import OK, finding
+
         prep = prepare(self, conn, write=True)
         findings = prep.findings
+        if prep.engine is not None and prep.engine.picked:  # say which engine auto picked and why
+            findings = [finding("engine", OK, prep.engine.picked)] + findings
         if self.output == "table":
             print_findings(findings, self.streams.out)
         else:

@@ -48,8 +48,10 @@ def get_engine(name: str, kube, options: Optional[dict] = None, objects: Optiona
         eng = cls(kube, options)
         why = eng.declined(objects)
         if why is None:
+            eng.picked = f"--engine auto picked {n}" + (f" ({'; '.join(reasons)})" if reasons else
+                                                         " (the first registered engine)")
             return eng
-        reasons.append(f"{n}: {why}")
+        reasons.append(f"{n} declined: {why}")
     raise errors.PreflightRefused("no engine can run here (" + "; ".join(reasons) + ")",
                                   "install one of them, or pick one with --engine")
 

@@ -83,7 +83,7 @@ class Engine(ABC):
     name: ClassVar[str]
     title: ClassVar[str]                     # one line for --help, e.g. "MTC (MigPlan/MigMigration)"
     supports: ClassVar[FrozenSet[str]] = frozenset({LIVE, OFFLINE})
-
+    picked: Optional[str] = None             # set by engines.get_engine for auto: which engine and why
     def __init__(self, kube, options: Optional[dict] = None):
         self.kube = kube                     # None with --local (no API call at all)
         self.options = dict(options or {})
@@ -135,7 +135,9 @@ class Engine(ABC):
     @classmethod
     @abstractmethod
     def fetch_objects(cls, kube, scope: StatusScope, warn: Events) -> List[dict]:
-        """The constant-size LISTs ``migrations()`` needs (VMs excepted: the caller adds them once)."""
+        """The constant-size LISTs ``migrations()`` needs (VMs excepted: the caller adds them once). Returns []
+        when the engine's kinds are not served (``status`` asks every registered engine); a Forbidden read
+        may ``warn(line)`` and return [] so the other engines' migrations still show."""
 
     @classmethod
     @abstractmethod

@@ -58,6 +58,15 @@ def test_status_without_mtc_rights_warns_and_still_answers(api, run):
     assert res.err.count("warning: cannot read MTC migrations") == 1
 
 
+def test_check_says_which_engine_auto_picked_and_why(api, run):
+    api(stopped_vm_world(), namespace="ns1")
+    res = run("check", "a", "--to", "fast", "-n", "ns1", "-o", "json")
+    first = json.loads(res.out)["checks"][0]
+    assert first["name"] == "engine" and first["message"].startswith("--engine auto picked kubevirt (mtc declined: ")
+    typed = run("check", "a", "--to", "fast", "-n", "ns1", "--engine", "kubevirt", "-o", "json")
+    assert "engine" not in [c["name"] for c in json.loads(typed.out)["checks"]]
+
+
 def test_check_formats_and_exit_codes(api, run):
     api(stopped_vm_world())
     ok = run("check", "a", "--to", "fast", "-n", "ns1", "-o", "json")

@@ -1,4 +1,4 @@
-"""engines/mtc_build.py: MigPlan / selection patch / MigMigration / names / result judgement."""
+"""engines/mtc/build.py: MigPlan / selection patch / MigMigration / names / result judgement."""
 import pytest
 
 from kubectl_vmmig.engines.mtc import build as B

@@ -1,4 +1,4 @@
-"""preflight.py: findings from plan + inventory + cluster facts."""
+"""engines/mtc/checks.py (the MTC preflight): findings from plan + inventory + cluster facts."""
 from kubectl_vmmig.engines.mtc import checks as P
 from kubectl_vmmig.findings import blocking
 from kubectl_vmmig.kubevirt_capabilities import kubevirt_capabilities

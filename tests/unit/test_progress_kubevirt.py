@@ -1,5 +1,5 @@
-"""progress/kubevirt.py on the reference samples (fixtures/kubevirt/04-07, from shared/reference/kubevirt/samples)
-and records in the format engines/kubevirt_build.py writes."""
+"""engines/kubevirt/progress.py on the reference samples (fixtures/kubevirt/04-07, from shared/reference/kubevirt/samples)
+and records in the format engines/kubevirt/build.py writes."""
 import copy
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""progress/mtc.py and the shared rules in progress/__init__.py, on the reference samples
+"""engines/mtc/progress.py and the shared rules in progress.py, on the reference samples
 (fixtures/mtc/status-*.json, copied from shared/reference/mtc/samples)."""
 import copy
 import json
@@ -329,3 +329,18 @@ def test_status_and_migrate_wait_judge_with_one_verdict(conds, dvm_failed):
     m = one([plan(live=False), mig, dvm, vm(running=False)])
     assert m["result"] == B.migration_result(mig, dvm, m["disks"])[0]
     assert m["result"] == B.migration_result(mig, dvm)[0]
+
+
+def test_a_dvm_failure_warning_is_final_only_when_mtc_reports_the_end():
+    """The itinerary carries on after DirectVolumeMigrationFailed (swaps the claims, restarts the VMs): status
+    and migrate --wait keep following until MTC ends it, then both say Failed."""
+    from kubectl_vmmig.engines.mtc import build as B
+
+    warn = cond("DirectVolumeMigrationFailed", "Warn", "DirectVolumeMigration (dvm): openshift-migration/x failed")
+    running = mig_with([cond("Running", message="Step: 33/38"), warn], phase="SwapPVCReferences")
+    dvm = load("dvm-completed")
+    assert one([plan(live=False), running, dvm, vm(running=False)])["result"] == "Running"
+    assert B.migration_result(running, dvm)[0] == "Running"
+    ended = mig_with([cond("SucceededWithWarnings"), warn])
+    assert one([plan(live=False), ended, dvm, vm(running=False)])["result"] == "Failed"
+    assert B.migration_result(ended, dvm)[0] == "Failed"

@@ -1,8 +1,8 @@
 """The kubevirt engine: KubeVirt's own volume migration (``spec.updateVolumesStrategy: Migration``) for running
 VMs, CDI clones for stopped ones, without MTC. Engine surface as in docs/ARCHITECTURE.md.
 
-Pure parts live in ``kubevirt_build`` (DVs, record, preview), ``kubevirt_checks`` (preflight) and
-``kubevirt_track`` (success judgement); the state machine in ``kubevirt_steps``. This module is the I/O:
+Pure parts live in ``build`` (DVs, record, preview), ``checks`` (preflight) and
+``track`` (success judgement); the state machine in ``steps``. This module is the I/O:
 reading the VMs, the migration record ConfigMap, driving, status rows and cancel.
 
 ``options`` (dict, all optional): stop, keep_update_strategy, access_mode, volume_mode, wait (default True),
@@ -47,7 +47,7 @@ class KubevirtEngine:
         self.echo = self.options.get("echo") or _silent
 
     # ---- inputs --------------------------------------------------------------------------------
-    # Destination names: kubevirt_build.destination_name(claim, target class) (the migrate command's default).
+    # Destination names: build.destination_name(claim, target class) (the migrate command's default).
 
     def _read_vms(self, plan) -> Tuple[Dict[str, dict], Dict[str, dict]]:
         ns = plan["namespace"]
@@ -194,7 +194,7 @@ class KubevirtEngine:
         return sorted(recs, key=lambda r: (r.get("namespace"), r.get("started") or "", r["name"]))
 
     def read(self, namespace=None, name=None, all_namespaces=False) -> List[dict]:
-        """Migration dicts (progress/kubevirt.py builds them from the records and the live objects)."""
+        """Migration dicts (progress.py builds them from the records and the live objects)."""
         from .progress import collect
 
         out = collect(self.kube, namespace, all_namespaces)

@@ -1,7 +1,7 @@
 """Kubevirt-engine progress: the plugin's migration record + VM, VMI, VMIMs, DataVolumes -> Migration dicts.
 
 The record is the ConfigMap ``vm-storage-<migration>`` (key ``record``, JSON) that engines/kubevirt
-writes before its first change (format: engines/kubevirt_build.py). It holds the disks, per-VM mode,
+writes before its first change (format: engines/kubevirt/build.py). It holds the disks, per-VM mode,
 original/target claims, the VMIMs that existed before the patch, and the engine's own verdict once it
 has one. While a VM's verdict is still Running, this reader judges it from the cluster objects with the
 engine's own rule (track.judge_live), so ``status`` is right even when

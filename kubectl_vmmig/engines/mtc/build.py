@@ -228,41 +228,50 @@ def covers_namespace(migplan: dict, namespace: str) -> bool:
 def migration_result(migmigration: dict, dvm: Optional[dict] = None, disks=()) -> Tuple[str, str]:
     """The one MTC verdict: (Running|Succeeded|Failed|Canceled, message), from conditions, never from phase
     (mig-controller pkg/controller/migmigration/migrate.go: Completed is the phase of every end; Succeeded only
-    with no Failed and no Warn condition, else SucceededWithWarnings). ``status`` (progress.build_one), ``migrate --wait`` and ``rollback`` all judge with it.
+    with no Failed and no Warn condition, else SucceededWithWarnings). ``status`` (progress.build_one),
+    ``migrate --wait`` and ``rollback`` all judge with it.
 
-    SucceededWithWarnings is never success: a DVM failure can end that way (migmigration/task.go
-    setDirectVolumeMigrationFailureWarning, then the itinerary carries on); nor is Succeeded
-    while the DVM is Failed or a disk row (``disks``, from progress) failed."""
+    A Failed condition or a fatal Critical blocker ends it at once. Anything else is judged only once MTC
+    reports the end (Succeeded or SucceededWithWarnings): a DirectVolumeMigrationFailed warning or errors mean
+    Failed, yet the itinerary carries on meanwhile (migmigration/task.go setDirectVolumeMigrationFailureWarning),
+    so the verdict waits for it. SucceededWithWarnings is never success; nor is Succeeded while the DVM is
+    Failed or a disk row (``disks``, from progress) failed."""
+    status = migmigration.get("status") or {}
     if condition(migmigration, "Canceled") or (condition(migmigration, "Canceling")
-                                               and (migmigration.get("status") or {}).get("phase") == "Completed"):
+                                               and status.get("phase") == "Completed"):
         return "Canceled", "the migration was canceled"
-    errs = (migmigration.get("status") or {}).get("errors") or []
+    errs = status.get("errors") or []
     failed = condition(migmigration, "Failed")
     dvm_failed = condition(migmigration, "DirectVolumeMigrationFailed")
-    if failed or errs or dvm_failed:
+
+    def failure(default):
         detail = "; ".join(errs) or (dvm_failed or failed or {}).get("message", "")
         if dvm is not None:
             detail = "; ".join((dvm.get("status") or {}).get("errors") or []) or detail
-        return "Failed", detail or "the migration failed"
-    if condition(migmigration, "SucceededWithWarnings"):
-        warns = [c.get("message", "") for c in conditions(migmigration) if c.get("category") == "Warn"]
-        return "Failed", "completed with warnings: " + ("; ".join(w for w in warns if w) or "see Warn conditions")
-    if condition(migmigration, "Succeeded"):
-        bad_disks = [d for d in disks if d.get("phase") == "Failed"]
-        if dvm is not None and condition(dvm, "Failed"):
-            return "Failed", "; ".join((dvm.get("status") or {}).get("errors") or []) or \
-                (condition(dvm, "Failed").get("message") or "the DirectVolumeMigration failed")
-        if bad_disks:
-            return "Failed", "; ".join(f"{d.get('vm')}/{d.get('volume')}: {d.get('message') or 'failed'}"
-                                       for d in bad_disks)
-        return "Succeeded", "the migration has completed successfully"
+        return "Failed", detail or default
+
+    if failed:
+        return failure("the migration failed")
     # Postponed / PlanNotReady can clear by themselves; these cannot (pkg/controller/migmigration/validation.go).
     crit = [c for c in conditions(migmigration) if c.get("category") == "Critical"
-            and (c.get("type") in FATAL_MIGRATION_CONDITIONS
-                 or (migmigration.get("status") or {}).get("phase") == "Completed")]
+            and (c.get("type") in FATAL_MIGRATION_CONDITIONS or status.get("phase") == "Completed")]
     if crit:
         return "Failed", "; ".join(c.get("message", c.get("type", "")) for c in crit)
-    return "Running", ""
+    warned, succeeded = condition(migmigration, "SucceededWithWarnings"), condition(migmigration, "Succeeded")
+    if not (warned or succeeded):
+        return "Running", ""
+    if errs or dvm_failed:
+        return failure("the migration failed")
+    if warned:
+        warns = [c.get("message", "") for c in conditions(migmigration) if c.get("category") == "Warn"]
+        return "Failed", "completed with warnings: " + ("; ".join(w for w in warns if w) or "see Warn conditions")
+    if dvm is not None and condition(dvm, "Failed"):
+        return failure(condition(dvm, "Failed").get("message") or "the DirectVolumeMigration failed")
+    bad_disks = [d for d in disks if d.get("phase") == "Failed"]
+    if bad_disks:
+        return "Failed", "; ".join(f"{d.get('vm')}/{d.get('volume')}: {d.get('message') or 'failed'}"
+                                   for d in bad_disks)
+    return "Succeeded", "the migration has completed successfully"
 
 
 def changes(obj, ops) -> bool:

@@ -1,6 +1,6 @@
 """The MTC engine (shell): find MTC, gather preflight facts, preview, apply, wait, cancel, rollback.
 
-Pure builders live in ``mtc_build.py``; this module does the API calls, always in this order: read
+Pure builders live in ``build.py`` (checks in ``checks.py``, rows in ``progress.py``); this module does the API calls, always in this order: read
 everything, judge (preflight), and only then write. Every write is idempotent: objects have
 deterministic names and the plugin's labels, so a re-run adopts what exists instead of creating twice.
 """
