@@ -130,18 +130,24 @@ def render(migrations: List[dict], output="table", color=False, tracker: Optiona
         raise errors.BadInput(f"unknown output format {output!r}", f"use one of {', '.join(OUTPUTS)}")
     blocks, folded = [], []
     for m in migrations:
+        if folded and folded[0][0] != m.get("namespace"):
+            blocks.append("\n".join(line for _, line in folded))  # earlier runs with no later one shown here
+            folded = []
         if m.get("_superseded") and output == "table":  # an earlier run of a plan: one line above its latest run
-            folded.append(f"earlier: {m.get('type')} {m.get('_migration') or ''} "
+            folded.append((m.get("namespace"), f"earlier: {m.get('namespace')}/{m.get('plan')} {m.get('type')} "
+                          f"{m.get('_migration') or ''} "
                           f"{_paint(m.get('result'), m.get('result'), color)}"
-                          + (f" {m['completed']}" if m.get("completed") else ""))
+                          + (f" {m['completed']}" if m.get("completed") else "")))
             continue
         eta = (lambda mm, dd: tracker.eta(mm, dd, now)) if tracker is not None else None
         stalls = tracker.stalls([m], now) if tracker is not None else []
         res = _paint(m.get("result"), m.get("result"), color)
         title = header(dict(m, result=res))
-        blocks.append("\n".join(folded + [title, table(m, wide=output == "wide", color=color, eta=eta)]
-                                 + footer(m, stalls)))
+        blocks.append("\n".join([line for _, line in folded] + [title, table(m, wide=output == "wide", color=color,
+                                                                                 eta=eta)] + footer(m, stalls)))
         folded = []
+    if folded:
+        blocks.append("\n".join(line for _, line in folded))
     return "\n\n".join(blocks)
 
 

@@ -78,6 +78,10 @@ def test_b3_moving_a_migrated_disk_again_closes_the_plan_and_creates_the_next():
     new = kube.objs[("migplans", MTC_NS, ref2["plan"])]
     [entry] = [e for e in new["spec"]["persistentVolumes"] if e["selection"]["action"] == "copy"]
     assert entry["pvc"]["name"].startswith(target + ":vm1-data-mig-") and entry["selection"]["storageClass"] == "third"
+    objs = [dict(o, kind=k) for (plural, _, _), o in kube.objs.items()
+            for p_, k in (("migplans", "MigPlan"), ("migmigrations", "MigMigration")) if plural == p_]
+    runs = mtc.from_objects(objs, namespace="ns")
+    assert [(m["plan"], m["_superseded"]) for m in runs] == [(ref["plan"], True), (ref2["plan"], False)]
 
 
 # ---- B4: MTC's namespace is openshift-migration ---------------------------------------------------
@@ -239,7 +243,7 @@ def test_history_table_folds_earlier_runs_and_watch_exit_code_follows_the_latest
     ms = mtc.from_objects([plan(live=False), new, old, load("dvm-completed"), vm(running=False)])
     assert [(m["_migration"], m["result"]) for m in ms] == [("cutover-1", "Failed"), ("cutover-2", "Succeeded")]
     text = render.render(ms, "table")
-    assert text.count("PLAN ns/") == 1 and "earlier: cutover cutover-1 Failed" in text
+    assert text.count("PLAN ns/") == 1 and "earlier: ns/vm-storage-plan cutover cutover-1 Failed" in text
     assert [m["result"] for m in ms if not m["_superseded"]] == ["Succeeded"]
 
 

@@ -9,6 +9,7 @@ phase and itinerary. The human progress strings in ``pipeline[].progress`` are n
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from ...progress import conditions, finish_disks, migration, RUNNING
+from ...labels import SUPERSEDED_BY
 from . import verdict as V
 from .rows import (DEFAULT_MTC_NAMESPACE, KINDS, LABEL_DVM_OF_MIGRATION, LABEL_DVMP_OF_DVM, DvmView, _lookup, _meta,
                    _owner_uid, _pairs, _status, disk, index_vms, latest_migration, migration_type, missing_disks,
@@ -135,12 +136,14 @@ def build(plans, migrations, dvms, dvmps, vms, pvcs=(), namespace: Optional[str]
         if namespace and namespace not in plan_namespaces(plan):
             continue
         runs = sorted(migs_by_plan.get((_meta(plan).get("namespace") or "", _meta(plan).get("name")), []), key=_order)
+        # a plan the plugin closed for a newer one (plans.choose_plan): all its runs are history
+        replaced = bool(((_meta(plan).get("annotations") or {}).get(SUPERSEDED_BY)) and (plan.get("spec") or {}).get("closed"))
         for i, mig in enumerate(runs):
             candidates = dvm_by_mig.get(_meta(mig).get("uid"), [])
             dvm = latest_migration(candidates) if candidates else None
             m = build_one(plan, mig, dvm, dvmps_by_dvm.get(_meta(dvm).get("uid"), []) if dvm else [],
                           vm_index, pvc_sc, now=now)
-            m["_superseded"] = i < len(runs) - 1
+            m["_superseded"] = replaced or i < len(runs) - 1
             m["_created"] = _order(mig)
             out.append(m)
     # plans of a namespace in creation order of their runs, so a newer plan's runs follow an older plan's
