@@ -20,6 +20,7 @@ def _plan(mode="auto", vms=("ns1/a", "ns1/b"), **kw):
     ("disk", "ab12", "disk-mig-ab12"),
     ("disk-mig-zz99", "ab12", "disk-mig-ab12"),     # re-migrating an already migrated disk
     ("disk-new", "ab12", "disk-mig-ab12"),          # legacy -new naming
+    ("disk-new-mig-zz99", "ab12", "disk-new-mig-ab12"),  # C1: trimSuffix strips one suffix or the other
     ("disk", None, "disk-mig-xxxx"),                # suffix unknown before the plan exists (preview)
     ("x" * 300, "ab12", ("x" * 247 + "-mig-ab12")[:253]),  # MTC cuts the base to 247, the result to 253
 ])
@@ -103,6 +104,9 @@ def test_predicted_persistent_volumes_sorted_and_bound_only():
     pvcs = [pvc("z"), pvc("a"), pvc("pending", phase="Pending"), pvc("x-mig-ab12"), pvc("elsewhere", ns="ns2")]
     got = B.predicted_persistent_volumes(pvcs, "ns1")
     assert [e["name"] for e in got] == ["pv-a", "pv-z"]
+    # C2: with the adopted plan's suffix only its own targets are left out (pvlist.go updatePvs)
+    got = B.predicted_persistent_volumes(pvcs + [pvc("y-mig-cd34")], "ns1", suffix="ab12")
+    assert [e["name"] for e in got] == ["pv-a", "pv-y-mig-cd34", "pv-z"]
 
 
 def test_parse_hooks():

@@ -263,3 +263,10 @@ def test_b3_preview_shows_the_close_of_the_previous_plan():
     assert pre["patches"][0]["name"] == ref["plan"] and pre["patches"][0]["step"] == "close the previous plan"
     assert {"op": "add", "path": "/spec/closed", "value": True} in pre["patches"][0]["patch"]
     assert len(kube.writes) == writes  # a preview writes nothing
+
+
+def test_c3_live_elapsed_is_rounded():
+    dvm = load("dvm-live-migration-running")
+    dvm["status"]["runningLiveMigration"][0]["totalElapsedTime"] = "1m23.456789012s"
+    [d] = mtc.from_objects([plan(), load("migmigration-cutover-running"), dvm, vm()])[0]["disks"]
+    assert d["elapsed"] == "1m23s"

@@ -67,9 +67,10 @@ def plan_name(namespace: str, generation: int = 1) -> str:
 def target_name(source: str, suffix: Optional[str]) -> str:
     """MTC's ``getMappedNameForPVC`` for a StorageConversionPlan: ``<base>-mig-<suffix>`` (pkg/controller/migplan/pvlist.go).
 
-    ``<base>`` drops a trailing ``-mig-XXXX`` or legacy ``-new`` and is cut to 247 chars."""
+    ``<base>`` drops a trailing ``-mig-XXXX``, else a legacy ``-new`` (``trimSuffix``: one or the other), and is cut
+    to 247 chars."""
     base = _MIG_SUFFIX.sub("", source)
-    if base.endswith("-new"):
+    if base == source and base.endswith("-new"):
         base = base[:-4]
     return (base[:247] + "-mig-" + (suffix or SUFFIX_PLACEHOLDER))[:253]
 
@@ -208,14 +209,19 @@ def selection_patch(persistent_volumes: List[dict], plan: dict, verify: bool = F
     return ops, missing
 
 
-def predicted_persistent_volumes(pvcs: List[dict], namespace: str) -> List[dict]:
-    """What MTC's discovery will list (every Bound PVC of the namespace, sorted by PV name) — for previews."""
+def predicted_persistent_volumes(pvcs: List[dict], namespace: str, suffix: Optional[str] = None,
+                                  plan_uid: Optional[str] = None) -> List[dict]:
+    """What MTC's discovery will list (every Bound PVC of the namespace, sorted by PV name) — for previews. With the
+    adopted plan's ``suffix``/``plan_uid``, only the PVCs that plan created are left out (``updatePvs``, pvlist.go);
+    without (a new plan), any ``-mig-XXXX`` name is assumed to be some plan's target."""
     out = []
     for p in pvcs:
         md, spec = p.get("metadata") or {}, p.get("spec") or {}
         if md.get("namespace") != namespace or (p.get("status") or {}).get("phase") != "Bound":
             continue
-        if _MIG_SUFFIX.search(md.get("name") or ""):
+        if (md.get("labels") or {}).get(MIGPLAN_LABEL) == plan_uid and plan_uid:
+            continue
+        if (str(md.get("name") or "").endswith(f"-mig-{suffix}") if suffix else _MIG_SUFFIX.search(md.get("name") or "")):
             continue
         out.append({"name": spec.get("volumeName") or f"pv-for-{md.get('name')}",
                     "pvc": {"name": md.get("name"), "namespace": namespace,

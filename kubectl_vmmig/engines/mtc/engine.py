@@ -136,7 +136,9 @@ class MtcEngine:
         choice = self._choice or {"generation": 1}
         migplan = B.build_migplan(plan, mtc_ns, host, hooks, gen=choice["generation"])
         objects = [migplan, B.build_migmigration(plan, mtc_ns, kind, pname=migplan["metadata"]["name"])]
-        predicted = B.predicted_persistent_volumes(list(pvcs), plan["namespace"])
+        cur = choice.get("current") or {}
+        predicted = B.predicted_persistent_volumes(list(pvcs), plan["namespace"], (cur.get("status") or {}).get("suffix"),
+                                                   (cur.get("metadata") or {}).get("uid"))
         sel_ops, _ = B.selection_patch(predicted, plan, verify)
         out_patches = [{"apiVersion": B.GROUP_VERSION, "kind": "MigPlan", "namespace": mtc_ns,
                         "name": migplan["metadata"]["name"], "patch": sel_ops}]

@@ -7,7 +7,7 @@ directvolumemigrationprogress_types.go): the DVM's per-PVC pod lists and the sin
 import hashlib
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from ...progress import conditions, disk_row, go_duration, percent, seconds_between
+from ...progress import conditions, disk_row, go_duration, go_duration_seconds, percent, seconds_between
 
 DEFAULT_MTC_NAMESPACE = "openshift-migration"
 LABEL_DVM_OF_MIGRATION = "migration-direct-volume"    # DVM label: UID of its MigMigration
@@ -201,6 +201,8 @@ def disk(pair, view: DvmView, vm_info, ctx: dict) -> dict:
         vm_name = e.get("vmName") or vm_name
         progress = percent(e.get("lastObservedProgressPercent"))
         rate, elapsed, message = e.get("lastObservedTransferRate"), e.get("totalElapsedTime"), e.get("message") or ""
+        secs = go_duration_seconds(elapsed)  # C3: an unrounded metav1.Duration (vm.go, time.Since) -> "1m23s"
+        elapsed = go_duration(secs) if secs is not None else elapsed
         inspect = f"kubectl get vmim -n {ns} -l kubevirt.io/volume-update-migration={vm_name}"
         if phase == "Pending":
             # rsync.go runLiveMigrations reads the VMIM phase only once status.migrationState is set, which KubeVirt
