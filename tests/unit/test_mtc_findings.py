@@ -270,3 +270,14 @@ def test_c3_live_elapsed_is_rounded():
     dvm["status"]["runningLiveMigration"][0]["totalElapsedTime"] = "1m23.456789012s"
     [d] = mtc.from_objects([plan(), load("migmigration-cutover-running"), dvm, vm()])[0]["disks"]
     assert d["elapsed"] == "1m23s"
+
+
+def test_succeeded_only_when_the_ended_dvm_copied_every_disk():
+    mig = mig_with([cond("Succeeded")])
+    running = load("dvm-live-migration-running")  # not ended yet: the read raced the DVM's last update
+    assert mtc.from_objects([plan(), mig, running, vm()])[0]["result"] == "Running"
+    ended = load("dvm-live-migration-running")
+    ended["status"]["conditions"] = [cond("Succeeded")]
+    ended["status"]["pendingLiveMigration"] = ended["status"].pop("runningLiveMigration")
+    m = mtc.from_objects([plan(), mig, ended, vm()])[0]
+    assert m["result"] == "Failed" and m["disks"][0]["phase"] == "Failed"

@@ -110,6 +110,17 @@ def verdict(mig: dict, dvm: Optional[dict], disks: List[dict], plan_name: str = 
         warns = [c.get("message") or t for t, c in conds.items() if c.get("category") == "Warn"]
         hidden.append("completed with warnings: " + ("; ".join(warns) or "see the Warn conditions"))
     result = P.judge(succeeded=succeeded, failed=failed, canceled=False, hidden_failure=bool(hidden), disks=disks)
+    if result == P.SUCCEEDED and dvm is not None:
+        # Succeeded only when every disk is copied: the DVM ends before the MigMigration goes on
+        # (waitForDVMToComplete, migmigration/task.go), so a DVM not ended yet is a read that raced its update...
+        if not {"Succeeded", "Failed"} & set(P.conditions(dvm)):
+            return P.RUNNING, ""
+        # ...and an ended DVM that did not copy a disk is a failure, whatever the MigMigration says.
+        left = [d for d in disks if d.get("phase") not in ("Succeeded", "Skipped")]
+        if left:
+            for d in left:
+                d["phase"], d["message"] = "Failed", d.get("message") or "MTC ended without copying this disk"
+            result = P.FAILED
     if result == P.SUCCEEDED:
         return result, "the migration has completed successfully"
     if result == P.RUNNING:
