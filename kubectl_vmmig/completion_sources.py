@@ -71,7 +71,9 @@ def _import_client():
     bytecode cache), while the deadline exists for what can hang, the network and credential plugins."""
     import urllib3  # noqa: F401
 
-    from . import kube, resources  # noqa: F401
+    from . import engines, kube, resources  # noqa: F401
+
+    engines.classes()  # the engine surfaces complete_plans asks
 
 
 def _kube(ctx):
@@ -137,26 +139,27 @@ def complete_vms(ctx, param, incomplete):
                        incomplete)
 
 
-def plan_candidates(objects):
-    """Migration names from what the plugin created (MigPlans and DataVolumes carry MIGRATION_LABEL)."""
+def plan_candidates(objects, engine=""):
+    """Migration names from what an engine created (its ``completion_objects``): MIGRATION_LABEL, else the
+    object's name; described by ENGINE_LABEL, else the engine whose objects these are."""
     pairs = []
     for obj in objects:
         labels = (obj.get("metadata") or {}).get("labels") or {}
-        name = labels.get(MIGRATION_LABEL) or (_name(obj) if obj.get("kind") == "MigPlan" else "")
-        engine = labels.get(ENGINE_LABEL) or ("mtc" if obj.get("kind") == "MigPlan" else "")
-        pairs.append((name, f"engine {engine}" if engine else ""))
+        name = labels.get(MIGRATION_LABEL) or _name(obj)
+        made_by = labels.get(ENGINE_LABEL) or engine
+        pairs.append((name, f"engine {made_by}" if made_by else ""))
     return pairs
 
 
 def complete_plans(ctx, param, incomplete):
     def fetch():
-        from . import errors, resources
+        from . import engines, errors
 
         kube = _kube(ctx)
         found = []
-        for res, selector in ((resources.MIGPLAN, None), (resources.DATAVOLUME, MIGRATION_LABEL)):
-            try:  # either API may be absent on a cluster (no MTC, or no CDI)
-                found += kube.items(res, kube.namespace, label_selector=selector)
+        for name, cls in engines.classes():
+            try:  # an engine's API may be absent on a cluster (no MTC, or no CDI)
+                found += plan_candidates(cls.completion_objects(kube), name)
             except errors.ApiError:
                 continue
         return found
@@ -165,4 +168,4 @@ def complete_plans(ctx, param, incomplete):
         _import_client()
     except Exception:  # noqa: BLE001
         return []
-    return _candidates(plan_candidates(_with_deadline(fetch) or []), incomplete)
+    return _candidates(_with_deadline(fetch) or [], incomplete)

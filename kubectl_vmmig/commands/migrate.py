@@ -144,7 +144,8 @@ def migrate_flags(fn):
         click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
                      help="live: running VMs keep running; offline: VMs are stopped; auto: live where possible."),
         click.option("--engine", type=click.Choice(engines.choices()), default=engines.AUTO, show_default=True,
-                     help="Which engine moves the disks (see README, Engines); auto: the first one available."),
+                     help="Which engine moves the disks; auto: the first available, in this order "
+                          "(check says which)."),
         click.option("--mtc-namespace", metavar="NS", help="MTC's namespace: only openshift-migration is reconciled."),
         click.option("--access-mode", metavar="MODE",
                      help="Destination access mode (ReadWriteOnce, ReadWriteMany, ..., auto)."),

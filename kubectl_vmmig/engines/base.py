@@ -165,6 +165,12 @@ class Engine(ABC):
         out = self.migrations(objs, None if all_namespaces else scope.namespace, now=now)
         return [m for m in out if name is None or m.get("plan") == name]
 
+    @classmethod
+    def completion_objects(cls, kube) -> List[dict]:
+        """Objects in ``kube.namespace`` whose ``labels.MIGRATION`` (else name) complete a migration name for
+        cancel/status/rollback (one quick LIST; may raise ApiError, completion fails soft)."""
+        return []
+
     # ---- after the fact ----------------------------------------------------------------------------
     @abstractmethod
     def owns(self, name: str, namespace: str) -> bool:

@@ -179,12 +179,23 @@ def test_storageclass_description_marks_the_default():
 
 
 def test_plan_candidates_from_migplans_and_datavolumes():
-    objs = [{"kind": "MigPlan", "metadata": {"name": "p1", "labels": {cs.MIGRATION_LABEL: "vm-storage-a"}}},
-            {"kind": "MigPlan", "metadata": {"name": "theirs"}},
-            {"kind": "DataVolume", "metadata": {"name": "d", "labels": {cs.MIGRATION_LABEL: "vm-storage-b",
-                                                                         cs.ENGINE_LABEL: "kubevirt"}}}]
-    assert cs.plan_candidates(objs) == [("vm-storage-a", "engine mtc"), ("theirs", "engine mtc"),
-                                        ("vm-storage-b", "engine kubevirt")]
+    plans = [{"kind": "MigPlan", "metadata": {"name": "p1", "labels": {cs.MIGRATION_LABEL: "vm-storage-a"}}},
+             {"kind": "MigPlan", "metadata": {"name": "theirs"}}]
+    dvs = [{"kind": "DataVolume", "metadata": {"name": "d", "labels": {cs.MIGRATION_LABEL: "vm-storage-b",
+                                                                        cs.ENGINE_LABEL: "kubevirt"}}}]
+    assert cs.plan_candidates(plans, "mtc") + cs.plan_candidates(dvs, "kubevirt") == [
+        ("vm-storage-a", "engine mtc"), ("theirs", "engine mtc"), ("vm-storage-b", "engine kubevirt")]
+
+
+def test_plan_completion_asks_every_registered_engine(monkeypatch):
+    """completion_sources names no engine: each engine's completion_objects() feeds the candidates."""
+    from tests.cli.fake_api import FakeKube
+    from tests.cli.worlds import WITH_MTC, cond, mtc_finished_world
+
+    kube = FakeKube(mtc_finished_world([cond("Succeeded")]), namespace="openshift-migration", apis=WITH_MTC)
+    monkeypatch.setattr(cs, "_kube", lambda ctx: kube)
+    got = [(c.value, c.help) for c in cs.complete_plans(_ctx(), None, "vm-")]
+    assert got == [("vm-storage-ns", "engine mtc")]
 
 
 def test_connection_flags_typed_so_far_reach_the_source():

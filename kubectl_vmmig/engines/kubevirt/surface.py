@@ -89,6 +89,13 @@ class Kubevirt(Engine):
     def read(self, namespace=None, name=None, all_namespaces=False) -> List[dict]:
         return self.shell.read(namespace=namespace, name=name, all_namespaces=all_namespaces)
 
+    @classmethod
+    def completion_objects(cls, kube) -> List[dict]:
+        from ... import labels
+        from ... import resources as R
+
+        return kube.items(R.DATAVOLUME, kube.namespace, label_selector=labels.MIGRATION)
+
     # ---- after the fact ----------------------------------------------------------------------------
     def owns(self, name, namespace) -> bool:
         from ... import resources as R

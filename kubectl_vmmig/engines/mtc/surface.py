@@ -121,6 +121,12 @@ class Mtc(Engine):
     def read(self, namespace=None, name=None, all_namespaces=False) -> List[dict]:
         return self.shell.read(namespace=namespace, name=name, all_namespaces=all_namespaces)
 
+    @classmethod
+    def completion_objects(cls, kube) -> List[dict]:
+        from ... import resources as R
+
+        return kube.items(R.MIGPLAN, kube.namespace)
+
     # ---- after the fact ----------------------------------------------------------------------------
     def owns(self, name, namespace) -> bool:
         try:
