@@ -281,3 +281,8 @@ def test_succeeded_only_when_the_ended_dvm_copied_every_disk():
     ended["status"]["pendingLiveMigration"] = ended["status"].pop("runningLiveMigration")
     m = mtc.from_objects([plan(), mig, ended, vm()])[0]
     assert m["result"] == "Failed" and m["disks"][0]["phase"] == "Failed"
+
+
+def test_c5_a_canceled_migration_that_also_says_succeeded_is_canceled():
+    mig = mig_with([cond("Canceled"), cond("Succeeded")])  # the Cancel itinerary reaches Completed (migrate.go)
+    assert B.migration_result(mig, load("dvm-completed"))[0] == "Canceled"
