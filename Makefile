@@ -3,7 +3,7 @@ PYTHON ?= python3
 SANDBOX ?= .sandbox
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install install-test bins run lint test test-unit sandbox sandbox-down bench clean
+.PHONY: install install-test bins run lint test test-unit sandbox sandbox-status sandbox-down bench clean
 
 install:                       ## the plugin on PATH as kubectl-vm_storage
 	$(PYTHON) -m pip install -q -e .
@@ -31,6 +31,9 @@ test-unit: install-test lint
 
 sandbox: install-test bins     ## control plane + controller stand-ins + demo namespace, in the background
 	$(PYTHON) -m tests.cluster.sandbox up --dir $(SANDBOX)
+
+sandbox-status:                ## are the sandbox's API server and controller stand-ins up? (exit 1 if not)
+	$(PYTHON) -m tests.cluster.sandbox status --dir $(SANDBOX)
 
 sandbox-down:
 	$(PYTHON) -m tests.cluster.sandbox down --dir $(SANDBOX)

@@ -19,6 +19,7 @@ COMMANDS = {
     "status": ("kubectl_vmmig.commands.status", "Show per-disk progress of migrations."),
     "check": ("kubectl_vmmig.commands.check", "Run the preflight checks only."),
     "cancel": ("kubectl_vmmig.commands.cancel", "Cancel a running migration."),
+    "resume": ("kubectl_vmmig.commands.resume", "Finish what a --detach run left for the plugin (kubevirt)."),
     "rollback": ("kubectl_vmmig.commands.rollback", "Roll back a finished MTC migration."),
     "version": ("kubectl_vmmig.commands.version", "Print the client and server versions."),
     "completion": ("kubectl_vmmig.commands.completion", "Shell completion scripts and kubectl completion shims."),
@@ -169,6 +170,29 @@ def reattach_command(args):
     return " ".join([prog_name()] + out)
 
 
+# kubectl's boolean flags (pflag NoOptDefVal) also take "=true"/"=false"; click flags do not.
+BOOL_FLAGS = ("--insecure-skip-tls-verify",)
+GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+            "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}  # strconv.ParseBool
+
+
+def kubectl_bool_flags(args):
+    """Rewrite --flag=true to --flag and drop --flag=false, as pflag parses them (up to a '--')."""
+    out = []
+    for i, a in enumerate(args):
+        if a == "--":
+            return out + list(args[i:])
+        name, eq, value = a.partition("=")
+        if eq and name in BOOL_FLAGS:
+            if value not in GO_BOOLS:
+                raise click.UsageError(f"invalid argument {value!r} for {name!r} flag: use true or false")
+            if GO_BOOLS[value]:
+                out.append(name)
+            continue
+        out.append(a)
+    return out
+
+
 def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
 
@@ -182,7 +206,7 @@ def main(argv=None):
     try:
         # Under standalone_mode=False click *returns* the code of a click.exceptions.Exit instead of raising it;
         # commands report failure by raising errors.VmStorageError, but an Exit must not be lost either.
-        returned = cli.main(args=args, prog_name=prog_name(), standalone_mode=False)
+        returned = cli.main(args=kubectl_bool_flags(args), prog_name=prog_name(), standalone_mode=False)
         code = returned if isinstance(returned, int) and not isinstance(returned, bool) else 0
     except click.exceptions.Exit as exc:
         code = exc.exit_code

@@ -23,6 +23,8 @@ DiskFacts (one per dataVolume / persistentVolumeClaim volume of the VM template)
 import re
 from typing import Dict, Iterable, List, Optional
 
+from .labels import NODE_SCHEDULABLE as SCHEDULABLE_LABEL
+
 _SUFFIX = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60,
            "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
            "P": 1e15, "E": 1e18}
@@ -136,7 +138,9 @@ def _disk_facts(vm, volume, devices, dvt_index, pvcs, dvs, vm_status_hotplug, de
         "pvcExists": pvc is not None, "pvcPhase": pstatus.get("phase"),
         "size": str(size) if size is not None else None, "sizeBytes": parse_quantity(size),
         "requestedSize": str(requested) if requested is not None else None,
-        "accessModes": list(pstatus.get("accessModes") or pspec.get("accessModes") or []),
+        # what the PVC asked for, as KubeVirt's RWO rule reads it (vmi/storage.go, volume-migration.go use
+        # pvc.Spec.AccessModes); the PV may offer more
+        "accessModes": list(pspec.get("accessModes") or pstatus.get("accessModes") or []),
         "volumeMode": pspec.get("volumeMode") or ("Filesystem" if pvc is not None else None),
         # A template without storageClassName gets the default class when CDI creates the PVC.
         "storageClass": sc or (default_sc if pvc is None and tmpl_index is not None else None),
@@ -183,6 +187,9 @@ def vm_facts(vm, vmi=None, pvcs=None, dvs=None, launcher_pods=(), default_sc=Non
         "printableStatus": (vm.get("status") or {}).get("printableStatus"),
         "conditions": _conditions(vm), "vmiConditions": _conditions(vmi),
         "volumeUpdateStrategy": spec.get("updateVolumesStrategy"),
+        "tolerations": list(tspec.get("tolerations") or []),
+        "snapshotInProgress": (vm.get("status") or {}).get("snapshotInProgress"),
+        "restoreInProgress": (vm.get("status") or {}).get("restoreInProgress"),
         "disks": disks, "hostDisks": host_disks,
         "launcherPods": sorted(p["metadata"]["name"] for p in launcher_pods),
     }
@@ -231,14 +238,33 @@ def claims_in_use(inventory, namespace) -> Dict[str, str]:
     return out
 
 
-def schedulable(node: dict) -> bool:
-    """Whether a VM's target pod can land on this Node: Ready, not cordoned, no NoSchedule/NoExecute taint
-    (control-plane role taints aside). Both engines count these for live migration's second node."""
+
+
+def tolerates(tolerations, taint: dict) -> bool:
+    """Kubernetes' toleration match (k8s.io/api core/v1 toleration.go ToleratesTaint)."""
+    for t in tolerations or ():
+        if t.get("effect") and t.get("effect") != taint.get("effect"):
+            continue
+        if t.get("operator") == "Exists":
+            if not t.get("key") or t.get("key") == taint.get("key"):
+                return True
+        elif t.get("key") == taint.get("key") and (t.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def schedulable(node: dict, tolerations=()) -> bool:
+    """Whether a VM's virt-launcher (target) pod can land on this Node - the one rule both engines count for
+    live migration's second node: Ready, not cordoned, labelled ``kubevirt.io/schedulable=true`` (KubeVirt puts
+    that nodeSelector on every launcher pod, virt-controller services/nodeselectorrenderer.go; virt-handler sets
+    the label, heartbeat.go), and no NoSchedule/NoExecute taint the VM does not tolerate (control-plane taints
+    included: launcher pods carry no toleration for them by default)."""
     if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    if ((node.get("metadata") or {}).get("labels") or {}).get(SCHEDULABLE_LABEL) != "true":
         return False
     ready = any(c.get("type") == "Ready" and c.get("status") == "True"
                 for c in (node.get("status") or {}).get("conditions") or [])
-    no_sched = any(t.get("effect") in ("NoSchedule", "NoExecute") and
-                   not t.get("key", "").startswith("node-role.kubernetes.io/")
+    no_sched = any(t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, t)
                    for t in (node.get("spec") or {}).get("taints") or [])
     return ready and not no_sched

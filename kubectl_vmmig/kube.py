@@ -2,14 +2,12 @@
 
 Why not the kubernetes client's generated APIs: every object here is a custom resource handled as a
 dict anyway, model deserialization costs time at N=1000 VMs, and we need exact control of the request
-log (-v 6), impersonation headers (repeated Impersonate-Group) and retries. The kubernetes package is
-used where it adds real value: exec credential plugins (see ``_exec_credentials``).
+log (-v 6), impersonation headers (repeated Impersonate-Group) and retries. How to connect (kubeconfig,
+TLS, proxies, credentials) follows kubectl's client-go: kubeconfig.py, transport.py, credentials.py.
 """
 import json
 import os
-import ssl
 import sys
-import tempfile
 import time
 from urllib.parse import quote, urlencode
 
@@ -41,7 +39,8 @@ class Kube:
         self.request_count = 0
         self._connected = False  # set by the first HTTP answer: later connection errors are outages to ride out
         self._pool = None
-        self._headers = None
+        self._pool_cert = None
+        self._creds = None
 
     @classmethod
     def connect(cls, opts: ConnectionOptions, **kw):
@@ -51,106 +50,38 @@ class Kube:
     def namespace(self):
         return self.access.namespace
 
-    # ---- transport -------------------------------------------------------------------------
-    def _ssl_context(self):
-        acc = self.access
-        ctx = ssl.create_default_context()
-        if acc.insecure:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        elif acc.ca_data:
-            ctx.load_verify_locations(cadata=acc.ca_data.decode())
-        elif acc.ca_file:
-            try:
-                ctx.load_verify_locations(cafile=acc.ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise errors.BadInput(f"cannot load certificate authority {acc.ca_file}: {exc}",
-                                      "check --certificate-authority or the kubeconfig")
-        cert_file, key_file, tmp = acc.client_cert_file, acc.client_key_file, []
-        if acc.client_cert_data or acc.client_key_data:
-            # ssl can only load a client key pair from files: write them 0600, load, delete at once.
-            for data, name in ((acc.client_cert_data, "cert"), (acc.client_key_data, "key")):
-                if data:
-                    fd, path = tempfile.mkstemp(prefix="vmstorage-", suffix="." + name)
-                    os.write(fd, data)
-                    os.close(fd)
-                    tmp.append(path)
-                    if name == "cert":
-                        cert_file = path
-                    else:
-                        key_file = path
-        try:
-            if cert_file:
-                ctx.load_cert_chain(cert_file, key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise errors.BadInput(f"cannot load client certificate/key: {exc}",
-                                  "check --client-certificate/--client-key or the kubeconfig")
-        finally:
-            for path in tmp:
-                os.unlink(path)
-        return ctx
+    # ---- transport: TLS/proxy in transport.py, identity in credentials.py ---------------------
+    def _credentials(self):
+        if self._creds is None:
+            from .credentials import Credentials
+            from .transport import ca_pem
 
-    def _exec_credentials(self):
-        """Run the kubeconfig's exec credential plugin through the kubernetes client's implementation."""
-        from kubernetes.config.exec_provider import ExecProvider
-
-        try:
-            status = ExecProvider(self.access.exec_config, os.getcwd()).run()
-        except Exception as exc:
-            raise errors.Unauthorized(f"exec credential plugin failed: {exc}",
-                                      hint="run the plugin's login command, then retry")
-        return status
+            acc = self.access
+            wants_ca = bool(acc.exec_config and acc.exec_config.get("provideClusterInfo"))
+            self._creds = Credentials(acc, ca_pem=ca_pem(acc) if wants_ca else None)
+        return self._creds
 
     def _base_headers(self):
-        if self._headers is not None:
-            return self._headers
         import urllib3
 
-        acc = self.access
+        creds = self._credentials()
         h = urllib3.HTTPHeaderDict()
         h["Accept"] = "application/json"
         h["User-Agent"] = "kubectl-vm_storage"
-        token = acc.token
-        if not token and acc.token_file:
-            try:
-                with open(acc.token_file) as fh:
-                    token = fh.read().strip()
-            except OSError as exc:
-                raise errors.BadInput(f"cannot read tokenFile {acc.token_file}: {exc.strerror}", "fix the kubeconfig")
-        if not token and acc.exec_config:
-            st = self._exec_credentials()
-            token = st.get("token")
-            if st.get("clientCertificateData"):
-                acc.client_cert_data = st["clientCertificateData"].encode()
-                acc.client_key_data = (st.get("clientKeyData") or "").encode()
-        if token:
-            h["Authorization"] = "Bearer " + token
-        elif acc.username:
-            import base64
-
-            h["Authorization"] = "Basic " + base64.b64encode(f"{acc.username}:{acc.password or ''}".encode()).decode()
-        if acc.impersonate_user:
-            h["Impersonate-User"] = acc.impersonate_user
-            for g in acc.impersonate_groups:
-                h.add("Impersonate-Group", g)  # one header line per group, as the API server expects
-            if acc.impersonate_uid:
-                h["Impersonate-Uid"] = acc.impersonate_uid
-        self._headers = h
+        auth = creds.authorization()
+        if auth:
+            h["Authorization"] = auth
+        for name, value in creds.impersonation():
+            h.add(name, value)  # one header line per group, as the API server expects
         return h
 
     def _pool_manager(self):
-        if self._pool is None:
-            import urllib3
+        cert = self._credentials().client_cert() if self.access.server.startswith("https") else None
+        if self._pool is None or cert != self._pool_cert:  # an exec plugin rotated its client certificate
+            from .transport import pool_manager, ssl_context
 
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            self._base_headers()  # exec plugins may supply a client certificate
-            kw = {"maxsize": 4, "retries": False}
-            if self.access.server.startswith("https"):
-                kw["ssl_context"] = self._ssl_context()
-                if self.access.tls_server_name:
-                    kw["server_hostname"] = self.access.tls_server_name
-                    kw["assert_hostname"] = self.access.tls_server_name
-            self._pool = urllib3.PoolManager(**kw)
+            ctx = ssl_context(self.access, exec_cert=cert) if self.access.server.startswith("https") else None
+            self._pool, self._pool_cert = pool_manager(self.access, ctx), cert
         return self._pool
 
     def request(self, method, path, query=None, body=None, content_type="application/json",
@@ -176,7 +107,7 @@ class Kube:
             try:
                 resp = self._pool_manager().request(
                     method, url, body=data, headers=headers, preload_content=not stream,
-                    timeout=urllib3.Timeout(connect=min(timeout or 10, 10), read=timeout), redirect=False)
+                    timeout=self._timeout(timeout, stream), redirect=False)
             except urllib3.exceptions.HTTPError as exc:
                 ms = int((time.monotonic() - start) * 1000)
                 if self.verbosity >= 6:
@@ -205,6 +136,8 @@ class Kube:
                 self._backoff(f"API server answered {resp.status}; retrying", wait)
                 delay = min(delay * 2, self.max_backoff)
                 continue
+            if resp.status == 401:
+                self._credentials().forget_exec()  # exec.go maybeRefreshCreds: a new credential next time
             if resp.status >= 400:
                 payload = resp.data if not stream else resp.read()
                 raise self._status_error(method, path, resp.status, payload)
@@ -214,6 +147,15 @@ class Kube:
                 _log(f"Response Body: {resp.data[:1024].decode(errors='replace')}")
             return json.loads(resp.data) if resp.data else {}
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _timeout(seconds, stream):
+        import urllib3
+
+        if stream or not seconds:
+            return urllib3.Timeout(connect=min(seconds or 10, 10), read=seconds)
+        # --request-timeout bounds the whole request, as kubectl's http.Client.Timeout does
+        return urllib3.Timeout(total=seconds, connect=min(seconds, 10))
 
     def _backoff(self, message, wait, always=False):
         if self.on_retry:
@@ -241,6 +183,14 @@ class Kube:
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, urllib3.exceptions.SSLError):
             return self._connection_error(reason)
+        if isinstance(reason, urllib3.exceptions.ProxyError):
+            from .transport import display, proxy_for
+
+            cause = reason.args[-1] if reason.args else reason
+            text = str(getattr(cause, "reason", None) or cause).split(": ", 1)[-1].splitlines()[0]
+            return errors.ConnectionFailed(
+                f"cannot reach the API server at {server} through the proxy {display(proxy_for(self.access))} ({text})",
+                hint="check the cluster's proxy-url in the kubeconfig or HTTPS_PROXY/NO_PROXY")
         text = str(reason).split(": ", 1)[-1].splitlines()[0]
         return errors.ConnectionFailed(f"cannot reach the API server at {server} ({text})",
                                        hint="check the kubeconfig context and that the cluster is up")

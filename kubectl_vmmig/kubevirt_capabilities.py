@@ -1,8 +1,24 @@
-"""What the installed KubeVirt can do, from its KubeVirt CR. Pure; used by the plan for every engine."""
+"""What the installed KubeVirt can do, from its KubeVirt CR. Pure; the one rule both engines (and the plan's
+mode decision) use for "can this cluster migrate storage live".
+
+Upstream (kubevirt/kubevirt):
+* ``pkg/virt-config/virt-config.go`` ``IsVMRolloutStrategyLiveUpdate``: from v1.6 ``liveConfig == nil ||
+  *liveConfig == LiveUpdate`` (an unset ``vmRolloutStrategy`` means LiveUpdate); v1.5 needs the explicit value;
+  v1.3/v1.4 additionally need the ``VMLiveUpdateFeatures`` gate.
+* v1.3/v1.4 ``pkg/virt-api/webhooks/validating-webhook/admitters/vms-admitter.go``: ``updateVolumesStrategy``
+  is rejected without the ``VolumesUpdateStrategy`` and ``VolumeMigration`` gates (GA in v1.5,
+  ``pkg/virt-config/featuregate/inactive.go``).
+* v1.3 has no ``ManualRecoveryRequired`` and no start refusal (added in v1.4, ``vm.go syncVolumeMigration``):
+  a VM that loses its VMI mid-copy restarts on the uncopied destination, so live is refused below v1.4.
+* ``pkg/virt-controller/watch/workload-updater/workload-updater.go`` ``getUpdateData``: only
+  ``workloadUpdateMethods`` containing LiveMigrate ever starts the migration.
+MTC's own rule: migtools/mig-controller pkg/controller/migplan/validation.go isStorageLiveMigrationDisabled.
+"""
 import re
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 LIVE_GATES = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
+MIN_LIVE = (1, 4, 0)
 
 
 def parse_version(text) -> Optional[Tuple[int, int, int]]:
@@ -15,30 +31,57 @@ def kubevirt_version(kv: Optional[dict]) -> Optional[str]:
     return st.get("observedKubeVirtVersion") or st.get("operatorVersion") or st.get("targetKubeVirtVersion")
 
 
-def kubevirt_capabilities(kv: Optional[dict]) -> dict:
-    """Can this KubeVirt live-migrate storage? The one home of this rule (the plan asks it for every engine).
+def effective_rollout_strategy(kv: Optional[dict]) -> Optional[str]:
+    """``vmRolloutStrategy`` as KubeVirt reads it: unset = LiveUpdate from v1.6, Stage before."""
+    conf = (((kv or {}).get("spec") or {}).get("configuration")) or {}
+    if conf.get("vmRolloutStrategy"):
+        return conf["vmRolloutStrategy"]
+    ver = parse_version(kubevirt_version(kv))
+    return "LiveUpdate" if ver is not None and ver >= (1, 6, 0) else "Stage"
 
-    Upstream: kubevirt/kubevirt pkg/virt-config/virt-config.go IsVMRolloutStrategyLiveUpdate,
-    pkg/virt-config/featuregate/inactive.go (VolumesUpdateStrategy, VolumeMigration, VMLiveUpdateFeatures, GA
-    since v1.5), pkg/virt-controller/watch/workload-updater/workload-updater.go (the LiveMigrate method);
-    MTC's own rule: migtools/mig-controller pkg/controller/migplan/validation.go isStorageLiveMigrationDisabled."""
+
+def missing_gates(kv: Optional[dict]) -> List[str]:
+    """Feature gates volume migration needs below v1.5 (none from v1.5 on, or when the version is unknown)."""
+    ver = parse_version(kubevirt_version(kv))
+    if ver is None or ver >= (1, 5, 0):
+        return []
+    dev = ((((kv or {}).get("spec") or {}).get("configuration")) or {}).get("developerConfiguration") or {}
+    gates = set(dev.get("featureGates") or []) - set(dev.get("disabledFeatureGates") or [])
+    return [g for g in LIVE_GATES if g not in gates]
+
+
+def live_migration_blockers(kv: Optional[dict]) -> List[Tuple[str, str]]:
+    """[(check name, why)] that make storage live migration impossible on this KubeVirt; [] = it can."""
     if not kv:
-        return {"liveMigration": False, "liveMigrationReason": "KubeVirt is not installed (no KubeVirt CR found)"}
-    version = kubevirt_version(kv)
-    parsed = parse_version(version)
-    cfg = ((kv.get("spec") or {}).get("configuration")) or {}
-    reasons = []
-    if parsed is None or parsed < (1, 3, 0):
-        reasons.append(f"KubeVirt {version or 'of unknown version'} is older than v1.3.0, "
-                       "the first version with storage live migration")
-    if cfg.get("vmRolloutStrategy") != "LiveUpdate":
-        reasons.append("spec.configuration.vmRolloutStrategy is not LiveUpdate")
-    gates = ((cfg.get("developerConfiguration") or {}).get("featureGates")) or []
-    if parsed is not None and parsed < (1, 5, 0):
-        missing = [g for g in LIVE_GATES if g not in gates]
-        if missing:
-            reasons.append("feature gates missing: " + ", ".join(missing))
-    methods = (((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods")) or []
+        return [("kubevirt", "KubeVirt is not installed (no KubeVirt CR found)")]
+    raw = kubevirt_version(kv)
+    ver = parse_version(raw)
+    out = []
+    if ver is None:
+        out.append(("kubevirt-version", "the KubeVirt version is unknown (status.observedKubeVirtVersion is empty), "
+                                        "and storage live migration needs v1.4.0 or later"))
+    elif ver < MIN_LIVE:
+        out.append(("kubevirt-version", f"KubeVirt {raw} is older than v1.4.0 (v1.3 cannot protect a VM whose "
+                                        "volume migration is interrupted: it restarts on the uncopied destination)"))
+    gates = missing_gates(kv)
+    if gates:
+        out.append(("feature-gates", f"feature gates {', '.join(gates)} missing from spec.configuration."
+                                     f"developerConfiguration.featureGates (KubeVirt {raw} needs them)"))
+    rollout = effective_rollout_strategy(kv)
+    if rollout != "LiveUpdate":
+        conf = ((kv.get("spec") or {}).get("configuration")) or {}
+        shown = conf.get("vmRolloutStrategy") or "unset (Stage before v1.6)"
+        out.append(("rollout-strategy", f"spec.configuration.vmRolloutStrategy is {shown}: KubeVirt then ignores "
+                                        "volume updates (nothing happens, no condition is set)"))
+    methods = list(((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods") or [])
     if "LiveMigrate" not in methods:
-        reasons.append("spec.workloadUpdateStrategy.workloadUpdateMethods does not contain LiveMigrate")
-    return {"liveMigration": not reasons, "liveMigrationReason": "; ".join(reasons), "version": version}
+        out.append(("workload-update-methods",
+                    f"spec.workloadUpdateStrategy.workloadUpdateMethods is {methods or 'empty'} without LiveMigrate"))
+    return out
+
+
+def kubevirt_capabilities(kv: Optional[dict]) -> dict:
+    """``{"liveMigration", "liveMigrationReason", "version"}`` for the plan's mode decision (both engines)."""
+    blockers = live_migration_blockers(kv)
+    return {"liveMigration": not blockers, "liveMigrationReason": "; ".join(why for _, why in blockers),
+            "version": kubevirt_version(kv)}

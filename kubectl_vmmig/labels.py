@@ -8,6 +8,8 @@ ENGINE = f"{DOMAIN}/engine"                     # the engine that made it (engin
 TYPE = f"{DOMAIN}/type"                         # stage | cutover | rollback
 REQUEST = f"{DOMAIN}/request"                   # annotation: the request as JSON (re-run detection)
 REQUEST_HASH = f"{DOMAIN}/request-hash"
+PLANNED = f"{DOMAIN}/planned"                   # annotation: what the plugin planned (JSON; migration-controller)
+CANCEL_REQUESTED = f"{DOMAIN}/cancel-requested"  # annotation: when the plugin's cancel was requested
 DISKS = f"{DOMAIN}/disks"                       # annotation: {source PVC: "vm/volume"} of a migration
 PLAN_GENERATION = f"{DOMAIN}/plan-generation"   # MTC: the n-th MigPlan of a namespace
 SUPERSEDED_BY = f"{DOMAIN}/superseded-by"       # annotation on a MigPlan the plugin closed for a newer one
@@ -19,6 +21,13 @@ MTC_MIGRATED_BY_MIGPLAN = "migration.openshift.io/migrated-by-migplan"
 # KubeVirt's label on the VMIMs it creates for a volume update (pkg/virt-controller/watch/vm.go
 # createMigrationForVolumesUpdate -> virtv1.VolumesUpdateMigration).
 VOLUME_UPDATE_MIGRATION = "kubevirt.io/volume-update-migration"
+# virt-handler labels the nodes KubeVirt may run VMs on; every launcher pod selects it
+# (pkg/virt-handler/heartbeat, pkg/virt-controller/services/nodeselectorrenderer.go)
+NODE_SCHEDULABLE = "kubevirt.io/schedulable"
+# CDI annotations on a DataVolume (containerized-data-importer pkg/controller/common/util.go)
+CDI_ALLOW_CLAIM_ADOPTION = "cdi.kubevirt.io/allowClaimAdoption"       # AnnAllowClaimAdoption
+CDI_IMMEDIATE_BINDING = "cdi.kubevirt.io/storage.bind.immediate.requested"  # AnnImmediateBinding
+CDI_USE_POPULATOR = "cdi.kubevirt.io/storage.usePopulator"            # AnnUsePopulator
 
 
 def ours(engine: str, migration: str) -> dict:

@@ -10,7 +10,8 @@
 
     Move = {"vm", "namespace", "volume", "kind": pvc|dataVolume, "dataVolumeTemplateIndex",
             "sourcePVC", "targetPVC", "sourceSC", "targetSC", "mode": live|offline,
-            "size", "sizeBytes", "accessModes", "volumeMode", "targetAccessMode", "targetVolumeMode"}
+            "size", "sizeBytes", "accessModes", "volumeMode", "targetAccessMode", "targetVolumeMode",
+            "targetBindingMode": the target StorageClass volumeBindingMode or None}
 
 ``naming(disk_facts) -> str`` gives the destination claim name; each engine has its own rule (MTC:
 ``<base>-mig-<suffix>``, chosen by the controller), so the plan never invents names itself.
@@ -63,6 +64,7 @@ def build_plan(inventory: dict, vm_keys: Iterable[str], target_sc: str, mode: st
                                  f"the VMs are in several namespaces ({', '.join(namespaces)}); "
                                  "migrate one namespace at a time (-n NAMESPACE)"))
     moves, skipped, seen_claims = [], [], {}
+    target_binding = ((inventory.get("storageClasses") or {}).get(target_sc) or {}).get("volumeBindingMode")
     vms = []
     for k in vm_keys:
         facts = inventory["vms"].get(k)
@@ -94,6 +96,8 @@ def build_plan(inventory: dict, vm_keys: Iterable[str], target_sc: str, mode: st
                 "accessModes": d["accessModes"], "volumeMode": d["volumeMode"],
                 "targetAccessMode": access_mode,
                 "targetVolumeMode": volume_mode or d["volumeMode"],
+                # WaitForFirstConsumer destinations need a consumer (or CDI's immediate binding) to be copied
+                "targetBindingMode": target_binding,
             })
     return {
         "namespace": namespaces[0] if len(namespaces) == 1 else None,

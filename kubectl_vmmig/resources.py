@@ -42,6 +42,19 @@ VM = Resource("kubevirt.io", "v1", "virtualmachines", "VirtualMachine")
 VMI = Resource("kubevirt.io", "v1", "virtualmachineinstances", "VirtualMachineInstance")
 VMIM = Resource("kubevirt.io", "v1", "virtualmachineinstancemigrations", "VirtualMachineInstanceMigration")
 KUBEVIRT = Resource("kubevirt.io", "v1", "kubevirts", "KubeVirt")
+# virt-api's aggregated start/stop/restart subresources (RBAC: subresources.kubevirt.io virtualmachines/start)
+VM_SUBRESOURCES = Resource("subresources.kubevirt.io", "v1", "virtualmachines", "VirtualMachineSubresources")
+
+# kubevirt-migration-controller (api/migrationcontroller/v1alpha1) and its operator's MigController CR
+MIGRATIONS = "migrations.kubevirt.io"
+VMSM_PLAN = Resource(MIGRATIONS, "v1alpha1", "virtualmachinestoragemigrationplans",
+                     "VirtualMachineStorageMigrationPlan")
+VMSM = Resource(MIGRATIONS, "v1alpha1", "virtualmachinestoragemigrations", "VirtualMachineStorageMigration")
+MN_VMSM_PLAN = Resource(MIGRATIONS, "v1alpha1", "multinamespacevirtualmachinestoragemigrationplans",
+                        "MultiNamespaceVirtualMachineStorageMigrationPlan")
+MN_VMSM = Resource(MIGRATIONS, "v1alpha1", "multinamespacevirtualmachinestoragemigrations",
+                   "MultiNamespaceVirtualMachineStorageMigration")
+MIGCONTROLLER = Resource(MIGRATIONS, "v1alpha1", "migcontrollers", "MigController")
 
 DATAVOLUME = Resource("cdi.kubevirt.io", "v1beta1", "datavolumes", "DataVolume")
 STORAGEPROFILE = Resource("cdi.kubevirt.io", "v1beta1", "storageprofiles", "StorageProfile", namespaced=False)
@@ -55,6 +68,7 @@ NODE = Resource("", "v1", "nodes", "Node", namespaced=False)
 CONFIGMAP = Resource("", "v1", "configmaps", "ConfigMap")
 EVENT = Resource("", "v1", "events", "Event")
 STORAGECLASS = Resource("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False)
+CSIDRIVER = Resource("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False)
 DEPLOYMENT = Resource("apps", "v1", "deployments", "Deployment")
 STATEFULSET = Resource("apps", "v1", "statefulsets", "StatefulSet")
 REPLICASET = Resource("apps", "v1", "replicasets", "ReplicaSet")

@@ -16,7 +16,7 @@ from ..streams import IOStreams
 
 MODES = ("live", "offline", "auto")
 DRY_RUNS = ("none", "client", "server")
-OUTPUTS = ("table", "json", "yaml")
+OUTPUTS = ("table", "wide", "json", "yaml")
 
 
 @dataclass
@@ -63,7 +63,7 @@ class MigrateOptions:
                                 hooks=hooks, verify=self.verify, stop=self.stop,
                                 keep_update_strategy=self.keep_update_strategy, access_mode=self.access_mode,
                                 volume_mode=self.volume_mode, wait=bool(self.wait), dry_run=self.dry_run,
-                                show_events=self.output == "table")
+                                show_events=self.output in ("table", "wide"))
 
     def engine_options(self) -> dict:
         """What the engines are constructed with (each reads the keys it knows)."""
@@ -164,14 +164,21 @@ def migrate_flags(fn):
 @click.option("--verify", is_flag=True, help="MTC: verify copied data (rsync --checksum, filesystem copies).")
 @click.option("--stop", is_flag=True, help="kubevirt engine: stop running VMs for an offline copy, restart after.")
 @click.option("--keep-update-strategy", is_flag=True,
-              help="kubevirt engine: leave spec.updateVolumesStrategy: Migration on the VMs after success.")
+              help="kubevirt engine: accepted for compatibility; spec.updateVolumesStrategy: Migration always stays "
+                   "on running VMs (removing it makes KubeVirt mark them RestartRequired).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before stopping workloads.")
 @click.option("--dry-run", "dry_run", type=click.Choice(DRY_RUNS), default="none", show_default=True,
               help="client: print what would be done; server: send the creates with dryRun=All.")
-@click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Choice(OUTPUTS), default="table", show_default=True,
+              help="Output format (wide: every column of the live view).")
 @click.option("--local", is_flag=True, help="With --dry-run=client -f: read objects from files, no API call.")
 @click.option("-f", "--filename", "files", multiple=True, metavar="FILE", help="Objects for --local (YAML/JSON).")
-@click.option("--wait/--detach", "wait", default=None, help="Follow progress to the end (default on a terminal).")
+@click.option("--wait/--detach", "wait", default=None,
+              help="Follow progress to the end (default on a terminal), or return once the migration can go on "
+                   "without the plugin. --detach leaves undone - mtc: nothing (MTC's controller does it all); "
+                   "kubevirt: a stopped VM is pointed at its clones at once (CDI and KubeVirt finish); a running VM "
+                   "whose destinations are not usable within ~10 s, and --stop's stop/restart, wait for "
+                   "'kubectl vm-storage resume NAME' (printed, and shown by status).")
 @connection_options()
 def command(conn, **flags):
     """Move the disks of VMs to another StorageClass.

@@ -11,6 +11,7 @@ from .. import errors
 from .. import resources as R
 from ..streams import write_document
 
+TABLES = ("table", "wide")
 DATA_KINDS = ("VirtualMachine", "VirtualMachineInstance", "PersistentVolumeClaim", "DataVolume", "StorageClass",
               "Pod", "KubeVirt", "MigCluster", "MigPlan")
 
@@ -25,6 +26,7 @@ class Prepared:
     plan: Optional[dict] = None
     findings: List[dict] = field(default_factory=list)
     existing: Optional[object] = None  # engines.base.Existing: a re-run found what an earlier run made
+    inventory: Optional[dict] = None
 
 
 def _ns_of(obj):
@@ -172,7 +174,8 @@ def prepare(opts, conn, write=True) -> Prepared:
     naming = engine.naming(namespace, opts.to)
     plan = build_plan(inventory, keys, opts.to, opts.mode, caps, opts.access_mode, opts.volume_mode, naming)
     findings = engine.checks(plan, inventory, request, objs, write=write)
-    return Prepared(kube=kube, engine=engine, objs=objs, namespace=namespace, plan=plan, findings=findings)
+    return Prepared(kube=kube, engine=engine, objs=objs, namespace=namespace, plan=plan, findings=findings,
+                    inventory=inventory)
 
 
 # ---- output -------------------------------------------------------------------------------------
@@ -184,7 +187,7 @@ def print_findings(findings, stream):
 
 
 def print_preview(preview, output, plan, out):
-    if output != "table":
+    if output not in TABLES:
         write_document(preview, output, out)
         return
     out.write(f"Plan: {len(plan['moves'])} disk(s) of {len(plan['vms'])} VM(s) in namespace {plan['namespace']} "
@@ -246,40 +249,84 @@ def run(opts, conn) -> None:
     for f in prep.findings:
         if f["severity"] == "warning" and f["name"] != "quiesce":
             streams.say(f"warning: {f['message']}")
-    confirm_hazard(prep.findings, opts)
-    ref = engine.apply(plan, request, streams.say)
-    return after_apply(prep, ref, opts)
+    confirm_hazard(prep, opts)
+    follower = _follower(prep, opts)
+    if follower is None:
+        ref = engine.apply(plan, request, streams.say)
+        return after_apply(prep, ref, opts)
+    from ..view.follow import ViewEvents
+
+    def fetch(migration):
+        return [m for m in engine.read(namespace=prep.namespace) if m.get("plan") == migration]
+
+    with follower:  # a resize re-lays the view while an engine drives the migration in apply (kubevirt)
+        ref = engine.apply(plan, request, ViewEvents(follower, fetch))
+        return after_apply(prep, ref, opts, follower)
 
 
-def confirm_hazard(findings, opts):
-    hazard = next((f for f in findings if f["name"] == "quiesce"), None)
-    if hazard is None or opts.yes or opts.dry_run == "server":
+def _follower(prep, opts):
+    """The live view for --wait (None for --detach and the server dry run); disk sizes from the plan."""
+    if not opts.wait or opts.dry_run == "server":
+        return None
+    from ..view.follow import Follower
+
+    sizes = {(mv["vm"], mv["sourcePVC"]): mv.get("sizeBytes") for mv in (prep.plan or {}).get("moves") or []}
+
+    def enrich(ms):
+        for m in ms:
+            for d in m.get("disks") or []:
+                if sizes.get((d.get("vm"), d.get("sourcePVC"))):
+                    d.setdefault("_sizeBytes", sizes[(d.get("vm"), d.get("sourcePVC"))])
+        return ms
+
+    return Follower(out=opts.streams.out, err=opts.streams.err, output=opts.output, enrich=enrich)
+
+
+def hazards(prep, opts) -> List[str]:
+    """What the run stops: MTC's cutover quiesces the namespace; --stop stops running VMs (kubevirt)."""
+    from ..view.summary import stops_vms
+
+    out = [f["message"] for f in prep.findings if f["name"] == "quiesce"]
+    return out + stops_vms(prep.plan, getattr(prep, "inventory", None) or {}, opts.stop)
+
+
+def confirm_hazard(prep, opts):
+    """Before anything that stops workloads or VMs: the plan table and the hazards, then the question."""
+    found = hazards(prep, opts)
+    if not found or opts.yes or opts.dry_run == "server":
         return
-    opts.streams.say(f"warning: {hazard['message']}")
+    from ..view.follow import style_for, use_tty
+    from ..view.summary import confirmation
+    from ..view.terminal import terminal_size
+
+    err = opts.streams.err
+    width = terminal_size(err)[0] if use_tty(err) else None
+    err.write("\n".join(confirmation(prep.plan, found, width, style_for(err))) + "\n")
+    err.flush()
     if opts.streams.interactive():
         import click
 
         if click.confirm("Continue?", default=False, err=True):
             return
         raise errors.PreflightRefused("not confirmed; nothing was changed", None)
-    raise errors.PreflightRefused("the cutover stops the workloads listed above",
+    raise errors.PreflightRefused("the run stops the workloads or VMs listed above",
                                   "re-run with --yes to confirm (nothing was changed)")
 
 
-def after_apply(prep, ref, opts) -> None:
+def after_apply(prep, ref, opts, follower=None) -> None:
     from .. import progress as P
 
     streams = opts.streams
     ref = ref if isinstance(ref, dict) else {"migration": str(ref)}
     if opts.dry_run == "server":
         streams.say("server dry run: the API server accepted the objects; nothing was persisted")
-        if opts.output != "table":
+        if opts.output not in TABLES:
             write_document(ref, opts.output, streams.out)
         return
     plan_name = ref.get("plan") or ref.get("migration")
     hint = f"kubectl vm-storage status {plan_name} -n {prep.namespace} -w"
     if not opts.wait:
-        if opts.output == "table":
+        if opts.output in TABLES:
             streams.out.write(f"migration {ref.get('migration')} started; follow it with: {hint}\n")
         else:
             write_document(ref, opts.output, streams.out)
@@ -294,7 +341,8 @@ def after_apply(prep, ref, opts) -> None:
         return [m for m in ms if m.get("_migration") in (None, ref.get("migration"))]
 
     try:
-        final = render.follow(fetch, output=opts.output, out=streams.out, err=streams.err)
+        final = render.follow(fetch, output=opts.output, out=streams.out, err=streams.err,
+                              follower=follower or _follower(prep, opts))
     except errors.Interrupted as exc:
         raise errors.Interrupted(exc.message, hint=f"re-attach with: {hint}") from None
     # The engine's one verdict made ``result`` (the same that ``status`` shows).

@@ -37,6 +37,7 @@ class LiveSource:
         self.vm_cache_seconds = vm_cache_seconds
         self.err = err or sys.stderr
         self._vms, self._vms_at, self._warned = None, None, set()
+        self._sizes = {}  # (namespace, PVC) -> bytes, refreshed with the VMs, only while watching (the view's bytes)
 
     def _vm_list(self):
         from .. import errors
@@ -49,7 +50,35 @@ class LiveSource:
             except errors.NotFound:  # KubeVirt not installed: rows without VM names
                 self._vms = []
             self._vms_at = now
+            if self.vm_cache_seconds:
+                self._sizes = self._pvc_sizes()
         return self._vms
+
+    def _pvc_sizes(self):
+        """One PVC LIST: status.capacity (else the request) of each claim, so the view can show bytes."""
+        from .. import errors
+        from .. import resources as R
+        from ..inventory import parse_quantity
+
+        try:
+            pvcs = self.kube.items(R.PVC, None if self.all else self.namespace, all_namespaces=self.all)
+        except (errors.NotFound, errors.Forbidden):
+            return {}
+        out = {}
+        for p in pvcs:
+            size = ((p.get("status") or {}).get("capacity") or {}).get("storage") or \
+                (((p.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+            out[((p.get("metadata") or {}).get("namespace"), (p.get("metadata") or {}).get("name"))] = \
+                parse_quantity(size)
+        return out
+
+    def _with_sizes(self, ms):
+        for m in ms:
+            for d in m.get("disks") or []:
+                size = self._sizes.get((m.get("namespace"), d.get("sourcePVC")))
+                if size:
+                    d["_sizeBytes"] = size
+        return ms
 
     def _warn_once(self, message):
         if message not in self._warned:
@@ -67,7 +96,7 @@ class LiveSource:
         read = [(cls, cls.fetch_objects(self.kube, scope, self._warn_once)) for _, cls in engines.classes()]
         vms = self._vm_list() if any(objs for _, objs in read) else []
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return [m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)]
+        return self._with_sizes([m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)])
 
 
 class StatusOptions:

@@ -1,4 +1,4 @@
-"""`kubectl vm-storage version`: client version, and the server's when it is reachable."""
+"""`kubectl vm-storage version`: client version, then the server's; fails as `kubectl version` does."""
 import sys
 
 import click
@@ -14,7 +14,8 @@ class VersionOptions:
         self.info, self.problem = {}, None
 
     def complete(self):
-        """Ask the server, unless --client; an unreachable server is a warning, not an error (as kubectl)."""
+        """Ask the server, unless --client. Like `kubectl version`, a server that cannot be asked (no cluster,
+        bad credentials, TLS failure) is an error, raised by ``run`` after the client version is printed."""
         from .. import __version__, errors
 
         self.info = {"clientVersion": {"version": __version__, "python": sys.version.split()[0]}}
@@ -24,8 +25,8 @@ class VersionOptions:
             try:
                 kube = Kube.connect(self.conn, retries=0)
                 self.info["serverVersion"] = kube.server_version()
-            except (errors.BadInput, errors.ApiError) as exc:
-                self.problem = exc.line()
+            except errors.VmStorageError as exc:
+                self.problem = exc
         return self
 
     def run(self):
@@ -35,20 +36,17 @@ class VersionOptions:
                       f"(python {info['clientVersion']['python']})\n")
             if "serverVersion" in info:
                 out.write(f"Server Version: {info['serverVersion'].get('gitVersion', 'unknown')}\n")
-            elif not self.client_only:
-                out.write("Server Version: unavailable (cluster not reachable)\n")
         else:
-            if self.problem:
-                info["serverError"] = self.problem
             write_document(info, self.output, out)
-        if self.problem:
-            self.streams.say(f"warning: server version unavailable: {self.problem}")
+        if self.problem is not None:
+            raise self.problem
 
 
 @click.command("version")
 @click.option("--client", "client_only", is_flag=True, help="Print the client version only (no API call).")
 @click.option("-o", "--output", type=click.Choice(["text", "json", "yaml"]), default="text", help="Output format.")
-@connection_options(namespace=False)
+@connection_options()
 def command(conn, client_only, output):
-    """Print the client version and, when a cluster is reachable, the server version."""
+    """Print the client version and the server version (fails, after the client version, when the server
+    cannot be asked, as `kubectl version` does)."""
     VersionOptions(conn, client_only, output).complete().run()

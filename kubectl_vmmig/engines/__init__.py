@@ -6,6 +6,7 @@ Order is ``--engine auto``'s preference: the first registered engine that does n
 from typing import Dict, List, Optional, Tuple
 
 REGISTRY: Dict[str, str] = {
+    "migration-controller": "kubectl_vmmig.engines.migration_controller.surface:MigrationController",
     "mtc": "kubectl_vmmig.engines.mtc.surface:Mtc",
     "kubevirt": "kubectl_vmmig.engines.kubevirt.surface:Kubevirt",
 }
@@ -48,8 +49,9 @@ def get_engine(name: str, kube, options: Optional[dict] = None, objects: Optiona
         eng = cls(kube, options)
         why = eng.declined(objects)
         if why is None:
-            eng.picked = f"--engine auto picked {n}" + (f" ({'; '.join(reasons)})" if reasons else
-                                                         " (the first registered engine)")
+            because = f": {eng.chosen_because}" if eng.chosen_because else ""
+            eng.picked = f"--engine auto picked {n}{because}" + (f" ({'; '.join(reasons)})" if reasons else
+                                                                  "" if because else " (the first registered engine)")
             return eng
         reasons.append(f"{n} declined: {why}")
     raise errors.PreflightRefused("no engine can run here (" + "; ".join(reasons) + ")",

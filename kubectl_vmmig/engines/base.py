@@ -27,6 +27,14 @@ FLAG_CAPABILITIES = (("stage", STAGE, "--stage"), ("hooks", HOOKS, "--hook"), ("
 Events = Callable[[str], None]  # progress lines for the user (stderr); engines never write to sys.std* themselves
 
 
+def progress_of(events) -> Callable[[str], None]:
+    """``events.progress(migration)`` when the caller shows a live view (view/follow.py ``ViewEvents``), else a
+    no-op. An engine whose ``apply`` drives the migration itself until it ends (the kubevirt engine with
+    ``request.wait``) calls it after each pass, so the same view as ``status -w`` re-reads and redraws;
+    its progress lines (``events(line)``) then become the view's last line instead of stderr lines."""
+    return getattr(events, "progress", None) or (lambda migration: None)
+
+
 @dataclass(frozen=True)
 class Permission:
     """One API call an engine makes: checked with a SelfSubjectAccessReview and granted by deploy/rbac/.
@@ -84,6 +92,7 @@ class Engine(ABC):
     title: ClassVar[str]                     # one line for --help, e.g. "MTC (MigPlan/MigMigration)"
     supports: ClassVar[FrozenSet[str]] = frozenset({LIVE, OFFLINE})
     picked: Optional[str] = None             # set by engines.get_engine for auto: which engine and why
+    chosen_because: Optional[str] = None     # declined() may set it: what it found that makes it usable
     def __init__(self, kube, options: Optional[dict] = None):
         self.kube = kube                     # None with --local (no API call at all)
         self.options = dict(options or {})

@@ -62,7 +62,9 @@ def test_check_says_which_engine_auto_picked_and_why(api, run):
     api(stopped_vm_world(), namespace="ns1")
     res = run("check", "a", "--to", "fast", "-n", "ns1", "-o", "json")
     first = json.loads(res.out)["checks"][0]
-    assert first["name"] == "engine" and first["message"].startswith("--engine auto picked kubevirt (mtc declined: ")
+    assert first["name"] == "engine" and first["message"].startswith("--engine auto picked kubevirt (")
+    assert "migration-controller declined: the migrations.kubevirt.io API is not served" in first["message"]
+    assert "mtc declined: " in first["message"]
     typed = run("check", "a", "--to", "fast", "-n", "ns1", "--engine", "kubevirt", "-o", "json")
     assert "engine" not in [c["name"] for c in json.loads(typed.out)["checks"]]
 
@@ -115,3 +117,19 @@ def test_version(api, run):
     api()
     res = run("version", "-o", "yaml")
     assert res.code == 0 and yaml.safe_load(res.out)["serverVersion"]["gitVersion"] == "v1.37.1-fake"
+
+
+def test_status_warns_once_when_migration_controller_objects_are_forbidden(api, run):
+    """A user bound to another engine's roles: status still answers (exit 0) and says what it could not read."""
+    kube = api(stopped_vm_world(), namespace="ns1")
+    original = kube.items
+
+    def items(res, *a, **k):
+        if res.group in ("migration.openshift.io", "migrations.kubevirt.io"):
+            raise errors.Forbidden(f"{res.plural}.{res.group} is forbidden", status=403)
+        return original(res, *a, **k)
+
+    kube.items = items
+    res = run("status", "-n", "ns1", "-o", "json")
+    assert res.code == 0 and json.loads(res.out) == {"migrations": []}
+    assert res.err.count("warning: cannot read migration-controller migrations") == 1

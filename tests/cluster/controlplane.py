@@ -44,6 +44,11 @@ STORAGE_CLASSES = [
 NODES = ["node01", "node02"]
 
 
+def _csidriver():
+    from kubectl_vmmig import resources as R
+    return R.Resource("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False)
+
+
 class ControlPlaneError(RuntimeError):
     pass
 
@@ -111,6 +116,13 @@ class ControlPlane:
         sa_key = os.path.join(self.dir, "sa.key")
         if not os.path.exists(sa_key):
             subprocess.run(["openssl", "genrsa", "-out", sa_key, "2048"], check=True, capture_output=True)
+        # A client CA so client certificates authenticate (CN = user, O = groups), as on a real cluster;
+        # tests sign their own client certificates with it (self.client_ca_cert/key).
+        self.client_ca_key, self.client_ca_cert = os.path.join(certs, "client-ca.key"), os.path.join(certs, "client-ca.crt")
+        if not os.path.exists(self.client_ca_cert):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj",
+                            "/CN=vmstorage-client-ca", "-keyout", self.client_ca_key, "-out", self.client_ca_cert],
+                           check=True, capture_output=True)
         tokens = os.path.join(self.dir, "tokens.csv")
         with open(tokens, "w") as fh:
             fh.write(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n{ALICE_TOKEN},alice,uid-alice,\n')
@@ -125,7 +137,7 @@ class ControlPlane:
             os.path.join(self.bins, "kube-apiserver"), f"--etcd-servers={etcd_url}", f"--cert-dir={certs}",
             f"--secure-port={port}", "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
             "--service-cluster-ip-range=10.0.0.0/24", "--authorization-mode=RBAC",
-            f"--token-auth-file={tokens}", f"--service-account-issuer=https://127.0.0.1:{port}/",
+            f"--token-auth-file={tokens}", f"--client-ca-file={self.client_ca_cert}", f"--service-account-issuer=https://127.0.0.1:{port}/",
             f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
             "--disable-admission-plugins=ServiceAccount", "--allow-privileged=true", "--v=0"]
         self._spawn("kube-apiserver", self._apiserver_args)
@@ -237,6 +249,7 @@ class ControlPlane:
         from kubectl_vmmig import resources as R
         from kubectl_vmmig import errors
 
+        CSIDRIVER = _csidriver()
         kube = self.admin()
         names = []
         for path in sorted(glob.glob(os.path.join(CRD_DIR, "*", "*.yaml"))):
@@ -279,6 +292,13 @@ class ControlPlane:
             if default:
                 sc["metadata"]["annotations"] = {"storageclass.kubernetes.io/is-default-class": "true"}
             _create_ignore(kube, R.STORAGECLASS, sc)
+            # A CSI driver registers a storage.k8s.io CSIDriver named like its provisioner; CDI uses volume
+            # populators only for such classes (controller-base.go shouldUseCDIPopulator →
+            # storageClassCSIDriverExists). "standard"'s provisioner is no valid CSIDriver name: a non-CSI class.
+            if "/" not in prov:
+                _create_ignore(kube, CSIDRIVER, {"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
+                                                 "metadata": {"name": prov},
+                                                 "spec": {"attachRequired": True, "podInfoOnMount": False}})
         for node in NODES:
             _create_ignore(kube, R.NODE, {
                 "apiVersion": "v1", "kind": "Node",

@@ -1,8 +1,10 @@
 """`make sandbox`: the real control plane + controller stand-ins + a seeded `demo` namespace, in the background.
 
-    python -m tests.cluster.sandbox up|down [--dir .sandbox] [--pace 0.5]
+    python -m tests.cluster.sandbox up|down|status [--dir .sandbox] [--pace 0.5]
 
-`up` is idempotent: a running sandbox is reused (and re-seeded only where objects are missing).
+`up` is idempotent: a running sandbox is reused (and re-seeded only where objects are missing); stand-ins that
+are down (their process exits when a controller thread dies) are reported with the end of their log and started
+again. `status` says whether the API server and the stand-ins are up (exit 1 when something is down).
 """
 import argparse
 import json
@@ -17,13 +19,16 @@ DEMO_NS = "demo"
 
 
 def seed_demo(kube):
-    """MTC, KubeVirt and CDI 'installed', and VMs of every shape a user meets, in namespace demo."""
+    """MTC, KubeVirt, CDI and kubevirt-migration-controller 'installed', and VMs of every shape a user meets,
+    in namespace demo."""
     from kubectl_vmmig import errors
     from kubectl_vmmig import resources as R
     from tests.sim import factories as F
+    from tests.sim.migration_controller import install_migration_controller
     from tests.sim.mtc import install_mtc
 
     install_mtc(kube)
+    install_migration_controller(kube)  # a Deployed MigController: --engine auto picks migration-controller
     F.install_kubevirt(kube)
     F.install_cdi(kube)
     try:
@@ -59,6 +64,9 @@ def up(workdir, pace):
     plane = controlplane.ControlPlane(workdir, bins=controlplane.bin_dir())
     plane.server = state["server"]
     kube = plane.admin()
+    if state.get("extra_pids") and not controlplane._alive(state["extra_pids"]):
+        print(f"warning: the controller stand-ins were down; last lines of {workdir}/standins.log:\n"
+              f"{_log_tail(workdir)}\nstarting them again", file=sys.stderr)
     if not controlplane._alive(state.get("extra_pids", [])):
         log = open(os.path.join(workdir, "standins.log"), "ab")
         proc = subprocess.Popen([sys.executable, "-m", "tests.sim", "--kubeconfig", plane.admin_kubeconfig,
@@ -83,15 +91,48 @@ stop it with: make sandbox-down   (kubeconfig: {kc})""")
     return 0
 
 
+def _log_tail(workdir, lines=15):
+    try:
+        with open(os.path.join(workdir, "standins.log"), errors="replace") as fh:
+            return "".join(fh.readlines()[-lines:]).rstrip()
+    except OSError:
+        return "(no log)"
+
+
+def status(workdir):
+    """Exit 0 when the API server and the stand-ins run, 1 (saying what is down) otherwise."""
+    state_path = os.path.join(workdir, "state.json")
+    if not os.path.exists(state_path):
+        print("sandbox not running (make sandbox)", file=sys.stderr)
+        return 1
+    with open(state_path) as fh:
+        state = json.load(fh)
+    ok = True
+    if controlplane._alive(state.get("pids", [])):
+        print(f"API server: up at {state['server']}")
+    else:
+        print("error: API server is down (make sandbox-down && make sandbox)", file=sys.stderr)
+        ok = False
+    if controlplane._alive(state.get("extra_pids", [])):
+        print("controller stand-ins: running")
+    else:
+        print(f"error: controller stand-ins are down; last lines of {workdir}/standins.log:\n{_log_tail(workdir)}\n"
+              "run make sandbox to start them again", file=sys.stderr)
+        ok = False
+    return 0 if ok else 1
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m tests.cluster.sandbox")
-    ap.add_argument("action", choices=["up", "down"])
+    ap.add_argument("action", choices=["up", "down", "status"])
     ap.add_argument("--dir", default=os.path.join(controlplane.REPO, ".sandbox"))
     ap.add_argument("--pace", type=float, default=float(os.environ.get("VMSTORAGE_SIM_PACE", "0.5")))
     a = ap.parse_args(argv)
     try:
         if a.action == "down":
             return controlplane.sandbox_down(a.dir)
+        if a.action == "status":
+            return status(a.dir)
         return up(a.dir, a.pace)
     except controlplane.ControlPlaneError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -92,7 +92,7 @@ CASES = [
     ("not-live-migratable-mtc", M + ("vmbridge", "--to", "fast") + LIVE_MTC, PRE, ["StorageLiveMigratable"], {}),
     ("not-live-migratable-kubevirt", M + ("vmbridge", "--to", "fast") + LIVE_KV, PRE, ["live-migrated"], {}),
     ("smaller-destination-mtc", M + ("vmdv", "--to", "fast") + LIVE_MTC, PRE, ["smaller"], {}),
-    ("old-kubevirt-mtc", M + ("vm1", "--to", "fast") + LIVE_MTC, PRE, ["older than v1.3.0"],
+    ("old-kubevirt-mtc", M + ("vm1", "--to", "fast") + LIVE_MTC, PRE, ["older than v1.4.0"],
      {"kv": {"version": "v1.2.0"}}),
     ("old-kubevirt-kubevirt", M + ("vm1", "--to", "fast") + LIVE_KV, PRE, ["v1.2.0"], {"kv": {"version": "v1.2.0"}}),
     ("live-migration-off-mtc", M + ("vm1", "--to", "fast") + LIVE_MTC, PRE, ["LiveMigrate"],

@@ -13,6 +13,7 @@ import pytest
 
 from kubectl_vmmig import errors as E
 from kubectl_vmmig import resources as R
+from tests.cluster.controlplane import ADMIN_TOKEN
 from tests.sim import runner
 from tests.sim.common import set_faults
 
@@ -69,6 +70,9 @@ class Proxy:
                 if proxy.delay and proxy.delay[0] in self.path:
                     time.sleep(proxy.delay[1])
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                # kubectl and the plugin send no credentials to an http:// server (client-go
+                # rest.IsConfigTransportTLS), so this front authenticates upstream as the plane's admin
+                headers.setdefault("Authorization", f"Bearer {ADMIN_TOKEN}")
                 r = proxy.http.request(self.command, proxy.upstream + self.path, body=body, headers=headers)
                 self.send_response(r.status)
                 for k in ("Content-Type", "Retry-After"):

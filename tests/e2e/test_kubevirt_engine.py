@@ -88,7 +88,8 @@ def test_live_two_disks_dry_run_patch_is_the_applied_one(kv, kubectl, namespace)
     assert claims(vm) == {"rootdisk": "vm1-rootdisk-fast", "data": "vm1-data-fast"}
     assert vm["spec"]["dataVolumeTemplates"][0]["metadata"]["name"] == "vm1-rootdisk-fast"
     assert vm["spec"]["dataVolumeTemplates"][0]["spec"]["storage"]["storageClassName"] == "fast"
-    assert "updateVolumesStrategy" not in vm["spec"]
+    # finding 1: the strategy stays on the running VM (removing it raises RestartRequired, vm.go)
+    assert vm["spec"]["updateVolumesStrategy"] == "Migration"
     vmi = kv.get(R.VMI, "vm1", ns)
     assert claims({"spec": {"template": {"spec": vmi["spec"]}}}) == claims(vm)
     # sources are never deleted
@@ -100,7 +101,7 @@ def test_live_two_disks_dry_run_patch_is_the_applied_one(kv, kubectl, namespace)
     assert rec["vms"]["vm1"]["patch"] == swap[0]["patch"]
     assert rec["vms"]["vm1"]["dataVolumes"] == [o for o in preview["objects"] if o["kind"] == "DataVolume"]
     assert rec["result"] == "Succeeded"
-    assert before["metadata"]["generation"] + 2 == vm["metadata"]["generation"]  # swap + strategy removal only
+    assert before["metadata"]["generation"] + 1 == vm["metadata"]["generation"]  # the swap only
 
     st = kubectl("vm-storage", "status", "vm1-to-fast", "-n", ns, "-o", "json")
     assert st.returncode == 0, st.stderr
@@ -115,7 +116,7 @@ def test_offline_with_stop_clones_swaps_and_restarts(kv, kubectl, namespace):
     ns = namespace
     two_disk_vm(kv, ns, "vm2")
     run = kubectl("vm-storage", "migrate", "vm2", "--to", "fast", "-n", ns, *ENGINE, "--mode", "offline", "--stop",
-                  "--wait", timeout=300)
+                  "--yes", "--wait", timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     vm = kv.get(R.VM, "vm2", ns)
     assert claims(vm) == {"rootdisk": "vm2-rootdisk-fast", "data": "vm2-data-fast"}
@@ -176,7 +177,9 @@ def test_failure_with_retries_then_cancel_restores_the_vm(kv, kubectl, namespace
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     vm = kv.get(R.VM, "vm5", ns)
     assert claims(vm) == {"rootdisk": "vm5-rootdisk", "data": "vm5-data"}
-    assert vm["spec"] == before["spec"]          # claims, templates (name + class) and strategy all restored
+    # claims and templates (name + class) restored; the strategy stays on the running VM (finding 1)
+    assert vm["spec"]["updateVolumesStrategy"] == "Migration"
+    assert {k: v for k, v in vm["spec"].items() if k != "updateVolumesStrategy"} == before["spec"]
     vmi = kv.get(R.VMI, "vm5", ns)
     assert claims({"spec": {"template": {"spec": vmi["spec"]}}}) == {"rootdisk": "vm5-rootdisk", "data": "vm5-data"}
     assert not (vmi["status"].get("migratedVolumes"))

@@ -43,6 +43,20 @@ def test_kubevirt_engine_flow_as_alice_with_only_the_shipped_roles(cp, world, ku
     assert json.loads(st.stdout)["migrations"][0]["result"] == "Succeeded"
 
 
+def test_kubevirt_engine_offline_clone_as_alice_with_only_the_shipped_roles(cp, world, kubectl, namespace, grant):
+    """Finding 7: the shipped roles let the least-privileged user complete an offline (CDI clone) move."""
+    ns = namespace
+    make_vm(world, ns, "cold", running=False)
+    grant("kubevirt", ns)
+    r = as_alice(kubectl, cp, "migrate", "cold", "--to", "fast", "-n", ns, "--engine", "kubevirt", "--mode", "offline",
+                 "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    dvs = world.items(R.DATAVOLUME, ns, label_selector="app.kubernetes.io/managed-by=kubectl-vm-storage")
+    assert dvs and all("pvc" in d["spec"]["source"] and d["status"]["phase"] == "Succeeded" for d in dvs)
+    st = as_alice(kubectl, cp, "status", "-n", ns, "-o", "json")
+    assert json.loads(st.stdout)["migrations"][0]["result"] == "Succeeded"
+
+
 def test_mtc_engine_flow_as_alice_with_only_the_shipped_roles(cp, world, kubectl, namespace, grant):
     ns = namespace
     make_vm(world, ns, "vm1", running=False)
@@ -57,6 +71,10 @@ def test_mtc_engine_flow_as_alice_with_only_the_shipped_roles(cp, world, kubectl
 
 DROPS = [("kubevirt", ("patch", "kubevirt.io", "virtualmachines")),
          ("kubevirt", ("create", "cdi.kubevirt.io", "datavolumes")),
+         # finding 7: CDI authorizes a PVC clone with create datavolumes/source (authorize_utils.go)
+         ("kubevirt", ("create", "cdi.kubevirt.io", "datavolumes/source")),
+         # finding 6: Manual VMs start through the start subresource
+         ("kubevirt", ("update", "subresources.kubevirt.io", "virtualmachines/start")),
          ("kubevirt", ("create", "", "configmaps")), ("kubevirt", ("update", "", "configmaps")),
          ("kubevirt", ("list", "kubevirt.io", "virtualmachineinstancemigrations")),
          ("mtc", ("create", "migration.openshift.io", "migplans")),

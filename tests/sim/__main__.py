@@ -24,9 +24,11 @@ def main(argv=None) -> int:
     if args.install_mtc:
         from .mtc_plan import install_mtc
         install_mtc(kube)
-    handle = runner.start_all(kube, pace=args.pace, namespaces=args.namespace)
-    print(f"running: {', '.join(handle.names)} (pace {args.pace}s); Ctrl-C to stop", flush=True)
     done = threading.Event()
+    # A controller thread that dies ends the process (with its traceback on stderr): a sandbox whose API server
+    # answers while nothing reconciles any more is worse than one that says its stand-ins are down.
+    handle = runner.start_all(kube, pace=args.pace, namespaces=args.namespace, on_death=lambda c: done.set())
+    print(f"running: {', '.join(handle.names)} (pace {args.pace}s); Ctrl-C to stop", flush=True)
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     try:
         while not done.wait(1.0):
@@ -34,7 +36,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         pass
     handle.stop()
-    return 0
+    dead = handle.dead()
+    for d in dead:
+        print(f"error: controller stand-in died: {d}", file=sys.stderr, flush=True)
+    return 1 if dead else 0
 
 
 if __name__ == "__main__":

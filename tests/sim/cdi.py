@@ -7,82 +7,21 @@ each DataVolume by one phase or one progress increment.
 import json
 import math
 import re
-from typing import Dict, Optional
+from typing import Optional
 
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 
-from .common import (StandIn, annotations, delete_any, get_condition, now, owner_ref, rand_string,
-                     set_k8s_condition)
+from .cdi_install import AN, DEFAULT_OVERHEAD, DEFAULT_PROPERTY_SETS  # noqa: F401 (re-exported)
+from .cdi_install import emit_event, install_cdi, sync_storage_profile  # noqa: F401 (re-exported)
+from .common import StandIn, annotations, delete_any, get_condition, owner_ref, set_k8s_condition
 from .kubevirt_model import format_quantity, parse_quantity
 
-AN = "cdi.kubevirt.io/"
-DEFAULT_OVERHEAD = "0.06"  # CDI's default global filesystem overhead (CDIConfig status.filesystemOverhead)
-DEFAULT_PROPERTY_SETS = [{"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"}]
 MI = 1 << 20
-
-
-def emit_event(kube, obj: dict, reason: str, message: str, etype: str = "Normal", component: str = "") -> None:
-    """Record a core/v1 Event on ``obj`` (what ``kubectl describe`` and ``kubectl get events`` show)."""
-    md = obj["metadata"]
-    ts = now()
-    ev = {"apiVersion": "v1", "kind": "Event",
-          "metadata": {"name": f"{md['name']}.{rand_string(10)}", "namespace": md.get("namespace") or "default"},
-          "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": md["name"],
-                             "namespace": md.get("namespace"), "uid": md.get("uid")},
-          "reason": reason, "message": message, "type": etype, "count": 1,
-          "firstTimestamp": ts, "lastTimestamp": ts, "source": {"component": component}}
-    try:
-        kube.create(R.EVENT, ev, ev["metadata"]["namespace"])
-    except errors.ApiError:
-        pass  # events are best effort, as in client-go's recorder
-
-
-def install_cdi(kube, overhead: str = DEFAULT_OVERHEAD, claim_property_sets: Optional[Dict[str, list]] = None) -> None:
-    """Create CDIConfig ``config`` (status.filesystemOverhead) and one StorageProfile per StorageClass.
-    ``claim_property_sets`` = {storageClass: [{accessModes, volumeMode}]} sets admin overrides in the
-    profile spec; other classes get ``[{accessModes: [ReadWriteOnce], volumeMode: Filesystem}]``."""
-    scs = kube.items(R.STORAGECLASS)
-    cfg = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "CDIConfig", "metadata": {"name": "config"},
-           "spec": {"featureGates": ["HonorWaitForFirstConsumer", "DataVolumeClaimAdoption"]}}
-    status = {"filesystemOverhead": {"global": overhead,
-                                     "storageClass": {sc["metadata"]["name"]: overhead for sc in scs}},
-              "defaultPodResourceRequirements": {}, "importProxy": {}}
-    default = [sc["metadata"]["name"] for sc in scs
-               if annotations(sc).get("storageclass.kubernetes.io/is-default-class") == "true"]
-    if default:
-        status["scratchSpaceStorageClass"] = default[0]
-    try:
-        cur = kube.create(R.CDICONFIG, cfg)
-    except errors.Conflict:
-        cur = kube.get(R.CDICONFIG, "config")
-    # CDIConfig has no status subresource: the status is written with the object.
-    kube.patch(R.CDICONFIG, "config", {"status": status})
-    for sc in scs:
-        sync_storage_profile(kube, sc, (claim_property_sets or {}).get(sc["metadata"]["name"]))
-
-
-def sync_storage_profile(kube, sc: dict, override: Optional[list] = None, existing: Optional[dict] = None) -> dict:
-    name = sc["metadata"]["name"]
-    prof = existing or kube.get_or_none(R.STORAGEPROFILE, name)
-    if prof is None:
-        body = {"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "StorageProfile",
-                "metadata": {"name": name, "labels": {"app": "containerized-data-importer",
-                                                      "cdi.kubevirt.io": ""}},
-                "spec": {"claimPropertySets": override} if override else {}}
-        try:
-            prof = kube.create(R.STORAGEPROFILE, body)
-        except errors.Conflict:
-            prof = kube.get(R.STORAGEPROFILE, name)
-    elif override:
-        prof = kube.patch(R.STORAGEPROFILE, name, {"spec": {"claimPropertySets": override}})
-    sets = (prof.get("spec") or {}).get("claimPropertySets") or DEFAULT_PROPERTY_SETS
-    status = {"storageClass": name, "provisioner": sc.get("provisioner"), "claimPropertySets": sets,
-              "cloneStrategy": (prof.get("spec") or {}).get("cloneStrategy")
-              or annotations(sc).get(AN + "clone-strategy") or "copy"}
-    if (prof.get("status") or {}) != status:
-        prof = kube.patch(R.STORAGEPROFILE, name, {"status": status}, subresource="status")
-    return prof
+CSIDRIVER = R.Resource("storage.k8s.io", "v1", "csidrivers", "CSIDriver", namespaced=False)
+# PV annotation: the legacy (non-populator) import wrote its blank image onto a PVC that a live-migration target
+# pod had bound and was copying into (AUDIT finding 5) — a test can detect the overwrite here.
+OVERWRITE_ANNOTATION = "vmstorage-sim/blank-image-written-over-migration-target"
 
 
 class CdiController(StandIn):
@@ -118,6 +57,7 @@ class CdiController(StandIn):
         for name, sc in scs.items():
             if name not in profiles:
                 profiles[name] = sync_storage_profile(self.kube, sc, existing=None)
+        self._csi_drivers = {d["metadata"]["name"] for d in self.kube.items(CSIDRIVER)}
         cfg = self.kube.get_or_none(R.CDICONFIG, "config") or {}
         overhead = float(((cfg.get("status") or {}).get("filesystemOverhead") or {}).get("global") or DEFAULT_OVERHEAD)
         dvs = self._items(R.DATAVOLUME)
@@ -204,10 +144,29 @@ class CdiController(StandIn):
             steps = self.clone_steps if clone else self.import_steps
             pct = float(str(st.get("progress") or "0").rstrip("%") or 0) + 100.0 / steps
             if pct >= 99.999:
+                if not clone:
+                    self._mark_overwrite(pvc, pods)
                 self._set(st, "Succeeded", pvc, "100.0%")
             else:
                 self._set(st, phase, pvc, f"{pct:.2f}%")
         return self._write(dv, st, old)
+
+    def _mark_overwrite(self, pvc, pods) -> None:
+        """The legacy import (no dataSourceRef: the importer pod writes straight into the DV's own PVC) runs as soon
+        as the PVC is Bound (import-controller.go shouldReconcilePVC → util.go shouldHandlePvc/isBound). On a
+        WaitForFirstConsumer class the binder can be KubeVirt's live-migration target pod: the blank image then
+        lands on the volume the migration copies into (kubevirt/kubevirt#13696). Marked on the PV."""
+        if (pvc.get("spec") or {}).get("dataSourceRef"):
+            return  # populators write into a prime PVC and rebind the PV when done
+        name, ns = pvc["metadata"]["name"], pvc["metadata"]["namespace"]
+        for p in pods:
+            if p["metadata"]["namespace"] != ns or "kubevirt.io/migrationJobUID" not in (p["metadata"].get("labels") or {}):
+                continue
+            if any((v.get("persistentVolumeClaim") or {}).get("claimName") == name for v in (p.get("spec") or {}).get("volumes") or []):
+                pv = (pvc.get("spec") or {}).get("volumeName")
+                if pv:
+                    self.kube.patch(R.PV, pv, {"metadata": {"annotations": {OVERWRITE_ANNOTATION: p["metadata"]["name"]}}})
+                return
 
     def _set(self, st, phase, pvc, progress=None):
         w = {"status": st}
@@ -293,14 +252,20 @@ class CdiController(StandIn):
             return None, "missing storage size"
         nbytes = parse_quantity(size)
         if use_storage and vmode == "Filesystem":
-            nbytes = int(math.ceil(nbytes / (1 - overhead)))
-            nbytes = -(-nbytes // MI) * MI
+            nbytes = required_space(overhead, nbytes)
         md = dv["metadata"]
         an = {AN + "storage.contentType": spec.get("contentType") or "kubevirt",
               AN + "storage.pod.phase": "Pending", AN + "storage.condition.running": "false",
               AN + "storage.preallocation.requested": str(bool(spec.get("preallocation"))).lower(),
               AN + "createdForDataVolume": md["uid"]}
-        populator = annotations(dv).get(AN + "storage.usePopulator") != "false"
+        # controller-base.go shouldUseCDIPopulator: the DV annotation decides if set; otherwise populators only
+        # when the class's provisioner has a CSIDriver object (util.go storageClassCSIDriverExists)
+        wanted = annotations(dv).get(AN + "storage.usePopulator")
+        if wanted is not None:
+            populator = wanted.lower() == "true"
+        else:
+            provisioner = (scs.get(sc_name or "") or {}).get("provisioner")
+            populator = provisioner in getattr(self, "_csi_drivers", set())
         an[AN + "storage.usePopulator"] = str(populator).lower()
         if "pvc" in src:
             an[AN + "cloneType"] = "copy"
@@ -389,6 +354,13 @@ class CdiController(StandIn):
             if refs and not any(r["uid"] in live for r in refs) and self.in_scope(ns):
                 if not self.kube.get_or_none(R.DATAVOLUME, refs[0]["name"], ns):
                     delete_any(self.kube, R.PVC, name, ns)
+
+
+def required_space(overhead: float, requested: int) -> int:
+    """pkg/util/util.go GetRequiredSpace: RoundUp(requested, 1MiB) × (1 + overhead), rounded up to a byte
+    (the PVC asks for exactly that many bytes; the provisioner rounds its capacity up)."""
+    aligned = -(-requested // MI) * MI
+    return int(math.ceil(float(aligned) * (1 + overhead)))
 
 
 def _owned_by(pvc, dv) -> bool:

@@ -259,6 +259,7 @@ def ensure_namespace(kube, name: str) -> None:
 # ---- the loop -----------------------------------------------------------------------------------
 MANUAL_LABEL = "vmstorage-sim/manual"
 IDLE_WAIT = 0.5  # seconds between passes of a stand-in that found nothing to do
+IDLE_DOUBLINGS = 16  # the idle back-off doubles at most this often (pace * 2**16 is far above IDLE_WAIT)
 
 
 class _WriteCounting:
@@ -300,6 +301,9 @@ class StandIn:
         # Namespaces labelled MANUAL_LABEL=true belong to tests that step their own stand-in or write controller
         # status by hand: the session-wide (namespaces=None) stand-ins keep out of them.
         self.excluded: set = set()
+        self.idle = 0  # passes in a row without a write (tests may fast-forward it)
+        self.died: Optional[str] = None  # traceback of a dead controller thread
+        self.on_death: Optional[Callable[["StandIn"], None]] = None
 
     def in_scope(self, namespace: Optional[str]) -> bool:
         if self.namespaces is None:
@@ -334,8 +338,15 @@ class StandIn:
             return max_steps
         raise AssertionError(f"{self.name}: condition not reached after {max_steps} steps")
 
+    def idle_wait(self, idle: int) -> float:
+        """Seconds to wait after ``idle`` passes without a write: ``pace`` for the first three, then doubling up
+        to IDLE_WAIT. The exponent is bounded: ``pace * 2 ** idle`` overflowed a float (OverflowError: int too
+        large to convert to float) after ~1000 idle passes (~15 minutes in the sandbox) and killed its stand-ins."""
+        if idle < 3:
+            return self.pace
+        return min(self.pace * 2 ** min(idle - 2, IDLE_DOUBLINGS), max(self.pace, IDLE_WAIT))
+
     def run(self, stop_event: threading.Event) -> None:
-        idle = 0
         while not stop_event.is_set():
             writes = self.kube.writes
             try:
@@ -346,15 +357,33 @@ class StandIn:
                 log.warning("%s step failed: %s", self.name, exc, exc_info=log.isEnabledFor(logging.DEBUG))
             # Nothing written for a few passes: poll less often (at most IDLE_WAIT), so a session's stand-ins do
             # not keep two cores busy LISTing an idle cluster; the first write brings back the normal pace.
-            idle = idle + 1 if self.kube.writes == writes else 0
-            wait = self.pace if idle < 3 else min(self.pace * 2 ** (idle - 2), max(self.pace, IDLE_WAIT))
-            stop_event.wait(wait)
+            self.idle = self.idle + 1 if self.kube.writes == writes else 0
+            stop_event.wait(self.idle_wait(self.idle))
+
+    def _run_guarded(self, stop_event: threading.Event) -> None:
+        """The thread's target: anything escaping ``run`` (a bug in the loop itself, not in a pass) is
+        recorded with its traceback in ``self.died`` and ``self.errors`` and logged; ``runner.Handle.dead()``
+        reports it, ``python -m tests.sim`` (the sandbox) then exits with the traceback instead of living on
+        with a dead controller."""
+        try:
+            self.run(stop_event)
+        except BaseException:  # noqa: B902 - the thread must not die silently
+            import traceback
+            self.died = traceback.format_exc()
+            self.errors = (self.errors + [f"thread died: {self.died}"])[-20:]
+            log.error("%s controller thread died:\n%s", self.name, self.died)
+            if self.on_death is not None:
+                self.on_death(self)
 
     def start(self) -> "StandIn":
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name=self.name, daemon=True)
+        self.died = None
+        self._thread = threading.Thread(target=self._run_guarded, args=(self._stop,), name=self.name, daemon=True)
         self._thread.start()
         return self
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._stop:
@@ -377,72 +406,5 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: flo
         time.sleep(interval)
 
 
-# ---- volumes (shared by the stand-ins: what a provisioner + the PV controller would do) ----------
-PVC_PROTECTION = "kubernetes.io/pvc-protection"
-PV_PROTECTION = "kubernetes.io/pv-protection"
-
-
-def bind_pvc(kube, pvc: dict, node: Optional[str] = None) -> dict:
-    """Provision a PV for ``pvc`` and bind both (PV ``pvc-<uid>``, PVC status Bound). Idempotent.
-
-    The test API server has no kube-controller-manager and no provisioner: this is their part.
-    """
-    md, spec = pvc["metadata"], pvc.get("spec") or {}
-    ns = md["namespace"]
-    if (pvc.get("status") or {}).get("phase") == "Bound" and spec.get("volumeName"):
-        return pvc
-    size = ((spec.get("resources") or {}).get("requests") or {}).get("storage", "1Gi")
-    pv_name = spec.get("volumeName") or f"pvc-{md['uid']}"
-    pv = {"apiVersion": "v1", "kind": "PersistentVolume",
-          "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": "sim"}},
-          "spec": {"capacity": {"storage": size}, "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
-                   "volumeMode": spec.get("volumeMode") or "Filesystem",
-                   "storageClassName": spec.get("storageClassName") or "",
-                   "persistentVolumeReclaimPolicy": "Delete",
-                   "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
-                                "name": md["name"], "uid": md["uid"]},
-                   "csi": {"driver": "sim.csi.example.com", "volumeHandle": pv_name}}}
-    if node:
-        pv["spec"]["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
-    create_or_get(kube, R.PV, pv)
-    kube.patch(R.PV, pv_name, {"status": {"phase": "Bound"}}, subresource="status")
-    if not spec.get("volumeName"):
-        kube.patch(R.PVC, md["name"], {"spec": {"volumeName": pv_name},
-                                        "metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes"}}},
-                   ns)
-    return kube.patch(R.PVC, md["name"], {"status": {
-        "phase": "Bound", "accessModes": pv["spec"]["accessModes"], "capacity": {"storage": size}}}, ns,
-        subresource="status")
-
-
-def make_bound_pvc(kube, namespace: str, name: str, storage_class: str = "standard", size: str = "1Gi",
-                   volume_mode: str = "Filesystem", access_modes=("ReadWriteOnce",),
-                   labels_: Optional[Dict[str, str]] = None, owner: Optional[dict] = None) -> dict:
-    """Test/sandbox helper: create a PVC and bind it at once."""
-    body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": name, "namespace": namespace, "labels": dict(labels_ or {})},
-            "spec": {"accessModes": list(access_modes), "volumeMode": volume_mode,
-                     "storageClassName": storage_class, "resources": {"requests": {"storage": size}}}}
-    if owner:
-        body["metadata"]["ownerReferences"] = [owner]
-    pvc = create_or_get(kube, R.PVC, body, namespace)
-    return bind_pvc(kube, pvc)
-
-
-def finish_pvc_deletion(kube, pvc: dict) -> None:
-    """A deleted PVC keeps kubernetes.io/pvc-protection until kube-controller-manager removes it; there is
-    none here, so drop the finalizer (no pod check) and delete the bound PV (reclaimPolicy Delete)."""
-    md = pvc["metadata"]
-    if md.get("finalizers"):
-        try:
-            kube.patch(R.PVC, md["name"], [{"op": "remove", "path": "/metadata/finalizers"}], md["namespace"],
-                       patch_type="json")
-        except errors.NotFound:
-            pass
-    pv_name = (pvc.get("spec") or {}).get("volumeName")
-    if pv_name:
-        pv = kube.get_or_none(R.PV, pv_name)
-        if pv and (pv["metadata"].get("finalizers")):
-            kube.patch(R.PV, pv_name, [{"op": "remove", "path": "/metadata/finalizers"}], patch_type="json")
-        delete_any(kube, R.PV, pv_name)
+# ---- volumes: tests/sim/volumes.py (re-exported here for the stand-ins and tests that import them from common)
+from .volumes import PV_PROTECTION, PVC_PROTECTION, bind_pvc, finish_pvc_deletion, make_bound_pvc  # noqa: E402,F401

@@ -6,9 +6,8 @@ migration) flow with its checks, the workload-update VirtualMachineInstanceMigra
 cancel by revert and ManualRecoveryRequired. Split: kubevirt_model (pure rules), kubevirt_pods
 (launcher pods), kubevirt_volumes (the VM volume-update handling), kubevirt_migration (VMIMs).
 
-Simplification: the test cluster has no aggregated ``subresources.kubevirt.io`` API, so start/stop are
-expressed through ``spec.runStrategy`` (Halted stops, Always/RerunOnFailure/Once start; Manual keeps
-the current state), exactly what ``virtctl stop/start`` do for Always/Halted VMs.
+Start/stop: runStrategy as vm.go syncRunStrategy, plus the stateChangeRequests that the ``start``/``stop``
+subresources add (tests/sim/virt_api.py serves them through the API server's aggregation layer).
 """
 import json
 from typing import Dict, List, Optional, Tuple
@@ -19,53 +18,15 @@ from kubectl_vmmig import resources as R
 from . import kubevirt_migration as MIG
 from . import kubevirt_model as M
 from . import kubevirt_pods as P
+from . import kubevirt_runstrategy as RUN
+from . import kubevirt_revision as REV
 from . import kubevirt_volumes as VOL
-from .common import StandIn, delete_any, ensure_namespace, md5hex, now, owner_ref
+from .kubevirt_install import KV_NAMESPACE, install_kubevirt  # noqa: F401 (re-exported)
+from .common import StandIn, delete_any, now, owner_ref
 
-KV_NAMESPACE = "kubevirt"
 FALLBACK_NODE = "node01"
 VM_OWN_CONDITIONS = ("Failure", "RestartRequired", "ManualRecoveryRequired")
 START = ("Always", "RerunOnFailure", "Once")
-
-
-def install_kubevirt(kube, version: str = "v1.6.0",
-                     feature_gates=("VMLiveUpdateFeatures", "VolumesUpdateStrategy", "VolumeMigration"),
-                     workload_update_methods=("LiveMigrate",), rollout: Optional[str] = "LiveUpdate",
-                     name: str = "kubevirt", namespace: str = KV_NAMESPACE) -> dict:
-    """Create (or reconfigure) the KubeVirt CR like samples/08 and mark it Deployed at ``version``.
-    ``rollout=None`` leaves vmRolloutStrategy unset (the version's default applies)."""
-    ensure_namespace(kube, namespace)
-    conf = {"developerConfiguration": {"featureGates": list(feature_gates)},
-            "migrations": {"parallelMigrationsPerCluster": 5, "parallelOutboundMigrationsPerNode": 2,
-                           "completionTimeoutPerGiB": 150, "progressTimeout": 150}}
-    if rollout:
-        conf["vmRolloutStrategy"] = rollout
-    body = {"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": name, "namespace": namespace},
-            "spec": {"certificateRotateStrategy": {}, "configuration": conf, "customizeComponents": {},
-                     "imagePullPolicy": "IfNotPresent",
-                     "workloadUpdateStrategy": {"workloadUpdateMethods": list(workload_update_methods)}}}
-    try:
-        kv = kube.create(R.KUBEVIRT, body, namespace)
-    except errors.Conflict:
-        cur = kube.get(R.KUBEVIRT, name, namespace)
-        body["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
-        kv = kube.replace(R.KUBEVIRT, body, namespace)
-    dep = md5hex(version)[:16]
-    ts = now()
-    status = {"phase": "Deployed", "observedKubeVirtVersion": version, "targetKubeVirtVersion": version,
-              "operatorVersion": version, "observedKubeVirtRegistry": "quay.io/kubevirt",
-              "targetKubeVirtRegistry": "quay.io/kubevirt", "observedDeploymentID": dep, "targetDeploymentID": dep,
-              "observedGeneration": kv["metadata"].get("generation", 1), "defaultArchitecture": "amd64",
-              "conditions": [
-                  {"type": "Available", "status": "True", "reason": "AllResourcesCreated",
-                   "message": "All components are ready.", "lastProbeTime": ts, "lastTransitionTime": ts},
-                  {"type": "Progressing", "status": "False", "reason": "AllResourcesCreated",
-                   "message": "All components are ready.", "lastProbeTime": ts, "lastTransitionTime": ts},
-                  {"type": "Degraded", "status": "False", "reason": "AllResourcesCreated",
-                   "message": "All components are ready.", "lastProbeTime": ts, "lastTransitionTime": ts},
-                  {"type": "Created", "status": "True", "reason": "AllResourcesCreated",
-                   "message": "All resources were created.", "lastProbeTime": ts, "lastTransitionTime": ts}]}
-    return kube.patch(R.KUBEVIRT, name, {"status": status}, namespace, subresource="status")
 
 
 def run_strategy(vm: dict) -> str:
@@ -87,6 +48,7 @@ class Ctx:
         self.pods: List[dict] = []
         self.pvcs: Dict[Tuple[str, str], dict] = {}
         self.dvs: Dict[Tuple[str, str], dict] = {}
+        self.revisions: List[dict] = []  # apps/v1 ControllerRevisions revision-start-vm-* (vm.go createVMRevision)
         self.overhead = "0.055"  # KubeVirt's fallback when CDIConfig has none
         self.stalled: Dict[str, bool] = {}
 
@@ -104,6 +66,7 @@ class KubeVirtController(StandIn):
         self.failures: Dict[str, int] = {}              # VMI uid -> consecutive failed migrations
         self.injected: Dict[str, int] = {}              # VMI uid -> injected liveMigrationFail count
         self.reported = set()                           # (uid, reason) events already emitted
+        self.transient: Dict[str, int] = {}             # VM uid -> injected volumesUpdateError count
 
     # ---- one pass --------------------------------------------------------------------------------
     def step(self) -> None:
@@ -145,6 +108,8 @@ class KubeVirtController(StandIn):
         ctx.pods = self._items(R.POD, label_selector="kubevirt.io=virt-launcher")
         ctx.pvcs = {key(o): o for o in self._items(R.PVC)}
         ctx.dvs = {key(o): o for o in self._items(R.DATAVOLUME)}
+        ctx.revisions = [o for o in self._items(REV.CONTROLLER_REVISION)
+                         if o["metadata"]["name"].startswith(REV.PREFIX)]
         self._cdi_age = getattr(self, "_cdi_age", 0) + 1
         if self._cdi_age > 20 or not hasattr(self, "_cdi"):
             self._cdi, self._cdi_age = self.kube.get_or_none(R.CDICONFIG, "config") or {}, 0
@@ -164,33 +129,49 @@ class KubeVirtController(StandIn):
 
     # ---- VirtualMachine ------------------------------------------------------------------------------
     def _sync_vm(self, ctx: Ctx, vm: dict) -> None:
+        """vm.go sync + updateStatus, in upstream order: start revision, DataVolumes, syncRunStrategy,
+        syncRestartRequired, the live-update block (handleVolumeUpdateRequest) only with the LiveUpdate rollout
+        and no RestartRequired, then syncVolumeMigration / syncConditions / processFailureCondition."""
         ns, name = vm["metadata"]["namespace"], vm["metadata"]["name"]
         st = M.deep(vm.get("status") or {})
         old = json.dumps(st, sort_keys=True)
         strategy = run_strategy(vm)
         dvs_ready = self._template_dvs(ctx, vm, strategy)
-        VOL.maybe_clear_recovery(ctx, vm, st)
-        recovery = any(c.get("type") == "ManualRecoveryRequired" and c.get("status") == "True"
-                       for c in st.get("conditions") or [])
         vmi = ctx.vmis.get((ns, name))
-        if vmi is not None and strategy == "Halted":
-            if M.cond_true(vmi, "VolumesChange"):
-                VOL.set_recovery(ctx, st)
+        start_spec = REV.last_revision_spec(ctx.revisions, vm) if vmi is not None else None
+        sync_error = None
+        first = (st.get("stateChangeRequests") or [{}])[0]
+        stop_request = vmi is not None and first.get("action") == "Stop" and first.get("uid") == vmi["metadata"]["uid"]
+        if vmi is not None and (strategy == "Halted" or stop_request):
+            # syncRunStrategy: Halted stops; Always/RerunOnFailure/Manual stop on hasStopRequestForVMI (the
+            # ``stop``/``restart`` subresources), Always then starts a new VMI
             self.delete_vmi(ctx, vmi)
+            M.drop_condition(st, "RestartRequired")  # stopVMI → cleanupRestartRequired
             vmi = None
         elif vmi is None:
-            mirrored = [c for c in st.get("conditions") or [] if c.get("type") == "VolumesChange"]
-            if mirrored and mirrored[0].get("status") == "True":
-                VOL.set_recovery(ctx, st)  # the VMI went away while a volume migration was pending
-                recovery = ctx.cfg.has_volume_update_state
-            if strategy in START and dvs_ready and not recovery:
-                vmi = self._create_vmi(ctx, vm)
-                M.drop_condition(st, "RestartRequired")
+            # A real VMI passes through a final phase (finalizer) before it is gone, and updateStatus →
+            # syncVolumeMigration sets ManualRecoveryRequired then; the stand-in's VMIs vanish at once, so the
+            # same rule is applied before the start decision.
+            VOL.maybe_clear_recovery(ctx, vm, st)
+            if M.cond_true({"status": st}, "VolumesChange"):
+                VOL.set_recovery(ctx, st)
+            if RUN.wants_start(st, strategy) and dvs_ready and not M.cond_true({"status": st}, "ManualRecoveryRequired"):
+                vmi = self._create_vmi(ctx, vm)  # startVMI refuses while ManualRecoveryRequired=True
+                if vmi is not None:
+                    M.drop_condition(st, "RestartRequired")  # startVMI → cleanupRestartRequired
         else:
             vmi = self._advance_vmi(ctx, vmi)
-            if (vmi.get("status") or {}).get("phase") == "Running" and dvs_ready and not recovery:
-                VOL.handle_volume_update(self, ctx, vm, vmi, st)
+            restart = VOL.sync_restart_required(ctx, start_spec, vm, st)
+            if (vmi.get("status") or {}).get("phase") == "Running" and dvs_ready and ctx.cfg.live_update \
+                    and not restart and not M.cond({"status": st}, "RestartRequired"):
+                sync_error = VOL.handle_volume_update(self, ctx, vm, vmi, st)
                 vmi = ctx.vmis.get((ns, name), vmi)
+        RUN.trim_state_change_requests(st, vmi)
+        VOL.maybe_clear_recovery(ctx, vm, st)  # syncVolumeMigration
+        if (vmi is None or (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed")) \
+                and M.cond_true({"status": st}, "VolumesChange"):
+            VOL.set_recovery(ctx, st)  # the VMI went away while a volume migration was pending
+        VOL.process_failure(st, sync_error)
         self._vm_status(ctx, vm, vmi, st, strategy, dvs_ready)
         if json.dumps(st, sort_keys=True) != old:
             try:
@@ -249,7 +230,13 @@ class KubeVirtController(StandIn):
         else:
             ready = {"type": "Ready", "status": "True" if vmi_ready else "False", "lastProbeTime": None,
                      "lastTransitionTime": now()}
-        mirrored = [M.deep(c) for c in vst.get("conditions") or [] if c.get("type") not in ("Ready",) + VM_OWN_CONDITIONS]
+        if vmi is None:
+            # vm.go syncConditions returns early without a VMI: the conditions mirrored from the last VMI stay
+            # (e.g. VolumesChange=True next to ManualRecoveryRequired) until syncVolumeMigration removes them
+            mirrored = [c for c in st.get("conditions") or [] if c.get("type") not in ("Ready",) + VM_OWN_CONDITIONS]
+        else:
+            mirrored = [M.deep(c) for c in vst.get("conditions") or []
+                        if c.get("type") not in ("Ready",) + VM_OWN_CONDITIONS]
         new = {"conditions": []}
         prev = {c.get("type"): c for c in st.get("conditions") or []}
         for c in [ready] + mirrored + own:
@@ -278,6 +265,9 @@ class KubeVirtController(StandIn):
                "spec": M.deep(tmpl.get("spec") or {}),
                "status": {"phase": "Pending", "guestOSInfo": {},
                           "phaseTransitionTimestamps": [{"phase": "Pending", "phaseTransitionTimestamp": now()}]}}
+        # vm.go startVMI: the VM spec being started is recorded (createVMRevision); RestartRequired compares with it
+        vmi["status"]["virtualMachineRevisionName"] = REV.create_revision(self.kube, vm, ctx.revisions)
+        ctx.revisions = [r for r in ctx.revisions if not r["metadata"]["name"].startswith(f"{REV.PREFIX}{md['uid']}-")]
         try:
             vmi = self.kube.create(R.VMI, vmi, md["namespace"])
         except errors.Conflict:
@@ -384,6 +374,10 @@ class KubeVirtController(StandIn):
         for pod in ctx.pods:
             if (pod["metadata"].get("labels") or {}).get(P.CREATED_BY) not in vmi_uids:
                 P.delete_pod(self.kube, pod)
+        for cr in ctx.revisions:
+            refs = [r for r in cr["metadata"].get("ownerReferences") or [] if r.get("kind") == "VirtualMachine"]
+            if refs and refs[0]["uid"] not in vm_uids:
+                delete_any(self.kube, REV.CONTROLLER_REVISION, cr["metadata"]["name"], cr["metadata"]["namespace"])
         for (ns, name), dv in ctx.dvs.items():
             refs = [r for r in dv["metadata"].get("ownerReferences") or [] if r.get("kind") == "VirtualMachine"]
             if refs and refs[0]["uid"] not in vm_uids and not self.kube.get_or_none(R.VM, refs[0]["name"], ns):

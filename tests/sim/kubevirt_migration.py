@@ -46,7 +46,51 @@ def workload_updater(ctl, ctx) -> None:
         if "LiveMigrate" in ctx.cfg.methods:
             _create_vmim(ctl, ctx, vmi)
         elif "Evict" in ctx.cfg.methods:
-            ctl.delete_vmi(ctx, vmi)  # the VM controller then sets ManualRecoveryRequired
+            _evict(ctl, ctx, vmi)
+
+
+def _evict(ctl, ctx, vmi) -> None:
+    """workload-updater.go: Evict-only evicts the launcher pod through the Eviction API (EvictV1). virt-api's
+    pod-eviction-admitter.go admitLauncherPod decides by the VMI's eviction strategy (vmi.spec.evictionStrategy,
+    else the cluster's, migrations.VMIEvictionStrategy): LiveMigrate (migratable) and LiveMigrateIfPossible
+    (migratable) mark the VMI (status.evacuationNodeName) and deny the eviction, and the evacuation controller
+    (drain/evacuation/evacuation.go GenerateNewMigration) creates an unlabelled VMIM "kubevirt-evacuation-…"
+    that carries the pending volume update like any other migration; LiveMigrate but not migratable is denied
+    (nothing happens); no strategy / not migratable with IfPossible lets the eviction delete the pod: the VMI
+    ends and the VM controller sets ManualRecoveryRequired."""
+    st = vmi.get("status") or {}
+    if st.get("evacuationNodeName"):
+        return  # "Evacuation in progress"
+    strategy = (vmi.get("spec") or {}).get("evictionStrategy") or ctx.cfg.eviction_strategy
+    migratable = M.cond_true(vmi, "LiveMigratable")
+    from .cdi import emit_event
+    if strategy in ("LiveMigrate", "LiveMigrateIfPossible", "External") and (migratable or strategy == "External"):
+        st["evacuationNodeName"] = st.get("nodeName")
+        ctl.put_vmi(ctx, vmi)
+        emit_event(ctl.kube, vmi, "SuccessfulEvict", "Initiated eviction of VMI as part of automated workload update: "
+                   "<nil>", "Normal", "virt-controller")
+        if strategy != "External":
+            _create_evacuation(ctl, ctx, vmi)
+    elif strategy == "LiveMigrate":
+        ctl.event_once(vmi, "FailedEvict", "Error deleting VMI during automated workload update: admission webhook "
+                       f"\"virt-launcher-eviction-interceptor.kubevirt.io\" denied the request: VMI {vmi['metadata']['name']} "
+                       "is configured with an eviction strategy but is not live-migratable", "Warning")
+    else:
+        ctl.delete_vmi(ctx, vmi)  # the eviction deletes the pod; the VM controller then sets ManualRecoveryRequired
+
+
+def _create_evacuation(ctl, ctx, vmi) -> None:
+    """evacuation.go GenerateNewMigration: annotation kubevirt.io/evacuationMigration=<node>, no
+    volume-update label (the migration-create mutator adds kubevirt.io/vmi-name), priority system-critical."""
+    md = vmi["metadata"]
+    body = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+            "metadata": {"generateName": "kubevirt-evacuation-", "namespace": md["namespace"],
+                         "annotations": {"kubevirt.io/evacuationMigration": vmi["status"].get("nodeName") or ""},
+                         "labels": {"kubevirt.io/vmi-name": md["name"]}},
+            "spec": {"vmiName": md["name"]}}
+    if ctx.cfg.version >= (1, 7, 0):
+        body["spec"]["priority"] = "system-critical"
+    ctx.vmims.append(ctl.kube.create(R.VMIM, body, md["namespace"]))
 
 
 def _create_vmim(ctl, ctx, vmi) -> None:
@@ -119,10 +163,17 @@ def _advance(ctl, ctx, vmim) -> None:
     ms = vst.setdefault("migrationState", {}) if phase != "Scheduling" else None
     if phase == "Scheduling":
         node = ctl.node_for(ctx, exclude=vst.get("nodeName"))
-        if node is None or target_pod is None:
+        # kube-scheduler's VolumeBinding plugin: a pod whose claim does not exist is unschedulable (v1.3-v1.8 accept
+        # a persistentVolumeClaim destination without checking that it exists, volume-migration.go ValidateVolumes)
+        missing = [v["persistentVolumeClaim"]["claimName"] for v in ((target_pod or {}).get("spec") or {}).get("volumes") or []
+                   if v.get("persistentVolumeClaim") and (ns, v["persistentVolumeClaim"]["claimName"]) not in ctx.pvcs]
+        if node is None or target_pod is None or missing:
             total = len(ctx.nodes)
             msg = (f"0/{total} nodes are available: 1 node(s) didn't match pod anti-affinity rules. "
                    f"preemption: 0/{total} nodes are available: 1 No preemption victims found for incoming pod.")
+            if missing:
+                msg = (f'0/{total} nodes are available: persistentvolumeclaim "{missing[0]}" not found. preemption: '
+                       f"0/{total} nodes are available: {total} Preemption is not helpful for scheduling.")
             if target_pod is not None and ctl.passes[uid] == 1:
                 P.set_pod_phase(ctl.kube, target_pod, "Pending", unschedulable=msg)
                 ctl.event_once(vmim, "MigrationTargetPodUnschedulable",
@@ -190,16 +241,17 @@ def _failure(ctl, ctx, vmi):
         return LIBVIRT_FAILURE
     overhead = float(ctx.overhead)
     for m in vmi["status"].get("migratedVolumes") or []:
-        src, dst = m.get("sourcePVCInfo") or {}, m.get("destinationPVCInfo") or {}
-        # re-read the PVCs: capacities appear once CDI binds them
-        src = M.pvc_info(ctx.pvcs.get((ns, src.get("claimName"))), src.get("claimName")) or src
-        dst = M.pvc_info(ctx.pvcs.get((ns, dst.get("claimName"))), dst.get("claimName")) or dst
-        try:
-            small = M.guest_size(dst, overhead) < M.guest_size(src, overhead)
-        except ValueError:
-            small = False
-        if small or fault_bool(f, "destinationSmaller"):
-            return SMALLER.format(size=M.guest_size(dst, overhead) if dst.get("requests") else 0)
+        sizes = []
+        for side in ("sourcePVCInfo", "destinationPVCInfo"):
+            claim = (m.get(side) or {}).get("claimName")
+            pvc = ctx.pvcs.get((ns, claim))  # the PVCs themselves: migratedVolumes holds claimName/volumeMode only
+            cdi = bool(((pvc or {}).get("metadata") or {}).get("annotations", {}).get("cdi.kubevirt.io/createdForDataVolume"))
+            try:
+                sizes.append(M.guest_size(M.pvc_info(pvc, claim), overhead, cdi_image=cdi) if pvc else 0)
+            except ValueError:
+                sizes.append(0)  # disk.img cannot be created on the destination
+        if sizes[1] < sizes[0] or fault_bool(f, "destinationSmaller"):
+            return SMALLER.format(size=sizes[1])
     return None
 
 
@@ -226,6 +278,7 @@ def _succeeded(ctl, ctx, vmi, target_pod, source) -> None:
     labels.pop("kubevirt.io/migrationTargetNodeName", None)
     labels["kubevirt.io/nodeName"] = node
     vst["nodeName"] = node
+    vst.pop("evacuationNodeName", None)  # evacuated: the VMI left the node it was marked on
     vst.pop("migratedVolumes", None)
     M.drop_condition(vst, "VolumesChange")
     if target_pod is not None:
@@ -238,7 +291,9 @@ def _succeeded(ctl, ctx, vmi, target_pod, source) -> None:
 
 
 def _collect_finalized(ctl, ctx) -> None:
-    """Only the 5 most recent finalized VMIMs per VMI are kept."""
+    """migration.go garbageCollectFinalizedMigrations: only the 5 most recent finalized VMIMs per VMI are kept
+    (labelled or not: every VMIM of the VMI counts); a collected failed one takes its defunct target pod along,
+    a succeeded one its source pod."""
     by_vmi = {}
     for m in ctx.vmims:
         if (m.get("status") or {}).get("phase") in FINAL:
@@ -246,5 +301,9 @@ def _collect_finalized(ctl, ctx) -> None:
     for (ns, _), ms in by_vmi.items():
         ms.sort(key=lambda m: (m["metadata"].get("creationTimestamp") or "", int(m["metadata"].get("resourceVersion") or 0)))
         for m in ms[:-KEEP_FINALIZED]:
+            state = (m.get("status") or {}).get("migrationState") or {}
+            pod = state.get("targetPod") if state.get("failed") else state.get("sourcePod") if state.get("completed") else None
+            if pod:
+                P.delete_pod(ctl.kube, {"metadata": {"name": pod, "namespace": ns}})
             delete_any(ctl.kube, R.VMIM, m["metadata"]["name"], ns)
             ctx.vmims.remove(m)

@@ -37,6 +37,7 @@ class KvConfig:
         self.settled = (status.get("phase") == "Deployed"
                         and status.get("observedDeploymentID") == status.get("targetDeploymentID"))
         self.migrations = conf.get("migrations") or {}
+        self.eviction_strategy = conf.get("evictionStrategy")  # cluster-wide default (VMIEvictionStrategy)
 
     @property
     def volume_update_enabled(self) -> bool:
@@ -128,7 +129,7 @@ def updated_volumes(vmi_spec: dict, vm_spec: dict) -> Dict[str, str]:
 
 
 def invalid_volumes_message(vmi_spec: dict, vm_spec: dict, dvs: Dict[str, dict], pvcs: Dict[str, dict],
-                            allow_hotplug: bool) -> Optional[str]:
+                            allow_hotplug: bool, check_dvs: bool = True) -> Optional[str]:
     """ValidateVolumes → "invalid volumes to update with migration: ..." or None.
 
     ``dvs``/``pvcs`` map names to objects in the VM namespace (missing destinations are handled by the
@@ -155,7 +156,7 @@ def invalid_volumes_message(vmi_spec: dict, vm_spec: dict, dvs: Dict[str, dict],
         if d.get("lun") is not None:
             bad["luns"].append(name)
             continue
-        if v.get("dataVolume"):
+        if v.get("dataVolume") and check_dvs:  # noCSIDVs: v1.5+ (v1.3/v1.4 ValidateVolumes has no DV rule)
             dv = dvs.get(v["dataVolume"]["name"]) or {}
             if (dv.get("status") or {}).get("phase") == "Succeeded":
                 continue
@@ -198,14 +199,47 @@ def pvc_info(pvc: Optional[dict], claim: str, overhead: Optional[str] = None) ->
     return info
 
 
-def guest_size(info: dict, overhead: float) -> int:
-    """Size of the disk the guest sees: the whole device for Block, disk.img for Filesystem (the
-    filesystem overhead is lost), rounded down to 1MiB like pkg/host-disk does."""
-    size = parse_quantity((info.get("capacity") or {}).get("storage")
-                          or (info.get("requests") or {}).get("storage"))
-    if info.get("volumeMode") == "Filesystem":
-        size = int(size * (1 - overhead))
-    return size - size % (1 << 20)
+def migrated_info(pvc: Optional[dict], claim: str) -> dict:
+    """volume-migration.go GenerateMigratedVolumes: a StorageMigratedVolumeInfo side holds only claimName and
+    the PVC's spec.volumeMode (omitted when the PVC does not exist or sets none)."""
+    info = {"claimName": claim}
+    mode = ((pvc or {}).get("spec") or {}).get("volumeMode")
+    if mode:
+        info["volumeMode"] = mode
+    return info
+
+
+LESS_PVC_SPACE_TOLERATION = 10  # virt-config.go DefaultLessPVCSpaceToleration (percent)
+MINIMUM_RESERVE_PVC_BYTES = 131072  # virt-config.go DefaultMinimumReservePVCBytes
+
+
+def guest_size(info: dict, overhead: float, cdi_image: bool = False) -> int:
+    """Size of the disk the guest sees. Block: the whole device. Filesystem: disk.img as pkg/host-disk/host-disk.go
+    creates it — replaceForHostDisk: the request if smaller than the capacity, else the capacity, aligned down to
+    1MiB (AlignImageSizeTo1MiB); handleRequestedSizeAndCreateSparseRaw/shrinkRequestedSize: if that exceeds the
+    free space of the volume's filesystem (dirBytesAvailable minus MinimumReservePVCBytes) but is within the
+    10% toleration, the free space; beyond it the image cannot be created (ValueError). The free space of a fresh
+    filesystem is modelled as CDI does (pkg/util/util.go GetUsableSpace: capacity / (1 + overhead)).
+    ``cdi_image``: the PVC belongs to a DataVolume, so CDI's importer already wrote disk.img (HostDisk type
+    DiskOrCreate uses it as is); its size is the volume's usable space, pkg/util/util.go GetUsableSpace:
+    RoundDown(ceil(capacity / (1 + overhead)), 1MiB)."""
+    capacity = parse_quantity((info.get("capacity") or {}).get("storage"))
+    requested = parse_quantity((info.get("requests") or {}).get("storage"))
+    if info.get("volumeMode") == "Block":
+        return capacity or requested
+    if cdi_image:
+        usable = int(math.ceil((capacity or requested) / (1 + overhead)))
+        return usable - usable % (1 << 20)
+    if requested and (not capacity or capacity > requested):
+        size = requested - requested % (1 << 20)
+    else:
+        size = capacity - capacity % (1 << 20)
+    available = int(math.ceil((capacity or requested) / (1 + overhead))) - MINIMUM_RESERVE_PVC_BYTES
+    if size > available:
+        if size * (100 - LESS_PVC_SPACE_TOLERATION) // 100 > available:
+            raise ValueError(f"not enough space, demanded size {size} B is bigger than available space {available} B")
+        size = available
+    return size
 
 
 # ---- migratability (virt-handler) ---------------------------------------------------------------------
@@ -284,11 +318,12 @@ def migratable_conditions(vmi: dict, with_storage: bool = True) -> Tuple[List[di
     return conds, ("BlockMigration" if block else "LiveMigration")
 
 
-def rwo_not_included(vmi: dict, migrated_names: set) -> Optional[str]:
-    """ValidateVolumesUpdateMigration's RWO rule (RWOP/ROX count as RWO too)."""
+def rwo_not_included(vmi: dict, migrated_names: set, backend_exempt: bool = True) -> Optional[str]:
+    """ValidateVolumesUpdateMigration's RWO rule (RWOP/ROX count as RWO too); the backend-storage PVC
+    (persistent-state-for-…) is exempt from v1.5 only."""
     for s in (vmi.get("status") or {}).get("volumeStatus") or []:
         info = s.get("persistentVolumeClaimInfo")
-        if not info or s.get("name", "").startswith("persistent-state-for-"):
+        if not info or (backend_exempt and s.get("name", "").startswith("persistent-state-for-")):
             continue
         if not is_shared(info.get("accessModes")) and s.get("name") not in migrated_names:
             return f"cannot migrate the VM. The volume {s.get('name')} is RWO and not included in the migration volumes"

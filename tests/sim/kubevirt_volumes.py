@@ -7,11 +7,13 @@ from kubectl_vmmig import resources as R
 
 from . import kubevirt_model as M
 from . import kubevirt_pods as P
-from .common import delete_any, now
+from . import kubevirt_revision as REV
+from .common import delete_any, fault_int, now
 
 GENERIC_RESTART = "a non-live-updatable field was changed in the template spec"
-INVALID_UPDATE = ("error encountered while handling volumes update requests: "
-                  "The volume can only be reverted to the previous version during the update")
+UPDATE_ERROR_PREFIX = "error encountered while handling volumes update requests: "  # vm.go sync
+INVALID_UPDATE = "The volume can only be reverted to the previous version during the update"  # InvalidUpdateErrMsg
+TRANSIENT_ERROR = "testing value /status/migratedVolumes failed: test failed"
 RECOVERY_REASON = "VMI was removed or was final during the volume migration"
 MIGRATION_LABEL = "kubevirt.io/volume-update-migration"
 
@@ -26,90 +28,144 @@ def _vm_condition(st, ctype, status="True", reason=None, message=None):
 
 
 def set_recovery(ctx, st) -> None:
-    """ManualRecoveryRequired (v1.4+); volumeUpdateState is kept for the user to decide."""
+    """vm.go syncVolumeMigration: ManualRecoveryRequired (v1.4+) when the VMI is gone or final while the VM
+    shows VolumesChange=True. The VM keeps VolumesChange=True next to it (syncConditions returns early without
+    a VMI) and volumeUpdateState is kept for the user to decide. v1.3 has neither (added in v1.4)."""
     if ctx.cfg.has_volume_update_state:
         _vm_condition(st, "ManualRecoveryRequired", reason=RECOVERY_REASON)
-    M.drop_condition(st, "VolumesChange")
 
 
 def maybe_clear_recovery(ctx, vm, st) -> None:
-    """Recovery ends when the claims are back on the sources, or updateVolumesStrategy is no longer
-    Migration (the "copy finished, keep the destinations" case, samples/03)."""
-    if not any(c.get("type") == "ManualRecoveryRequired" for c in st.get("conditions") or []):
+    """vm.go syncVolumeMigration: once the VM claims are back on the sources, or updateVolumesStrategy is no longer
+    Migration (the "copy finished, keep the destinations" case, samples/03), volumeMigrationState, VolumesChange
+    and ManualRecoveryRequired are removed."""
+    migrated = (((st.get("volumeUpdateState") or {}).get("volumeMigrationState") or {}).get("migratedVolumes") or [])
+    if not migrated:
         return
     spec = vm.get("spec") or {}
-    migrated = (((st.get("volumeUpdateState") or {}).get("volumeMigrationState") or {}).get("migratedVolumes") or [])
     claims = {v["name"]: M.claim_of(v) for v in M.volumes_of(M.vmi_spec_of(vm))}
-    reverted = bool(migrated) and all(
-        claims.get(m.get("volumeName")) == (m.get("sourcePVCInfo") or {}).get("claimName") for m in migrated)
+    sources = {m.get("volumeName"): (m.get("sourcePVCInfo") or {}).get("claimName") for m in migrated
+               if m.get("sourcePVCInfo")}
+    reverted = all(claims[n] == src for n, src in sources.items() if n in claims)
     if spec.get("updateVolumesStrategy") != "Migration" or reverted:
-        M.drop_condition(st, "ManualRecoveryRequired")
         st.pop("volumeUpdateState", None)
+        M.drop_condition(st, "VolumesChange")
+        M.drop_condition(st, "ManualRecoveryRequired")
 
 
-def handle_volume_update(ctl, ctx, vm, vmi, st) -> None:
-    """handleVolumeUpdateRequest for a running VMI."""
+def sync_restart_required(ctx, start_spec, vm, st) -> bool:
+    """vm.go syncRestartRequired / addRestartRequiredIfNeeded: against the start revision. Before v1.8 the
+    condition is only ever added (it goes away when the VM is stopped or started, cleanupRestartRequired);
+    from v1.8 (commit "vm controller: Clear RestartRequired when no restart is needed") it is removed again
+    when the template matches the revision modulo live-updatable fields."""
+    if start_spec is None:
+        return False
+    if REV.restart_required(start_spec, vm, ctx.cfg.live_update):
+        _vm_condition(st, "RestartRequired", message=GENERIC_RESTART)
+        return True
+    if ctx.cfg.version >= (1, 8, 0):
+        M.drop_condition(st, "RestartRequired")
+    return False
+
+
+def process_failure(st, sync_error) -> None:
+    """vm.go processFailureCondition: a sync error sets Failure (reason VolumesUpdateError for every error of
+    handleVolumeUpdateRequest, sync: common.NewSyncError(..., volumesUpdateErrorReason)); the next clean sync
+    removes it — so a transient error clears by itself, InvalidUpdateErrMsg stays while the third claim stays."""
+    if sync_error is None:
+        M.drop_condition(st, "Failure")
+    else:
+        _vm_condition(st, "Failure", reason="VolumesUpdateError", message=UPDATE_ERROR_PREFIX + sync_error)
+
+
+def _missing(ctx, ns, vm_spec, upd):
+    """volume-migration.go ValidateVolumes, the existence checks, per version: a DataVolume destination must
+    exist, and its PVC unless the DV is Succeeded (v1.5+); a persistentVolumeClaim destination only from v1.9
+    (commit adding the "// PVC volumes" branch); v1.3/v1.4 check nothing. Returns the error text or None."""
+    v = ctx.cfg.version
+    for vol in M.volumes_of(vm_spec):
+        if vol["name"] not in upd:
+            continue
+        if vol.get("persistentVolumeClaim") is not None and v >= (1, 9, 0):
+            if (ns, upd[vol["name"]]) not in ctx.pvcs:
+                return f"the pvc {upd[vol['name']]} doesn't exist"
+        if vol.get("dataVolume") is not None and v >= (1, 5, 0):
+            name = vol["dataVolume"].get("name")
+            dv = ctx.dvs.get((ns, name))
+            if dv is None:
+                return f"the datavolume {name} doesn't exist"
+            if (dv.get("status") or {}).get("phase") != "Succeeded" and (ns, name) not in ctx.pvcs:
+                return f"the pvc {name} doesn't exist"
+    return None
+
+
+def handle_volume_update(ctl, ctx, vm, vmi, st):
+    """vm.go handleVolumeUpdateRequest for a running VMI (called only with the LiveUpdate rollout and no
+    RestartRequired, see sync). Returns the sync error text (→ Failure/VolumesUpdateError) or None."""
     ns = vm["metadata"]["namespace"]
+    cfg = ctx.cfg
     vm_spec, vmi_spec = M.vmi_spec_of(vm), vmi.get("spec") or {}
     upd = M.updated_volumes(vmi_spec, vm_spec)
     migrated = (vmi.get("status") or {}).get("migratedVolumes") or []
-    if M.cond_true(vmi, "VolumesChange") and migrated:
-        if not upd:
-            M.drop_condition(st, "Failure")
-            return
-        if not any(m.get("volumeName") in upd for m in migrated):
-            return
+    # volume-migration.go VolumeMigrationCancel: while migrating, a changed migrated volume is a cancel when
+    # exactly the sources are restored, else InvalidUpdateErrMsg
+    if M.cond_true(vmi, "VolumesChange") and any(m.get("volumeName") in upd for m in migrated):
         reverted = all(upd.get(m.get("volumeName")) == (m.get("sourcePVCInfo") or {}).get("claimName")
                        for m in migrated) and len(upd) == len(migrated)
         if reverted:
             cancel(ctl, ctx, vm, vmi, st)
-        else:
-            _vm_condition(st, "Failure", reason="VolumesUpdateError", message=INVALID_UPDATE)
-        return
-    if not upd:
-        if any(c.get("type") == "RestartRequired" for c in st.get("conditions") or []):
-            M.drop_condition(st, "RestartRequired")  # VM and VMI agree again
-        return
-    if any(c.get("type") == "RestartRequired" and c.get("status") == "True" for c in st.get("conditions") or []):
-        return  # the whole live-update block is skipped while RestartRequired is set
-    cfg = ctx.cfg
-    if (vm.get("spec") or {}).get("updateVolumesStrategy") != "Migration" or not cfg.volume_update_enabled \
-            or not cfg.live_update:
-        _vm_condition(st, "RestartRequired", message=GENERIC_RESTART)
-        return
-    missing = [c for c in upd.values() if (ns, c) not in ctx.pvcs and (ns, c) not in ctx.dvs]
+            return None
+        return INVALID_UPDATE
+    strategy = (vm.get("spec") or {}).get("updateVolumesStrategy")
+    if strategy in (None, "Replacement"):
+        return None  # "not handling replacement update volumes strategy"
+    if strategy != "Migration":
+        return f"updateVolumes strategy not recognized: {strategy}"
+    if not upd or not cfg.volume_update_enabled:
+        return None  # PersistentVolumesUpdated false / v1.3-1.4 VolumeMigrationEnabled() false
+    missing = _missing(ctx, ns, vm_spec, upd)
+    if missing and cfg.version >= (1, 6, 0):
+        # vm.go handleValidationErrors: ErrPVCNotFound/ErrDVNotFound → VMI VolumesChange=False, retried each sync
+        msg = f"One of the destination volumes doesn't exist: {missing}"
+        cur = M.cond(vmi, "VolumesChange") or {}
+        if (cur.get("status"), cur.get("message")) != ("False", msg):
+            M.put_condition(vmi.setdefault("status", {}), {
+                "type": "VolumesChange", "status": "False", "message": msg,
+                "lastProbeTime": None, "lastTransitionTime": now()})
+            ctl.put_vmi(ctx, vmi)
+        return None
     if missing:
-        if cfg.version >= (1, 6, 0):
-            msg = f"One of the destination volumes doesn't exist: the volume {missing[0]} doesn't exist"
-            cur = M.cond(vmi, "VolumesChange") or {}
-            if (cur.get("status"), cur.get("message")) != ("False", msg):
-                M.put_condition(vmi.setdefault("status", {}), {
-                    "type": "VolumesChange", "status": "False", "message": msg,
-                    "lastProbeTime": None, "lastTransitionTime": now()})
-                ctl.put_vmi(ctx, vmi)
-        return
-    if any((ns, c) not in ctx.pvcs for c in upd.values()):
-        return  # a DataVolume destination whose PVC CDI has not created yet: retry next pass
+        _vm_condition(st, "RestartRequired", message=missing)  # v1.5: setRestartRequired(vm, err.Error())
+        return None
     dvs = {n: o for (s, n), o in ctx.dvs.items() if s == ns}
     pvcs = {n: o for (s, n), o in ctx.pvcs.items() if s == ns}
-    msg = M.invalid_volumes_message(vmi_spec, vm_spec, dvs, pvcs, allow_hotplug=cfg.version >= (1, 5, 0))
+    # ValidateVolumes: noCSIDVs only from v1.5 (v1.3/v1.4 have no DataVolume check at all)
+    msg = M.invalid_volumes_message(vmi_spec, vm_spec, dvs, pvcs, allow_hotplug=cfg.version >= (1, 5, 0),
+                                    check_dvs=cfg.version >= (1, 5, 0))
     if msg:
         _vm_condition(st, "RestartRequired", message=msg)
-        return
+        return None
+    if M.cond(vmi, "VolumesChange") and not M.cond_true(vmi, "VolumesChange"):
+        M.drop_condition(vmi["status"], "VolumesChange")  # UnsetVolumeChangeCondition
     old_claims = {v["name"]: M.claim_of(v) for v in M.volumes_of(vmi_spec)}
+    # GenerateMigratedVolumes: claimName and volumeMode (from the PVC spec) only
     infos = [{"volumeName": v["name"],
-              "sourcePVCInfo": M.pvc_info(pvcs.get(old_claims[v["name"]]), old_claims[v["name"]]),
-              "destinationPVCInfo": M.pvc_info(pvcs.get(upd[v["name"]]), upd[v["name"]])}
+              "sourcePVCInfo": M.migrated_info(pvcs.get(old_claims[v["name"]]), old_claims[v["name"]]),
+              "destinationPVCInfo": M.migrated_info(pvcs.get(upd[v["name"]]), upd[v["name"]])}
              for v in M.volumes_of(vm_spec) if v["name"] in upd]
-    slm = M.cond(vmi, "StorageLiveMigratable")
-    if cfg.has_storage_live_migratable and slm and slm.get("status") == "False":
-        _vm_condition(st, "RestartRequired",
-                      message=f"cannot migrate the volumes as the VMI isn't migratable: {slm.get('message', '')}")
-        return
-    rwo = M.rwo_not_included(vmi, set(upd))
-    if rwo:
-        _vm_condition(st, "RestartRequired", message=rwo)
-        return
+    if cfg.version >= (1, 4, 0):  # ValidateVolumesUpdateMigration (added in v1.4)
+        slm = M.cond(vmi, "StorageLiveMigratable")
+        if slm and slm.get("status") == "False":
+            _vm_condition(st, "RestartRequired",
+                          message=f"cannot migrate the volumes as the VMI isn't migratable: {slm.get('message', '')}")
+            return None
+        rwo = M.rwo_not_included(vmi, set(upd), backend_exempt=cfg.version >= (1, 5, 0))
+        if rwo:
+            _vm_condition(st, "RestartRequired", message=rwo)
+            return None
+    fault = _transient_fault(ctl, vm)
+    if fault:
+        return fault
     # Accepted: VMI status.migratedVolumes, VMI spec.volumes, VolumesChange=True, VM volumeUpdateState.
     new_vols = {v["name"]: v for v in M.volumes_of(vm_spec)}
     vmi["spec"]["volumes"] = [M.deep(new_vols[v["name"]]) if v["name"] in upd else v for v in M.volumes_of(vmi_spec)]
@@ -119,9 +175,22 @@ def handle_volume_update(ctl, ctx, vm, vmi, st) -> None:
                           "lastProbeTime": None, "lastTransitionTime": now()})
     ctl.refresh_vmi_status(ctx, vmi)
     ctl.put_vmi(ctx, vmi)
-    M.drop_condition(st, "Failure")
     if cfg.has_volume_update_state:
         st["volumeUpdateState"] = {"volumeMigrationState": {"migratedVolumes": M.deep(infos)}}
+    return None
+
+
+def _transient_fault(ctl, vm):
+    """Fault ``volumesUpdateError: "N"``: the first N accepting syncs of this VM fail as a JSON patch with a
+    stale ``test`` op does (volume-migration.go PatchVMIStatusWithMigratedVolumes: test + replace
+    /status/migratedVolumes; the API server answers 422 with json-patch's "testing value … failed")."""
+    n = fault_int(ctl.faults(vm["metadata"]["namespace"]), "volumesUpdateError") or 0
+    uid = vm["metadata"]["uid"]
+    done = ctl.transient.get(uid, 0)
+    if done < n:
+        ctl.transient[uid] = done + 1
+        return TRANSIENT_ERROR
+    return None
 
 
 def cancel(ctl, ctx, vm, vmi, st) -> None:
@@ -160,5 +229,4 @@ def cancel(ctl, ctx, vm, vmi, st) -> None:
                 vst["activePods"] = {src["metadata"]["uid"]: vst.get("nodeName")}
     ctl.refresh_vmi_status(ctx, vmi)
     ctl.put_vmi(ctx, vmi)
-    st.pop("volumeUpdateState", None)
-    M.drop_condition(st, "Failure")
+    st.pop("volumeUpdateState", None)  # syncVolumeMigration: cancelled → VolumeMigrationState = nil

@@ -5,6 +5,7 @@ import os
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 
+from . import factories as F
 from .common import wait_for
 
 SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "reference", "kubevirt", "samples")
@@ -62,3 +63,35 @@ def running_vm(kube, ns, name, timeout=TIMEOUT):
     vmi = wait_obj(kube, R.VMI, name, ns, lambda o: (o.get("status") or {}).get("phase") == "Running",
                    f"VMI {name} Running", timeout)
     return vm, vmi
+
+
+# ---- the samples/01 VM and the samples/03 patches (shared by the KubeVirt stand-in tests) -----------------------
+def start_vm(kube, ns, name="vm-dv", disks=None):
+    """samples/01 (source DV "src-dv" from a template, here blank on "standard") plus a cloud-init disk."""
+    disks = disks or [F.dv_disk("datavolumedisk1", dv="src-dv", size="2Gi"), F.cloudinit_disk()]
+    F.apply(kube, ns, *F.make_vm_bundle(name, disks))
+    return running_vm(kube, ns, name)
+
+
+def dst_dv(kube, ns, name="dst-dv", size="3Gi", storage_class="fast"):
+    F.apply(kube, ns, F.make_blank_dv(name, size=size, storage_class=storage_class, access_modes=("ReadWriteMany",),
+                                      volume_mode="Block"))
+    wait_obj(kube, R.PVC, name, ns, lambda o: True, f"PVC {name}")
+
+
+def start_migration(kube, ns, vm="vm-dv", dst="dst-dv"):
+    ops = (sample_patches() or {}).get("start_to_dv_keep_template") if dst == "dst-dv" else None
+    ops = ops or [
+        {"op": "replace", "path": "/spec/dataVolumeTemplates/0/metadata/name", "value": dst},
+        {"op": "replace", "path": "/spec/template/spec/volumes/0",
+         "value": {"name": "datavolumedisk1", "dataVolume": {"name": dst}}},
+        {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"}]
+    kube.patch(R.VM, vm, ops, ns, patch_type="json")
+
+
+def revert(kube, ns, vm="vm-dv"):
+    ops = (sample_patches() or {}).get("cancel_revert_to_source") or [
+        {"op": "replace", "path": "/spec/dataVolumeTemplates/0/metadata/name", "value": "src-dv"},
+        {"op": "replace", "path": "/spec/template/spec/volumes/0",
+         "value": {"name": "datavolumedisk1", "dataVolume": {"name": "src-dv"}}}]
+    kube.patch(R.VM, vm, ops, ns, patch_type="json")

@@ -6,6 +6,7 @@ import pytest
 
 from kubectl_vmmig import resources as R
 from tests.sim import factories as F
+from tests.sim.cdi import CSIDRIVER, OVERWRITE_ANNOTATION
 from tests.sim.kvtest_helpers import TIMEOUT, condition, get, running_vm, wait_obj
 
 PROGRESS = re.compile(r"^\d{1,3}\.\d{2}%$")
@@ -59,10 +60,10 @@ def test_blank_datavolume_imports_and_binds(cdi, namespace):
     assert an["cdi.kubevirt.io/storage.contentType"] == "kubevirt"
     assert an["cdi.kubevirt.io/storage.usePopulator"] == "true"
     assert pvc["spec"]["dataSourceRef"]["kind"] == "VolumeImportSource"
-    # spec.storage + Filesystem: request inflated by the 6% filesystem overhead
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "1090Mi"
+    # spec.storage + Filesystem: GetRequiredSpace = RoundUp(1Gi, 1MiB) x 1.06 bytes (the PV rounds up to MiB here)
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "1138166334"
     assert pvc["spec"]["storageClassName"] == "fast"
-    assert pvc["status"]["phase"] == "Bound" and pvc["status"]["capacity"]["storage"] == "1090Mi"
+    assert pvc["status"]["phase"] == "Bound" and pvc["status"]["capacity"]["storage"] == "1086Mi"
     pv = cdi.get(R.PV, pvc["spec"]["volumeName"])
     assert pv["spec"]["claimRef"]["uid"] == pvc["metadata"]["uid"] and pv["status"]["phase"] == "Bound"
 
@@ -113,5 +114,78 @@ def test_clone_waits_while_source_in_use_then_succeeds(cdi, namespace):
     pvc = cdi.get(R.PVC, "clone-dv", namespace)
     assert pvc["metadata"]["annotations"]["cdi.kubevirt.io/cloneType"] == "copy"
     assert pvc["status"]["phase"] == "Bound"
-    # size omitted with spec.storage: the source size (2Gi) plus the filesystem overhead
-    assert pvc["spec"]["resources"]["requests"]["storage"] == "2179Mi"
+    # size omitted with spec.storage: the source size (2Gi) plus the filesystem overhead (GetRequiredSpace)
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "2276332667"
+
+
+# ---- AUDIT S5: populators only for CSI classes; the legacy WaitForFirstConsumer import -----------------------
+def _non_csi_wffc_class(kube, namespace):
+    """A rancher.io/local-path-like class: WaitForFirstConsumer, no CSIDriver object for its provisioner."""
+    name = f"local-{namespace}"[:63]
+    kube.create(R.STORAGECLASS, {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+                                 "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+                                 "volumeBindingMode": "WaitForFirstConsumer"})
+    return name
+
+
+@pytest.mark.cluster
+def test_populators_only_for_classes_with_a_csidriver(cdi, namespace):
+    assert cdi.get(CSIDRIVER, "fast.csi.example.com")  # registered by the control plane, as a CSI driver would
+    local = _non_csi_wffc_class(cdi, namespace)
+    F.apply(cdi, namespace, F.make_blank_dv("csi-dv", storage_class="fast"),
+            F.make_blank_dv("legacy-dv", storage_class=local))
+    csi = wait_obj(cdi, R.PVC, "csi-dv", namespace, lambda o: True, "PVC csi-dv")
+    legacy = wait_obj(cdi, R.PVC, "legacy-dv", namespace, lambda o: True, "PVC legacy-dv")
+    assert csi["metadata"]["annotations"]["cdi.kubevirt.io/storage.usePopulator"] == "true"
+    assert csi["spec"]["dataSourceRef"]["kind"] == "VolumeImportSource"
+    assert legacy["metadata"]["annotations"]["cdi.kubevirt.io/storage.usePopulator"] == "false"
+    assert "dataSourceRef" not in legacy["spec"]
+    # legacy flow on a WFFC class: WaitForFirstConsumer (not PendingPopulation) until a consumer binds the PVC
+    dv = wait_obj(cdi, R.DATAVOLUME, "legacy-dv", namespace,
+                  lambda o: (o.get("status") or {}).get("phase") == "WaitForFirstConsumer", "WaitForFirstConsumer")
+    time.sleep(0.5)
+    assert cdi.get(R.DATAVOLUME, "legacy-dv", namespace)["status"]["phase"] == "WaitForFirstConsumer"
+    assert cdi.get(R.PVC, "legacy-dv", namespace)["status"]["phase"] == "Pending"
+    F.apply(cdi, namespace, *F.make_vm_bundle("consumer", [F.dv_disk("disk0", dv="legacy-dv", template=False)]))
+    phases, _, dv = _watch_dv(cdi, namespace, "legacy-dv")
+    assert phases[-1] == "Succeeded" and "ImportScheduled" in phases
+    assert cdi.get(R.PVC, "legacy-dv", namespace)["metadata"]["annotations"]["volume.kubernetes.io/selected-node"]
+
+
+@pytest.mark.cluster
+def test_legacy_import_writes_a_blank_image_over_a_live_migration_target(cdi, namespace):
+    """kubevirt/kubevirt#13696: a persistentVolumeClaim volume moved onto a not-yet-imported legacy WFFC DataVolume
+    PVC is accepted (volume-migration.go ValidateVolumes checks DataVolume volumes only); the migration target pod
+    binds the PVC, and CDI's import (import-controller.go shouldReconcilePVC: bound PVC) then writes its blank image."""
+    local = _non_csi_wffc_class(cdi, namespace)
+    F.apply(cdi, namespace, *F.make_vm_bundle("vm-pvc", [F.pvc_disk("disk0", claim="src-pvc", size="1Gi")]))
+    running_vm(cdi, namespace, "vm-pvc")
+    F.apply(cdi, namespace, F.make_blank_dv("dst-legacy", size="1Gi", storage_class=local))
+    wait_obj(cdi, R.DATAVOLUME, "dst-legacy", namespace,
+             lambda o: (o.get("status") or {}).get("phase") == "WaitForFirstConsumer", "WaitForFirstConsumer")
+    cdi.patch(R.VM, "vm-pvc", [
+        {"op": "replace", "path": "/spec/template/spec/volumes/0",
+         "value": {"name": "disk0", "persistentVolumeClaim": {"claimName": "dst-legacy"}}},
+        {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"}], namespace, patch_type="json")
+    _watch_dv(cdi, namespace, "dst-legacy", timeout=60)
+    pv = cdi.get(R.PV, cdi.get(R.PVC, "dst-legacy", namespace)["spec"]["volumeName"])
+    writer = pv["metadata"]["annotations"].get(OVERWRITE_ANNOTATION, "")
+    assert writer.startswith("virt-launcher-vm-pvc-"), pv["metadata"].get("annotations")
+    target = cdi.get(R.POD, writer, namespace)
+    assert "kubevirt.io/migrationJobUID" in target["metadata"]["labels"]
+
+
+@pytest.mark.cluster
+def test_a_populator_destination_is_never_overwritten(cdi, namespace):
+    F.apply(cdi, namespace, *F.make_vm_bundle("vm-pvc", [F.pvc_disk("disk0", claim="src-pvc", size="1Gi")]))
+    running_vm(cdi, namespace, "vm-pvc")
+    F.apply(cdi, namespace, F.make_blank_dv("dst-csi", size="1Gi", storage_class="fast"))
+    _watch_dv(cdi, namespace, "dst-csi")
+    cdi.patch(R.VM, "vm-pvc", [
+        {"op": "replace", "path": "/spec/template/spec/volumes/0",
+         "value": {"name": "disk0", "persistentVolumeClaim": {"claimName": "dst-csi"}}},
+        {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"}], namespace, patch_type="json")
+    wait_obj(cdi, R.VMI, "vm-pvc", namespace, lambda o: o["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+             == "dst-csi" and not o["status"].get("migratedVolumes"), "migrated to dst-csi")
+    pv = cdi.get(R.PV, cdi.get(R.PVC, "dst-csi", namespace)["spec"]["volumeName"])
+    assert OVERWRITE_ANNOTATION not in (pv["metadata"].get("annotations") or {})

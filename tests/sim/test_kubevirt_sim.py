@@ -10,7 +10,8 @@ from kubectl_vmmig import resources as R
 from tests.sim import factories as F
 from tests.sim import kubevirt_model as M
 from tests.sim.common import set_faults, wait_for
-from tests.sim.kvtest_helpers import condition, get, running_vm, sample_patches, vmims, wait_obj
+from tests.sim.kvtest_helpers import (condition, dst_dv, get, revert, running_vm, start_migration, start_vm, vmims,
+                                      wait_obj)
 
 PHASES = ["Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running", "Succeeded"]
 
@@ -44,48 +45,8 @@ def test_storage_live_migratable_false_for_persistent_reservation_only():
                        "lastProbeTime": None, "lastTransitionTime": None}
 
 
-# ---- cluster ----------------------------------------------------------------------------------------
-@pytest.fixture
-def kv(cp, sims):
-    """KubeVirt v1.6.0 configured for volume migration (samples/08) + CDI; restored after the test."""
-    F.install_kubevirt(cp.admin)
-    F.install_cdi(cp.admin)
-    before = {c.name: list(c.errors) for c in sims.controllers}
-    yield cp.admin
-    F.install_kubevirt(cp.admin)
-    new = [f"{c.name}: {e}" for c in sims.controllers if c.name in ("kubevirt", "cdi")
-           for e in c.errors if e not in before.get(c.name, [])]
-    assert not new, f"stand-in errors during the test: {new}"
-
-
-def _start_vm(kube, ns, name="vm-dv", disks=None):
-    """samples/01 (source DV "src-dv" from a template, here blank on "standard") plus a cloud-init disk."""
-    disks = disks or [F.dv_disk("datavolumedisk1", dv="src-dv", size="2Gi"), F.cloudinit_disk()]
-    F.apply(kube, ns, *F.make_vm_bundle(name, disks))
-    return running_vm(kube, ns, name)
-
-
-def _dst_dv(kube, ns, name="dst-dv", size="3Gi"):
-    F.apply(kube, ns, F.make_blank_dv(name, size=size, storage_class="fast", access_modes=("ReadWriteMany",),
-                                      volume_mode="Block"))
-    wait_obj(kube, R.PVC, name, ns, lambda o: True, f"PVC {name}")
-
-
-def _start_migration(kube, ns, vm="vm-dv"):
-    ops = (sample_patches() or {}).get("start_to_dv_keep_template") or [
-        {"op": "replace", "path": "/spec/dataVolumeTemplates/0/metadata/name", "value": "dst-dv"},
-        {"op": "replace", "path": "/spec/template/spec/volumes/0",
-         "value": {"name": "datavolumedisk1", "dataVolume": {"name": "dst-dv"}}},
-        {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"}]
-    kube.patch(R.VM, vm, ops, ns, patch_type="json")
-
-
-def _revert(kube, ns, vm="vm-dv"):
-    ops = (sample_patches() or {}).get("cancel_revert_to_source") or [
-        {"op": "replace", "path": "/spec/dataVolumeTemplates/0/metadata/name", "value": "src-dv"},
-        {"op": "replace", "path": "/spec/template/spec/volumes/0",
-         "value": {"name": "datavolumedisk1", "dataVolume": {"name": "src-dv"}}}]
-    kube.patch(R.VM, vm, ops, ns, patch_type="json")
+# ---- cluster (fixture ``kv`` in tests/sim/conftest.py) ---------------------------------------------------
+_start_vm, _dst_dv, _start_migration, _revert = start_vm, dst_dv, start_migration, revert
 
 
 @pytest.mark.cluster
@@ -217,6 +178,7 @@ def test_manual_recovery_required_when_stopped_mid_migration(kv, namespace):
     vm = wait_obj(kv, R.VM, "vm-dv", namespace, lambda o: condition(o, "ManualRecoveryRequired") is not None, "MRR")
     c = condition(vm, "ManualRecoveryRequired")
     assert (c["status"], c["reason"]) == ("True", "VMI was removed or was final during the volume migration")
+    assert condition(vm, "VolumesChange")["status"] == "True"  # S7: syncConditions keeps it without a VMI
     assert vm["status"]["printableStatus"] == "Stopped"
     assert vm["status"]["volumeUpdateState"]["volumeMigrationState"]["migratedVolumes"][0]["volumeName"] == "datavolumedisk1"
     kv.patch(R.VM, "vm-dv", {"spec": {"runStrategy": "Always"}}, namespace)
@@ -285,7 +247,7 @@ def test_storage_live_migratable_false_blocks_the_update(kv, namespace):
 
 
 @pytest.mark.cluster
-def test_partial_rwo_update_and_stage_rollout_need_restart(kv, namespace):
+def test_partial_rwo_update_needs_restart(kv, namespace):
     disks = [F.pvc_disk("a", claim="a-src"), F.pvc_disk("b", claim="b-src")]
     _start_vm(kv, namespace, "vm-2", disks)
     F.apply(kv, namespace, F.make_pvc("a-dst", storage_class="fast"))
@@ -296,16 +258,6 @@ def test_partial_rwo_update_and_stage_rollout_need_restart(kv, namespace):
     vm = wait_obj(kv, R.VM, "vm-2", namespace, lambda o: condition(o, "RestartRequired") is not None, "RestartRequired")
     assert condition(vm, "RestartRequired")["message"] == \
         "cannot migrate the VM. The volume b is RWO and not included in the migration volumes"
-    # v1.5 with the Stage rollout: the VM controller never looks at the volumes
-    F.install_kubevirt(kv, version="v1.5.2", rollout="Stage")
-    _start_vm(kv, namespace, "vm-3", [F.pvc_disk("a", claim="c-src")])
-    F.apply(kv, namespace, F.make_pvc("c-dst", storage_class="fast"))
-    kv.patch(R.VM, "vm-3", [
-        {"op": "replace", "path": "/spec/template/spec/volumes/0",
-         "value": {"name": "a", "persistentVolumeClaim": {"claimName": "c-dst"}}},
-        {"op": "add", "path": "/spec/updateVolumesStrategy", "value": "Migration"}], namespace, patch_type="json")
-    vm = wait_obj(kv, R.VM, "vm-3", namespace, lambda o: condition(o, "RestartRequired") is not None, "RestartRequired")
-    assert condition(vm, "RestartRequired")["message"] == "a non-live-updatable field was changed in the template spec"
 
 
 @pytest.mark.cluster

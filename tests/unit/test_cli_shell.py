@@ -35,12 +35,24 @@ def test_verbosity_spellings(spelling, capsys, monkeypatch, tmp_path):
     assert cli._STATE["verbosity"] == 6
 
 
-def test_no_cluster_is_reported_not_raised(capsys, monkeypatch, tmp_path):
+def test_no_cluster_prints_the_client_version_then_fails_like_kubectl_version(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
-    code, out, err = run(["version"], capsys)
-    assert code == 0
-    assert "Server Version: unavailable" in out
-    assert "make sandbox" in err
+    code, out, err = run(["version", "-n", "demo"], capsys)   # -n accepted, as kubectl version accepts it
+    assert code == errors.BAD_INPUT
+    assert out.startswith("Client Version: ") and "Server Version" not in out
+    assert "make sandbox" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value, kept", [("true", True), ("True", True), ("1", True), ("false", False),
+                                         ("0", False)])
+def test_kubectl_bool_flag_values(value, kept):
+    out = cli.kubectl_bool_flags(["status", f"--insecure-skip-tls-verify={value}", "--", "--insecure-skip-tls-verify=x"])
+    assert out == (["status", "--insecure-skip-tls-verify"] if kept else ["status"]) + ["--", "--insecure-skip-tls-verify=x"]
+
+
+def test_kubectl_bool_flag_bad_value_is_a_usage_error(capsys):
+    code, out, err = run(["version", "--client", "--insecure-skip-tls-verify=maybe"], capsys)
+    assert code == errors.BAD_INPUT and "invalid argument 'maybe'" in err
 
 
 def test_internal_errors_are_one_line(capsys, monkeypatch):

@@ -21,6 +21,7 @@ def write(path, current=None, clusters=(), users=(), contexts=()):
 
 @pytest.fixture
 def two_files(tmp_path):
+    (tmp_path / "ca.crt").write_text("a CA file must exist (clientcmd validateClusterInfo)\n")
     a = write(tmp_path / "a", current="one",
               clusters=[("c1", {"server": "https://one:6443", "certificate-authority": "ca.crt"})],
               users=[("u1", {"token": "t1"})],

@@ -18,8 +18,10 @@ def sev(findings, name):
     return [f["severity"] for f in findings if f["name"] == name]
 
 
-def node(name, ready=True, unsched=False, taint=None):
-    return {"metadata": {"name": name}, "spec": {"unschedulable": unsched, "taints": [taint] if taint else []},
+def node(name, ready=True, unsched=False, taint=None, kubevirt=True):
+    labels = {"kubevirt.io/schedulable": "true"} if kubevirt else {}
+    return {"metadata": {"name": name, "labels": labels},
+            "spec": {"unschedulable": unsched, "taints": [taint] if taint else []},
             "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
@@ -89,6 +91,42 @@ def test_nodes():
     bad = node_findings([node("a"), node("b", unsched=True), node("c", ready=False),
                          node("d", taint={"key": "x", "effect": "NoSchedule"})])
     assert bad[0]["severity"] == "error" and "at least two" in bad[0]["message"]
+
+
+def test_finding9_three_masters_and_one_worker_is_one_node_for_kubevirt():
+    master = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    nodes = [node("m1", taint=master), node("m2", taint=master), node("m3", taint=master), node("w1"),
+             node("w2", kubevirt=False)]
+    out = node_findings(nodes)
+    assert out[0]["severity"] == "error" and "1 schedulable node(s)" in out[0]["message"]
+    assert "kubevirt.io/schedulable=true" in out[0]["message"]
+    # a VM that tolerates the control-plane taint can use the masters
+    tol = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
+    assert node_findings(nodes, tol)[0]["severity"] == "ok"
+
+
+def test_finding5_live_to_a_non_csi_wffc_class_is_refused_before_any_write():
+    plan = {"namespace": "ns", "targetStorageClass": "local", "vms": ["vm1"], "moves": [mv("a", "pa")]}
+    plan["moves"][0]["targetSC"] = "local"
+    inv = {"vms": {"ns/vm1": facts([disk("a", "pa")])}}
+    local = {"metadata": {"name": "local"}, "provisioner": "rancher.io/local-path",
+             "volumeBindingMode": "WaitForFirstConsumer"}
+    csi = dict(local, provisioner="topolvm.io")
+    base = {"kubevirt": kv(), "cdi": True, "nodes": [node("n1"), node("n2")], "storageClasses": {"local"},
+            "migration": "vm1-to-local", "existing": {}}
+    out = kubevirt_engine_findings(plan, inv, dict(base, storageClassObjects={"local": local},
+                                                   csiDrivers=["topolvm.io"]))
+    err = [f for f in out if f["name"] == "destination-binding"]
+    assert err and err[0]["severity"] == "error" and "blank image" in err[0]["message"]
+    assert "rancher.io/local-path" in err[0]["message"]
+    out = kubevirt_engine_findings(plan, inv, dict(base, storageClassObjects={"local": csi}, csiDrivers=["topolvm.io"]))
+    assert not [f for f in out if f["name"] == "destination-binding"]
+
+
+def test_snapshot_in_progress_refused():
+    f = dict(facts([disk("a", "pa")]), snapshotInProgress="snap1")
+    out = vm_findings(f, [mv("a", "pa")], live=True, stop=False, vmims=[], version=(1, 6, 0))
+    assert out[0]["severity"] == "error" and "snap1" in out[0]["message"]
 
 
 def test_shareable_disk_refused_for_live_with_why_and_what_to_do():

@@ -1,5 +1,5 @@
 """judge_live / cancel_done: the reference's success criteria (BEHAVIOR §7) and recovery (§10)."""
-from kubectl_vmmig.engines.kubevirt.track import cancel_done, judge_live, our_vmims, vmim_selector
+from kubectl_vmmig.engines.kubevirt.track import INVALID_UPDATE, cancel_done, judge_live, our_vmims, vmim_selector, vmims_of
 
 REC = {"originalClaims": {"root": "src"}, "targetClaims": {"root": "dst"}, "mapping": {"src": "dst"},
        "templateStorageClasses": {}, "knownVMIMs": ["old-uid"], "attempts": 0}
@@ -46,8 +46,12 @@ def test_success_needs_every_criterion():
     assert ok["result"] == "Succeeded" and ok["vmim"]["uid"] == "u1" and ok["attempts"] == 1
     # completed but failed (aborted) is not success
     assert judge_live(REC, vm(), vmi(state=dict(OK_STATE, failed=True)), [vmim("u1", "Succeeded")])["result"] == "Running"
-    # state of another migration
-    assert judge_live(REC, vm(), vmi(state=dict(OK_STATE, migrationUid="x")), [vmim("u1", "Succeeded")])["result"] == "Running"
+    # finding 10: a migration KubeVirt ran without the workload-update label (drain, evacuation) carries the
+    # update too; and the labelled VMIMs may be garbage-collected already: the VMI decides
+    assert judge_live(REC, vm(), vmi(state=dict(OK_STATE, migrationUid="x")), [vmim("u1", "Succeeded")])["result"] == "Succeeded"
+    assert judge_live(REC, vm(), vmi(state=dict(OK_STATE, migrationUid="x")), [])["result"] == "Succeeded"
+    # a VMI started fresh on the destination claims (no migration at all) is not a copy
+    assert judge_live(REC, vm(), vmi(), [])["result"] == "Running"
     # VMI still on the source claim
     assert judge_live(REC, vm(), vmi(claim="src", state=OK_STATE), [vmim("u1", "Succeeded")])["result"] == "Running"
     # VolumesChange still present
@@ -78,10 +82,42 @@ def test_pending_states():
     assert judge_live(REC, vm(), vmi(), [vmim("u1", "Scheduling")])["phase"] == "Scheduling"
 
 
-def test_restart_required_fails_with_cancel_hint():
-    out = judge_live(REC, vm(conds=[("RestartRequired", "True", "invalid volumes to update with migration: shareable: [x]")]),
-                     vmi(), [], migration="m1")
+def test_restart_required_fails_with_cancel_hint_only_while_the_vmi_is_on_the_sources():
+    rr = [("RestartRequired", "True", "invalid volumes to update with migration: shareable: [x]")]
+    out = judge_live(REC, vm(conds=rr), vmi(claim="src"), [], migration="m1")
     assert out["result"] == "Failed" and "WITHOUT copying" in out["message"] and "cancel m1" in out["message"]
+    # the update was accepted (VMI moved to the destination, VolumesChange) - keep following, never "cancel now"
+    out = judge_live(REC, vm(conds=rr), vmi(conds=[("VolumesChange", "True", None)], migrated=[{"volumeName": "root"}]),
+                     [vmim("u1", "Running")], migration="m1")
+    assert out["result"] == "Running" and "cancel" not in out["message"]
+
+
+def test_finding2_restart_required_after_a_finished_copy_is_success_not_cancel_now():
+    """RestartRequired raised after the copy (e.g. someone removed updateVolumesStrategy from the running VM,
+    vm.go syncRestartRequired compares with the start revision): the VMI runs on the destination - Succeeded."""
+    rr = [("RestartRequired", "True", "a non-live-updatable field was changed in the template spec")]
+    out = judge_live(REC, vm(conds=rr), vmi(state=OK_STATE), [vmim("u1", "Succeeded", state=OK_STATE)], "m1", "vm1")
+    assert out["result"] == "Succeeded" and "cancel" not in out["message"]
+    # and with the VMIMs garbage-collected
+    assert judge_live(REC, vm(conds=rr), vmi(state=OK_STATE), [], "m1", "vm1")["result"] == "Succeeded"
+
+
+def test_finding8_transient_volumes_update_error_keeps_following():
+    transient = [("Failure", "True", "Operation cannot be fulfilled: the object has been modified")]
+    v = vm(conds=transient)
+    v["status"]["conditions"][0]["reason"] = "VolumesUpdateError"
+    out = judge_live(REC, v, vmi(conds=[("VolumesChange", "True", None)]), [vmim("u1", "Running")])
+    assert out["result"] == "Running" and "retries" in out["message"]
+    v["status"]["conditions"][0]["message"] = INVALID_UPDATE
+    assert judge_live(REC, v, vmi(conds=[("VolumesChange", "True", None)]), [])["result"] == "Failed"
+
+
+def test_finding10_vmims_matched_by_vmi_name_labelled_or_not():
+    labelled = dict(vmim("u1", "Running"), spec={"vmiName": "vm1"})
+    labelled["metadata"]["labels"] = {"kubevirt.io/volume-update-migration": "vm1"}
+    evacuation = dict(vmim("u2", "Running"), spec={"vmiName": "vm1"})
+    other = dict(vmim("u3", "Running"), spec={"vmiName": "vm2"})
+    assert [m["metadata"]["uid"] for m in vmims_of([labelled, evacuation, other], "vm1")] == ["u1", "u2"]
 
 
 def test_manual_recovery_revert_or_keep():

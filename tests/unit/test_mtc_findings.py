@@ -233,17 +233,13 @@ def test_m12_stale_rsync_client_pods_pending_is_not_a_current_warning():
 
 
 # ---- item 3: run history ------------------------------------------------------------------------------
-def test_history_table_folds_earlier_runs_and_watch_exit_code_follows_the_latest():
-    from kubectl_vmmig import render
-
+def test_history_runs_oldest_first_and_watch_exit_code_follows_the_latest():
     old = mig_with([cond("Failed", message="boom")], quiescePods=True)
     old["metadata"].update(name="cutover-1", uid="u-old", creationTimestamp="2025-06-01T09:00:00Z")
     new = mig_with([cond("Succeeded")])
     new["metadata"].update(name="cutover-2", uid="u-new", creationTimestamp="2025-06-01T10:00:00Z")
     ms = mtc.from_objects([plan(live=False), new, old, load("dvm-completed"), vm(running=False)])
     assert [(m["_migration"], m["result"]) for m in ms] == [("cutover-1", "Failed"), ("cutover-2", "Succeeded")]
-    text = render.render(ms, "table")
-    assert text.count("PLAN ns/") == 1 and "earlier: ns/vm-storage-plan cutover cutover-1 Failed" in text
     assert [m["result"] for m in ms if not m["_superseded"]] == ["Succeeded"]
 
 

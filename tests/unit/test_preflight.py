@@ -1,4 +1,6 @@
 """engines/mtc/checks.py (the MTC preflight): findings from plan + inventory + cluster facts."""
+import pytest
+
 from kubectl_vmmig.engines.mtc import checks as P
 from kubectl_vmmig.findings import blocking
 from kubectl_vmmig.kubevirt_capabilities import kubevirt_capabilities
@@ -28,11 +30,41 @@ def test_kubevirt_capabilities():
     old = {"status": {"observedKubeVirtVersion": "v1.4.0"}, "spec": KV_OK["spec"]}
     caps = kubevirt_capabilities(old)
     assert caps["liveMigration"] is False and "VolumeMigration" in caps["liveMigrationReason"]
-    no_rollout = {"status": {"observedKubeVirtVersion": "v1.6.0"},
-                  "spec": {"workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]}}}
-    assert "vmRolloutStrategy" in kubevirt_capabilities(no_rollout)["liveMigrationReason"]
-    assert "v1.3.0" in kubevirt_capabilities({"status": {"observedKubeVirtVersion": "v1.2.0"}})["liveMigrationReason"]
+    assert "v1.4.0" in kubevirt_capabilities({"status": {"observedKubeVirtVersion": "v1.2.0"}})["liveMigrationReason"]
     assert kubevirt_capabilities(None)["liveMigration"] is False
+
+
+def _kv(version, rollout=None, gates=()):
+    conf = {"developerConfiguration": {"featureGates": list(gates)}}
+    if rollout:
+        conf["vmRolloutStrategy"] = rollout
+    return {"status": {"observedKubeVirtVersion": version},
+            "spec": {"configuration": conf, "workloadUpdateStrategy": {"workloadUpdateMethods": ["LiveMigrate"]}}}
+
+
+GATES = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
+
+
+@pytest.mark.parametrize("kv,live", [
+    (_kv("v1.6.0"), True),                        # finding 3: unset = LiveUpdate from v1.6 (virt-config.go)
+    (_kv("v1.9.0"), True),
+    (_kv("v1.7.0", "Stage"), False),
+    (_kv("v1.5.3"), False),                       # v1.5 needs the explicit value
+    (_kv("v1.5.3", "LiveUpdate"), True),
+    (_kv("v1.4.2", "LiveUpdate", GATES), True),
+    (_kv("v1.4.2", "LiveUpdate", GATES[:2]), False),
+    (_kv("v1.3.1", "LiveUpdate", GATES), False),  # finding 12: no ManualRecoveryRequired before v1.4
+    (_kv(""), False),                             # unknown version is said to be unknown (16)
+])
+def test_one_live_capability_rule_for_both_engines(kv, live):
+    from kubectl_vmmig.engines.kubevirt.checks import kubevirt_findings
+
+    caps = kubevirt_capabilities(kv)
+    assert caps["liveMigration"] is live, caps
+    errors_ = [f for f in kubevirt_findings(kv, live=True) if f["severity"] == "error"]
+    assert bool(errors_) is not live, errors_
+    if not kv["status"]["observedKubeVirtVersion"]:
+        assert "unknown" in caps["liveMigrationReason"] and "older" not in caps["liveMigrationReason"]
 
 
 def test_clean_offline_plan_has_no_errors():

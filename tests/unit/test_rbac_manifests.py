@@ -14,6 +14,7 @@ from kubectl_vmmig.engines.kubevirt import engine as KV
 RBAC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "rbac")
 ENGINE = "vm-storage.kubevirt-tools.io/engine"
 SCOPE = "vm-storage.kubevirt-tools.io/scope"
+MIGRATION_OBJECTS = {"virtualmachinestoragemigrationplans", "virtualmachinestoragemigrations"}
 
 
 def load_roles():
@@ -40,11 +41,12 @@ def granted(engine):
     return out
 
 
-def test_manifests_are_well_formed_and_never_grant_delete_or_wildcards():
+def test_manifests_are_well_formed_and_never_grant_delete_of_volumes_or_wildcards():
     roles = load_roles()
     assert {r["metadata"]["name"] for r in roles} == {
         "vm-storage-kubevirt-engine", "vm-storage-kubevirt-engine-cluster", "vm-storage-mtc-engine",
-        "vm-storage-mtc-engine-mtc", "vm-storage-mtc-engine-cluster"}
+        "vm-storage-mtc-engine-mtc", "vm-storage-mtc-engine-cluster", "vm-storage-migration-controller-engine",
+        "vm-storage-migration-controller-engine-cluster"}
     for role in roles:
         assert role["apiVersion"] == "rbac.authorization.k8s.io/v1"
         scope = role["metadata"]["annotations"][SCOPE]
@@ -54,7 +56,11 @@ def test_manifests_are_well_formed_and_never_grant_delete_or_wildcards():
             assert role["metadata"]["namespace"] == "openshift-migration"
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-            assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
+            assert not {"deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
+            if "delete" in rule["verbs"]:
+                # only the plugin's own migrations.kubevirt.io objects (cancel = delete the migration); no volume
+                assert rule["apiGroups"] == ["migrations.kubevirt.io"], role["metadata"]["name"]
+                assert set(rule["resources"]) <= MIGRATION_OBJECTS, role["metadata"]["name"]
 
 
 def test_mtc_manifests_equal_the_checked_permissions():
@@ -72,9 +78,8 @@ def test_mtc_preflight_asks_for_every_permission_of_the_table():
 
 
 def test_kubevirt_manifests_equal_the_checked_permissions():
-    want = {(verb, res.group, res.plural, "namespace" if scoped else "cluster")
+    want = {(verb, res.group, res.plural + (f"/{sub}" if sub else ""), "namespace" if scoped else "cluster")
             for verb, res, sub, scoped in KV.PERMISSIONS}
-    assert all(sub is None for _, _, sub, _ in KV.PERMISSIONS)
     got = granted("kubevirt")
     assert got - want == set(), "granted but never checked/used"
     assert want - got == set(), "checked but not granted"
@@ -94,3 +99,23 @@ def test_every_registered_engine_is_granted_exactly_its_permission_table(name):
 def test_cluster_scoped_grants_are_read_only(engine):
     cluster = {t for t in granted(engine) if t[3] == "cluster"}
     assert cluster and all(v in ("get", "list") for v, *_ in cluster)
+
+
+def test_migration_controller_manifests_equal_the_checked_permissions():
+    from kubectl_vmmig.engines.migration_controller import surface as MC
+
+    want = {(p[0], p[1].group, p[1].plural + (f"/{p[3]}" if len(p) > 3 else ""), p[2]) for p in MC.PERMISSIONS}
+    assert ("create", "cdi.kubevirt.io", "datavolumes/source", "namespace") in want  # CDI clone authorization
+    got = granted("migration-controller")
+    assert got - want == set(), "granted but never checked/used"
+    assert want - got == set(), "checked but not granted"
+    assert {t for t in got if t[0] == "delete"} == {("delete", "migrations.kubevirt.io", r, "namespace")
+                                                    for r in MIGRATION_OBJECTS}
+
+
+def test_kubevirt_engine_may_create_clone_datavolumes_and_start_manual_vms():
+    """Finding 7: CDI's webhook authorizes a PVC clone with create datavolumes/source (authorize_utils.go);
+    finding 6: runStrategy Manual VMs start only through the start subresource."""
+    got = granted("kubevirt")
+    assert ("create", "cdi.kubevirt.io", "datavolumes/source", "namespace") in got
+    assert ("update", "subresources.kubevirt.io", "virtualmachines/start", "namespace") in got

@@ -32,20 +32,24 @@ def test_json_and_yaml_are_the_contract_only():
     assert yaml.safe_load(render.render(ms, "yaml")) == doc
 
 
-def test_table_has_header_line_and_columns():
+def test_table_has_header_overall_line_and_narrow_columns():
     text = render.render([mig(message="x" * 100)], "table")
-    first, heads = text.splitlines()[:2]
-    for part in ("PLAN ns/plan-a", "TYPE cutover", "STEP DirectVolume: Running (Step: 32/38)", "RESULT Running"):
+    first, total, heads = text.splitlines()[:3]
+    for part in ("PLAN ns/plan-a", "ENGINE mtc", "TYPE cutover", "STEP DirectVolume: Running (Step: 32/38)",
+                 "RESULT Running", "ELAPSED "):
         assert part in first
-    for col in ("VM", "VOLUME", "PVC", "STORAGECLASS", "MODE", "PHASE", "PROGRESS", "ETA", "RATE", "ELAPSED",
-                "ATTEMPT", "MESSAGE"):
-        assert col in heads
-    row = text.splitlines()[2]
-    assert "pvc-0 → pvc-0-mig-x7bq" in row and "standard → fast" in row and "50%" in row
+    assert total.startswith("DISKS 0/1 done") and "50%" in total and "ETA ~1m0s" in total
+    assert heads.split() == ["VM", "VOLUME", "MODE", "PHASE", "PROGRESS", "ETA", "PVC", "MESSAGE"]
+    row = text.splitlines()[3]
+    assert "pvc-0 → pvc-0-mig-x7bq" in row and "50%" in row and "live" in row
     assert "~1m0s" in row  # 50% in 1m -> about 1m left, marked as an estimate
     assert "x" * 100 not in text and "…" in row
+    assert "█" not in text  # no bar into a pipe
     wide = render.render([mig(message="x" * 100)], "wide")
-    assert "x" * 100 in wide and "SOURCE PVC" in wide and "TARGET SC" in wide
+    assert "x" * 100 in wide
+    for col in ("SOURCE PVC", "TARGET PVC", "SOURCE SC", "TARGET SC", "RATE", "ELAPSED", "ATTEMPT"):
+        assert col in wide.splitlines()[2]
+    assert "standard" in wide and "10MB/s" in wide
 
 
 def test_failed_disk_is_named_and_errors_warnings_shown():
@@ -54,7 +58,7 @@ def test_failed_disk_is_named_and_errors_warnings_shown():
     text = render.render([m], "table")
     assert "failed: disk vm-0/rootdisk (pvc-0 → pvc-0-mig-x7bq): rsync failed after 20 attempts" in text
     assert "warning: DirectVolumeMigrationBlocked: slow" in text and "error: direct volume migration failed" in text
-    assert "~" not in text.splitlines()[2]  # no ETA for a finished disk
+    assert "~" not in text.splitlines()[3]  # no ETA for a finished disk
 
 
 def test_no_color_and_tty(monkeypatch):
@@ -105,7 +109,10 @@ def test_follow_tty_redraws_in_place():
     out = TTY()
     render.follow(_seq([mig(pct=10)], [mig(result="Succeeded", phase="Succeeded", pct=100)]), out=out,
                   err=io.StringIO(), tty=True, wait=lambda s: None)
-    assert "\x1b[" in out.getvalue() and "F\x1b[J" in out.getvalue()
+    text = out.getvalue()
+    assert text.count("PLAN ns/plan-a") == 3  # two frames and the final redraw, each over the one before
+    assert text.count("\x1b[2A") == 0 and "A\x1b[2K" in text and "\x1b[J" in text
+    assert "moved" in text and "kubectl delete dv,pvc -n ns pvc-0" in text  # the summary and the next step
 
 
 def test_follow_json_prints_a_document_per_change():

@@ -30,6 +30,7 @@ from typing import Dict, List, Optional
 from ... import labels as L
 from ... import resources as R
 from ...patches import template_storage_classes, volume_claims, volume_swap_patch
+from .volumes import IMMEDIATE_BINDING, WFFC
 
 ENGINE = "kubevirt"
 MANAGED_BY = (L.MANAGED_BY, L.MANAGER)
@@ -37,7 +38,6 @@ LABEL_MIGRATION, LABEL_ENGINE = L.MIGRATION, L.ENGINE
 RECORD_PREFIX = "vm-storage-"
 RECORD_KEY = "record"
 VMIM_LABEL = L.VOLUME_UPDATE_MIGRATION
-USABLE_DV_PHASES = ("Succeeded", "WaitForFirstConsumer", "PendingPopulation")
 MAX_NAME = 63  # DV/PVC names end up in label values: keep them DNS-1123 labels
 
 
@@ -115,8 +115,13 @@ def destination_datavolume(move: dict, migration: str, *, live: bool, access_mod
     meta = {
         "name": move["targetPVC"], "namespace": ns, "labels": labels(migration),
         # Lets a re-created DV adopt the PVC left by a previous attempt instead of failing.
-        "annotations": {"cdi.kubevirt.io/allowClaimAdoption": "true"},
+        "annotations": {L.CDI_ALLOW_CLAIM_ADOPTION: "true"},
     }
+    if not live and move.get("targetBindingMode") == WFFC:
+        # A clone onto a WaitForFirstConsumer class waits for a consumer (CDI controller-base.go
+        # updateStatusPVCPending: WaitForFirstConsumer/PendingPopulation) and a stopped VM has none: ask CDI to
+        # bind at once (AnnImmediateBinding) so the copy happens now, not at the VM's next start.
+        meta["annotations"][IMMEDIATE_BINDING] = "true"
     if vm_uid and move.get("dataVolumeTemplateIndex") is not None:
         # The source came from a template and died with the VM; the destination replaces it in the template.
         meta["ownerReferences"] = [{"apiVersion": R.VM.api_version, "kind": "VirtualMachine", "name": move["vm"],
@@ -240,9 +245,8 @@ def preview_from_record(rec: dict, checks: Optional[List[dict]] = None) -> dict:
         add_patch(vm_name, r.get("stopPatch"), "stop")
         add_patch(vm_name, r["patch"], "swap-volumes")
         add_patch(vm_name, r.get("startPatch"), "start")
-        if r["mode"] == "live" and not rec.get("keepUpdateStrategy"):
-            add_patch(vm_name, [{"op": "test", "path": "/spec/updateVolumesStrategy", "value": "Migration"},
-                                {"op": "remove", "path": "/spec/updateVolumesStrategy"}], "after-success")
+        # No "after-success" removal of spec.updateVolumesStrategy: on a running VM it raises RestartRequired
+        # (kubevirt vm.go syncRestartRequired); the strategy stays, as MTC and kubevirt-migration-controller leave it.
     return {"objects": objects, "patches": patches, "checks": list(checks or [])}
 
 
@@ -262,3 +266,58 @@ def _run_strategy(vm: dict) -> str:
 def _uses_running(vm: dict) -> bool:
     spec = vm.get("spec") or {}
     return "running" in spec and "runStrategy" not in spec
+
+
+def resume_given_up(rec: dict) -> bool:
+    """Re-open the VMs whose following was given up (KubeVirt kept retrying): a re-run follows them again,
+    counting only failures from now on. True when something was re-opened."""
+    reopened = False
+    for r in (rec.get("vms") or {}).values():
+        if r.get("gaveUp") and r.get("result") == "Failed":
+            r.update(phase="Migrating", result="Running", gaveUp=False, failuresBefore=r.get("failures") or 0,
+                     message="following again")
+            reopened = True
+    if reopened:
+        rec.update(result="Running", completed=None, message="")
+    return reopened
+
+
+# Phases after which the cluster finishes alone: KubeVirt copies (live, patched), CDI clones into destinations the
+# stopped VM already points at (offline, detached). Every other non-terminal phase needs the plugin.
+CLUSTER_DRIVEN = {"live": ("Migrating", "CleaningUp"), "offline": ("Cloning",)}
+FINAL = ("Completed", "Failed", "Canceled")
+
+
+def plugin_steps_left(rec: dict) -> List[str]:
+    """The VMs whose next step only the plugin takes (create/wait/patch/stop/start)."""
+    return [v for v, r in (rec.get("vms") or {}).items()
+            if r.get("phase") not in FINAL and r.get("phase") not in CLUSTER_DRIVEN[r.get("mode") or "offline"]]
+
+
+def resume_command(rec: dict) -> str:
+    return f"kubectl vm-storage resume {rec['name']} -n {rec['namespace']}"
+
+
+def waiting_for_plugin(rec: dict) -> str:
+    """What ``status`` says for a VM whose next step needs the plugin while none follows the migration."""
+    return f"waiting for the plugin to finish: run '{resume_command(rec)}' (or the same migrate command)"
+
+
+def detached_summary(rec: dict) -> List[str]:
+    """One line per VM: what is left and who does it (printed when --detach returns)."""
+    out = []
+    left = set(plugin_steps_left(rec))
+    for v, r in (rec.get("vms") or {}).items():
+        if r.get("phase") in FINAL:
+            continue
+        if v in left:
+            out.append(f"detached: {v} is {r.get('phase')} ({r.get('message') or 'in progress'}); its next steps "
+                       f"need the plugin - {waiting_for_plugin(rec)}")
+        elif r["mode"] == "live":
+            out.append(f"detached: KubeVirt copies the disks of {v} by itself; nothing is left for the plugin "
+                       "(spec.updateVolumesStrategy: Migration stays on the VM, as it must while it runs)")
+        else:
+            out.append(f"detached: {v} already points at its destination DataVolumes and CDI clones them; KubeVirt "
+                       "will not start it before they are populated; nothing is left for the plugin - "
+                       f"'kubectl vm-storage status {rec['name']} -n {rec['namespace']}' shows when it is done")
+    return out

@@ -13,10 +13,10 @@ from typing import Dict, List, Optional
 
 from ...findings import finding
 from ...inventory import schedulable
-from ...kubevirt_capabilities import parse_version
+from ...kubevirt_capabilities import kubevirt_version, live_migration_blockers, parse_version
 from .build import LABEL_MIGRATION
+from .volumes import legacy_wffc_class
 
-GATES_BEFORE_1_5 = ("VolumesUpdateStrategy", "VolumeMigration", "VMLiveUpdateFeatures")
 SHARED_MODES = {"ReadWriteMany", "ReadOnlyMany"}
 BACKEND_STORAGE_PREFIX = "persistent-state-for-"
 FINAL_VMIM = ("Succeeded", "Failed")
@@ -30,60 +30,45 @@ def _cond(conds: dict, ctype: str) -> dict:
 
 
 def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
-    """Version, gates, rollout strategy, workload update methods, deployment state. The live-capability rule's
-    home is kubevirt_capabilities.py (issue 11 finding 3 makes these agree with it)."""
+    """Version, gates, rollout strategy, workload update methods, deployment state (BEHAVIOR §1), judged by the
+    one capability rule both engines use (kubevirt_capabilities.live_migration_blockers)."""
     if kv is None:
         return [_f("kubevirt", "error", "KubeVirt is not installed (no KubeVirt CR found); "
                    "install KubeVirt, or check that you may list kubevirts.kubevirt.io")]
-    spec, status = kv.get("spec") or {}, kv.get("status") or {}
-    raw = status.get("observedKubeVirtVersion") or status.get("targetKubeVirtVersion")
-    ver = parse_version(raw)
-    out = []
+    status = kv.get("status") or {}
+    raw = kubevirt_version(kv)
     if not live:
-        out.append(_f("kubevirt-version", "ok", f"KubeVirt {raw or 'unknown version'} (offline copy via CDI clones)"))
-        return out
-    if ver is None:
-        out.append(_f("kubevirt-version", "warning",
-                      "cannot read the KubeVirt version (status.observedKubeVirtVersion is empty); "
-                      "volume migration needs v1.3.0 or later"))
-    elif ver < (1, 3, 0):
-        out.append(_f("kubevirt-version", "error",
-                      f"KubeVirt {raw} cannot migrate storage live (spec.updateVolumesStrategy needs v1.3.0+); "
-                      "upgrade KubeVirt, or use --mode offline (VMs are stopped during the copy)"))
-        return out
-    else:
-        out.append(_f("kubevirt-version", "ok" if ver >= (1, 5, 0) else "warning",
-                      f"KubeVirt {raw}" + ("" if ver >= (1, 5, 0) else
-                                           ": volume migration works but v1.5+ is strongly preferred "
-                                           "(GA, hotplugged volumes, clearer errors)")))
-    conf = spec.get("configuration") or {}
-    dev = conf.get("developerConfiguration") or {}
-    if ver is not None and ver < (1, 5, 0):
-        gates = set(dev.get("featureGates") or []) - set(dev.get("disabledFeatureGates") or [])
-        missing = [g for g in GATES_BEFORE_1_5 if g not in gates]
-        out.append(_f("feature-gates", "error" if missing else "ok",
-                      f"feature gates {', '.join(missing)} missing from spec.configuration.developerConfiguration."
-                      f"featureGates: KubeVirt {raw} rejects spec.updateVolumesStrategy without them; add them to "
-                      "the KubeVirt CR (or the HyperConverged CR on OpenShift)" if missing else
-                      "feature gates VolumesUpdateStrategy, VolumeMigration, VMLiveUpdateFeatures enabled"))
-    rollout = conf.get("vmRolloutStrategy")
-    effective = rollout or ("LiveUpdate" if ver is not None and ver >= (1, 6, 0) else "Stage")
-    if effective != "LiveUpdate":
-        out.append(_f("rollout-strategy", "error",
-                      f"spec.configuration.vmRolloutStrategy is {rollout or 'unset (Stage before v1.6)'}: KubeVirt "
-                      "then ignores volume updates and only marks the VM RestartRequired; set it to LiveUpdate"))
-    else:
-        out.append(_f("rollout-strategy", "ok", "vmRolloutStrategy LiveUpdate"))
-    methods = list(((spec.get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods")) or [])
-    if "LiveMigrate" not in methods:
-        why = ("with only Evict, KubeVirt shuts the VM down instead of migrating it (it then needs manual "
-               "recovery)" if "Evict" in methods else
-               "without it nothing ever starts the migration: the VM waits forever with VolumesChange=True")
-        out.append(_f("workload-update-methods", "error",
-                      f"spec.workloadUpdateStrategy.workloadUpdateMethods is {methods or 'empty'}: {why}; "
-                      "add LiveMigrate to the KubeVirt CR"))
-    else:
-        out.append(_f("workload-update-methods", "ok", "workloadUpdateMethods contains LiveMigrate"))
+        return [_f("kubevirt-version", "ok", f"KubeVirt {raw or '(version unknown)'} (offline copy via CDI clones)")]
+    fixes = {"kubevirt-version": "upgrade KubeVirt to v1.4+ (v1.5+ preferred), or use --mode offline "
+                                 "(VMs are stopped during the copy)",
+             "feature-gates": "add them to the KubeVirt CR (or the HyperConverged CR on OpenShift)",
+             "rollout-strategy": "set it to LiveUpdate",
+             "workload-update-methods": "add LiveMigrate to the KubeVirt CR"}
+    blockers = dict(live_migration_blockers(kv))
+    methods = list(((kv.get("spec") or {}).get("workloadUpdateStrategy") or {}).get("workloadUpdateMethods") or [])
+    if "workload-update-methods" in blockers:
+        blockers["workload-update-methods"] += (
+            ": with only Evict, KubeVirt shuts the VM down instead of migrating it (it then needs manual recovery)"
+            if "Evict" in methods else ": nothing ever starts the migration, the VM waits forever with "
+                                       "VolumesChange=True")
+    ver = parse_version(raw)
+    oks = {"kubevirt-version": f"KubeVirt {raw}" + ("" if ver is None or ver >= (1, 5, 0) else
+                                                   ": volume migration works but v1.5+ is strongly preferred "
+                                                   "(GA, hotplugged volumes, clearer errors)"),
+           "feature-gates": "feature gates VolumesUpdateStrategy, VolumeMigration, VMLiveUpdateFeatures enabled",
+           "rollout-strategy": "vmRolloutStrategy LiveUpdate"
+                               + ("" if (((kv.get("spec") or {}).get("configuration")) or {}).get("vmRolloutStrategy")
+                                  else " (unset: the default from v1.6)"),
+           "workload-update-methods": "workloadUpdateMethods contains LiveMigrate"}
+    out = []
+    for name, ok_text in oks.items():
+        if name in blockers:
+            out.append(_f(name, "error", f"{blockers[name]}; {fixes[name]}"))
+        elif name == "feature-gates" and (ver is None or ver >= (1, 5, 0)):
+            continue  # GA from v1.5: nothing to report
+        else:
+            sev = "warning" if name == "kubevirt-version" and ver is not None and ver < (1, 5, 0) else "ok"
+            out.append(_f(name, sev, ok_text))
     deployed = status.get("phase") == "Deployed" and (
         status.get("observedDeploymentID") == status.get("targetDeploymentID"))
     if not deployed:
@@ -93,14 +78,36 @@ def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
     return out
 
 
-def node_findings(nodes: List[dict]) -> List[dict]:
-    names = sorted(n["metadata"]["name"] for n in nodes if schedulable(n))
+def node_findings(nodes: List[dict], tolerations=(), vm: str = "") -> List[dict]:
+    """Nodes a launcher pod of the VM (with ``tolerations``) can land on (inventory.schedulable)."""
+    names = sorted(n["metadata"]["name"] for n in nodes if schedulable(n, tolerations))
+    who = f" for VM {vm}" if vm else ""
     if len(names) < 2:
         return [_f("schedulable-nodes", "error",
-                   f"{len(names)} schedulable node(s) ({', '.join(names) or 'none'}): a live storage migration "
-                   "copies the disks to a VM started on ANOTHER node, so it needs at least two; "
-                   "use --mode offline")]
-    return [_f("schedulable-nodes", "ok", f"{len(names)} schedulable nodes")]
+                   f"{len(names)} schedulable node(s){who} ({', '.join(names) or 'none'}; KubeVirt needs Ready, "
+                   "uncordoned nodes labelled kubevirt.io/schedulable=true without a NoSchedule taint the VM does "
+                   "not tolerate): a live storage migration copies the disks to a VM started on ANOTHER node, so "
+                   "it needs at least two; use --mode offline")]
+    return [_f("schedulable-nodes", "ok", f"{len(names)} schedulable nodes{who}")]
+
+
+def destination_class_findings(target_sc: str, cluster: dict) -> List[dict]:
+    """Live destinations on a WaitForFirstConsumer class that is not a CSI driver take CDI's legacy path,
+    where CDI writes a blank image over the copy once the migration target binds the PVC (volumes.py)."""
+    sc = (cluster.get("storageClassObjects") or {}).get(target_sc)
+    legacy = legacy_wffc_class(sc, cluster.get("csiDrivers"))
+    if legacy:
+        return [_f("destination-binding", "error",
+                   f"StorageClass {target_sc} is WaitForFirstConsumer and its provisioner {sc.get('provisioner')} "
+                   "is not a CSI driver, so CDI prepares destinations on its legacy path and would write a blank "
+                   "image over the copied disk when KubeVirt's target pod binds it (kubevirt/kubevirt#13696); "
+                   "use a CSI StorageClass, or --mode offline --stop")]
+    if legacy is None:
+        return [_f("destination-binding", "warning",
+                   f"StorageClass {target_sc} is WaitForFirstConsumer and the CSIDrivers cannot be read: if its "
+                   "provisioner is not a CSI driver the live move is refused when its destination shows "
+                   "WaitForFirstConsumer")]
+    return []
 
 
 def _disk_kind_problems(disk: dict, version) -> List[str]:
@@ -133,6 +140,12 @@ def vm_findings(facts: dict, moves: List[dict], live: bool, stop: bool, vmims: L
                       f"VM {name} has ManualRecoveryRequired (an earlier volume migration was interrupted): "
                       "recover it first (kubectl vm-storage cancel, or restore its original volumes)"))
         return out
+    for what in ("snapshot", "restore"):
+        if facts.get(f"{what}InProgress"):
+            out.append(_f(f"{what}-in-progress", "error",
+                          f"VM {name} has a {what} in progress ({facts[what + 'InProgress']}): KubeVirt refuses "
+                          "volume changes until it completes (admitters/vm-storage-status.go); wait for it"))
+            return out
     if not live:
         if facts.get("running") or facts.get("vmiPhase"):
             out.append(_f("vm-stopped", "ok" if stop else "error",
@@ -233,12 +246,23 @@ def kubevirt_engine_findings(plan: dict, inventory: dict, cluster: dict) -> List
 
     ns = plan.get("namespace")
     kv = cluster.get("kubevirt")
-    version = parse_version(((kv or {}).get("status") or {}).get("observedKubeVirtVersion"))
+    version = parse_version(kubevirt_version(kv))
     groups = moves_by_vm(plan)
     any_live = any(vm_mode(ms) == "live" for ms in groups.values())
     out = list(kubevirt_findings(kv, any_live))
     if any_live:
-        out += node_findings(cluster.get("nodes") or [])
+        live_vms = [v for v, ms in groups.items() if vm_mode(ms) == "live"]
+        tols = {v: tuple(map(repr, (inventory["vms"].get(f"{ns}/{v}") or {}).get("tolerations") or []))
+                for v in live_vms}
+        if len(set(tols.values())) <= 1:
+            v0 = live_vms[0]
+            out += node_findings(cluster.get("nodes") or [],
+                                 (inventory["vms"].get(f"{ns}/{v0}") or {}).get("tolerations") or ())
+        else:
+            for v in live_vms:
+                out += node_findings(cluster.get("nodes") or [],
+                                     (inventory["vms"].get(f"{ns}/{v}") or {}).get("tolerations") or (), v)
+        out += destination_class_findings(plan["targetStorageClass"], cluster)
     for vm_name, moves in groups.items():
         facts = inventory["vms"].get(f"{ns}/{vm_name}")
         if facts is None:

@@ -7,18 +7,19 @@ reading the VMs, the migration record ConfigMap, driving, status rows and cancel
 
 ``options`` (dict, all optional): stop, keep_update_strategy, access_mode, volume_mode, wait (default True),
 timeout (seconds, 0 = none), poll (seconds), max_failures (failed VMIMs before giving up following, 3),
-cancel_timeout (seconds), echo (callable(str) for progress lines; the command's stderr).
+cancel_timeout (seconds), echo (callable(str) for progress lines; the command's stderr). ``on_pass(migration)``
+is called after each pass of ``apply``'s loop (the live view re-reads and redraws; see engines/base.progress_of).
 """
 import time
 from typing import Dict, List, Optional, Tuple
 
 from ... import errors
 from ... import resources as R
-from ...patches import clear_strategy_patch, revert_patch
+from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
-from .steps import TERMINAL, Driver, PatchRefused, guarded_patch, now
-from .track import cancel_done, judge_live, vmim_selector
+from .steps import Driver, PatchRefused, guarded_patch, now
+from .track import cancel_done, judge_live, vmims_of
 
 
 # Every API call of this engine (migrate, check, status, cancel): (verb, Resource, subresource, namespaced).
@@ -27,10 +28,16 @@ PERMISSIONS = (
     ("get", R.VM, None, True), ("list", R.VM, None, True), ("patch", R.VM, None, True),
     ("get", R.VMI, None, True), ("list", R.VMI, None, True), ("list", R.VMIM, None, True),
     ("get", R.DATAVOLUME, None, True), ("list", R.DATAVOLUME, None, True), ("create", R.DATAVOLUME, None, True),
+    # CDI's DataVolume webhook authorizes a PVC clone with "create datavolumes/source" (or "create pods") in the
+    # source namespace (datavolume-mutate.go, authorize_utils.go getResourceAttributesPvc)
+    ("create", R.DATAVOLUME, "source", True),
+    # runStrategy Manual VMs start only through the start subresource (vm.go syncRunStrategy, hasStartRequest)
+    ("update", R.VM_SUBRESOURCES, "start", True),
     ("get", R.PVC, None, True), ("list", R.PVC, None, True), ("list", R.POD, None, True),
     ("get", R.CONFIGMAP, None, True), ("list", R.CONFIGMAP, None, True), ("create", R.CONFIGMAP, None, True),
     ("update", R.CONFIGMAP, None, True),
     ("list", R.STORAGECLASS, None, False), ("list", R.NODE, None, False), ("list", R.KUBEVIRT, None, False),
+    ("list", R.CSIDRIVER, None, False),
 )
 
 
@@ -45,6 +52,7 @@ class KubevirtEngine:
         self.kube = kube
         self.options = dict(options or {})
         self.echo = self.options.get("echo") or _silent
+        self.on_pass = lambda migration: None  # the caller's live view: re-read and redraw (base.progress_of)
 
     # ---- inputs --------------------------------------------------------------------------------
     # Destination names: build.destination_name(claim, target class) (the migrate command's default).
@@ -96,9 +104,12 @@ class KubevirtEngine:
             allowed, reason = k.can_i(verb, res.plural, res.group, ns if scoped else None, sub)
             rbac.append({"verb": verb, "resource": res.plural, "group": res.group, "subresource": sub,
                          "allowed": allowed, "reason": reason})
+        classes = soft(lambda: k.items(R.STORAGECLASS), [])
+        drivers = soft(lambda: [d["metadata"]["name"] for d in k.items(R.CSIDRIVER)], None)
         return {"kubevirt": kvs[0] if kvs else None, "cdi": cdi,
                 "nodes": soft(lambda: k.items(R.NODE), []),
-                "storageClasses": {s["metadata"]["name"] for s in soft(lambda: k.items(R.STORAGECLASS), [])},
+                "storageClasses": {s["metadata"]["name"] for s in classes},
+                "storageClassObjects": {s["metadata"]["name"]: s for s in classes}, "csiDrivers": drivers,
                 "existing": existing, "vmims": soft(lambda: k.items(R.VMIM, ns), []), "rbac": rbac,
                 "stop": bool(self.options.get("stop")), "migration": B.migration_name(plan)}
 
@@ -129,6 +140,8 @@ class KubevirtEngine:
         migration to its end. Re-running the same command re-attaches to the record and resumes."""
         ns, migration = plan["namespace"], B.migration_name(plan)
         cm, rec = (None, None) if dry_run_server else self._load(migration, ns)
+        if rec is not None and B.resume_given_up(rec):
+            self.echo(f"migration {migration}: following again the VMs it had stopped following")
         if rec is None or rec.get("result") != "Running":
             vms, vmis = self._read_vms(plan)
             fresh = B.new_record(plan, vms, migration, started=now(), **self._record_kw(vmis))
@@ -140,10 +153,23 @@ class KubevirtEngine:
                 self.echo(f"migration {migration}: record configmap/{B.record_name(migration)} in {ns}")
         else:
             self.echo(f"migration {migration} is already running: re-attaching")
-        opts = dict(self.options, dry_run_server=dry_run_server)
-        driver = Driver(self.kube, rec, opts, self.echo)
         wait = self.options.get("wait", True) and not dry_run_server
-        deadline = time.monotonic() + float(self.options.get("timeout") or 0) if self.options.get("timeout") else None
+        self._drive(rec, cm, wait, dry_run_server)
+        return {"migration": migration, "plan": migration, "name": migration, "namespace": ns,
+                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+
+    def _drive(self, rec, cm, wait, dry_run_server=False):
+        """Advance the record until it ends (wait), or - detached - until nothing more can be done without
+        waiting (at most ``detach_wait`` seconds, 10 by default), then say what is left and who does it."""
+        migration, ns = rec["name"], rec["namespace"]
+        opts = dict(self.options, dry_run_server=dry_run_server, detach=not wait)
+        driver = Driver(self.kube, rec, opts, self.echo)
+        now_ = time.monotonic()
+        deadline = now_ + float(self.options.get("timeout") or 0) if self.options.get("timeout") else None
+        detach_end = now_ + float(self.options.get("detach_wait") or 10)
+        if not dry_run_server and bool(rec.get("detached")) == wait:
+            rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
+            cm = self._save(rec, cm)
         try:
             while True:
                 before = repr(rec)
@@ -152,7 +178,11 @@ class KubevirtEngine:
                 finally:
                     if not dry_run_server and repr(rec) != before:
                         cm = self._save(rec, cm)
-                if rec["result"] != "Running" or (not wait and _handed_off(rec)):
+                if not dry_run_server:
+                    self.on_pass(migration)
+                if rec["result"] != "Running":
+                    break
+                if not wait and (not B.plugin_steps_left(rec) or time.monotonic() > detach_end):
                     break
                 if deadline and time.monotonic() > deadline:
                     self.echo(f"timed out waiting; the migration goes on - follow it with "
@@ -160,16 +190,29 @@ class KubevirtEngine:
                     break
                 time.sleep(float(self.options.get("poll") or 1.0))
         except KeyboardInterrupt:
-            self.echo(f"stopped following; re-run the same command to resume migration {migration}")
+            self.echo(f"stopped following; run 'kubectl vm-storage resume {migration} -n {ns}' (or the same "
+                      "command) to resume it")
             raise
-        if not wait and rec["result"] == "Running" and not dry_run_server and not rec.get("keepUpdateStrategy"):
-            vms = " ".join(v for v, r in rec["vms"].items() if r["mode"] == "live")
-            if vms:
-                self.echo("detached: KubeVirt finishes the copy; after it succeeds remove the migration strategy "
-                          f"with: kubectl patch vm -n {ns} <vm> --type=json "
-                          "-p '[{\"op\":\"remove\",\"path\":\"/spec/updateVolumesStrategy\"}]' "
-                          f"(VMs: {vms}), or use --wait to have it done")
-        return {"migration": migration, "plan": migration, "name": migration, "namespace": ns,
+        if not wait and rec["result"] == "Running" and not dry_run_server:
+            for line in B.detached_summary(rec):
+                self.echo(line)
+        return cm
+
+    def resume(self, name, namespace) -> dict:
+        """Finish what a detached (or interrupted) run left for the plugin, following to the end."""
+        ns = namespace or self.kube.namespace
+        recs = self._records(ns, name)
+        if not recs:
+            raise errors.NotFoundInput(f"no kubevirt-engine migration {name!r} in namespace {ns}",
+                                       "list them with 'kubectl vm-storage status'")
+        cm, rec = self._load(recs[-1]["name"], ns)
+        B.resume_given_up(rec)
+        if rec.get("result") != "Running":
+            raise errors.BadInput(f"migration {rec['name']} is {rec.get('result')}; nothing to resume",
+                                  f"see 'kubectl vm-storage status {rec['name']} -n {ns}'")
+        self.echo(f"migration {rec['name']}: resuming")
+        self._drive(rec, cm, wait=True)
+        return {"migration": rec["name"], "plan": rec["name"], "name": rec["name"], "namespace": ns,
                 "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
 
     def _refuse_stale_clones(self, rec):
@@ -217,11 +260,26 @@ class KubevirtEngine:
         if rec.get("result") == "Succeeded":
             raise errors.BadInput(f"migration {rec['name']} already succeeded; nothing to cancel",
                                   "to move back, migrate the VMs to their previous StorageClass")
+        finished = self._finished_by_kubevirt(rec)
+        open_vms = [v for v, r in rec["vms"].items() if r.get("phase") not in ("Canceled",) and v not in finished
+                    and r.get("result") != "Succeeded"]
+        if finished and not open_vms:
+            # After success a revert is not a cancel but a new Migration update back to the sources
+            # (volume-migration.go VolumeMigrationCancel applies only while IsVolumeMigrating).
+            raise errors.BadInput(
+                f"migration {rec['name']}: KubeVirt already finished copying {', '.join(sorted(finished))} (the VMI "
+                "runs on the destination volumes); cancelling now would start a copy back, not a cancel",
+                "to move back, migrate the VMs to their previous StorageClass")
+        for vm_name in finished:
+            r = rec["vms"][vm_name]
+            r.update(phase="Completed", result="Succeeded", gaveUp=False,
+                     message="KubeVirt had already finished the copy; kept on the destination volumes")
+            self.echo(f"{vm_name}: {r['message']}")
         rec["phase"] = "Canceling"
         cm = self._save(rec, cm)
         deadline = time.monotonic() + float(self.options.get("cancel_timeout") or 120)
         for vm_name, r in rec["vms"].items():
-            if r.get("phase") == "Canceled":
+            if r.get("phase") == "Canceled" or vm_name in finished:
                 continue
             self._cancel_vm(rec, vm_name, r, deadline)
             cm = self._save(rec, cm)
@@ -236,7 +294,7 @@ class KubevirtEngine:
         ns = rec["namespace"]
         vm = self.kube.get_or_none(R.VM, vm_name, ns)
         if vm is None:
-            r.update(phase="Canceled", result="Canceled", message="VM no longer exists")
+            r.update(phase="Canceled", result="Canceled", message="VM no longer exists", gaveUp=False)
             return
         conds = {c.get("type"): c for c in (vm.get("status") or {}).get("conditions") or []}
         if (conds.get("ManualRecoveryRequired") or {}).get("status") == "True":
@@ -245,7 +303,7 @@ class KubevirtEngine:
                 ops = clear_strategy_patch(vm)
                 if ops:
                     guarded_patch(self.kube, vm_name, ns, ops, "accept destination (remove updateVolumesStrategy)")
-                r.update(phase="Canceled", result="Canceled",
+                r.update(phase="Canceled", result="Canceled", gaveUp=False,
                          message="the copy had completed (targetNodeDomainReadyTimestamp "
                                  f"{state['targetNodeDomainReadyTimestamp']}): kept the destination volumes and "
                                  "removed spec.updateVolumesStrategy; start the VM")
@@ -265,15 +323,17 @@ class KubevirtEngine:
             self.echo(f"{vm_name}: original volumes restored ({', '.join(f'{v}={c}' for v, c in sorted(r['originalClaims'].items()))})")
             if r["mode"] == "live":
                 self._wait_cancel(ns, vm_name, r, deadline)
-                vm = self.kube.get(R.VM, vm_name, ns)
-                ops = clear_strategy_patch(vm)
-                if ops and not rec.get("keepUpdateStrategy"):
-                    guarded_patch(self.kube, vm_name, ns, ops, "clear updateVolumesStrategy")
+                # the strategy stays on a running VM (its removal raises RestartRequired, vm.go
+                # syncRestartRequired); on a stopped one dropping it is safe and clears ManualRecoveryRequired
+                if self.kube.get_or_none(R.VMI, vm_name, ns) is None:
+                    ops = clear_strategy_patch(self.kube.get(R.VM, vm_name, ns))
+                    if ops:
+                        guarded_patch(self.kube, vm_name, ns, ops, "clear updateVolumesStrategy (VM stopped)")
         if r.get("stoppedByPlugin") and r.get("startPatch"):
             vm = self.kube.get(R.VM, vm_name, ns)
             if (vm.get("spec") or {}).get("runStrategy") == "Halted" or (vm.get("spec") or {}).get("running") is False:
                 guarded_patch(self.kube, vm_name, ns, r["startPatch"], "restart")
-        r.update(phase="Canceled", result="Canceled", message="original volumes restored")
+        r.update(phase="Canceled", result="Canceled", message="original volumes restored", gaveUp=False)
 
     def _wait_cancel(self, ns, vm_name, r, deadline):
         while True:
@@ -288,14 +348,21 @@ class KubevirtEngine:
                     hint=f"check 'kubectl get vmi -n {ns} {vm_name} -o yaml' and re-run cancel")
             time.sleep(float(self.options.get("poll") or 1.0))
 
-    def _last_migration_state(self, rec, vm_name, r) -> Optional[dict]:
-        """targetNodeDomainReadyTimestamp from the VMI, the VMIM (when final) or what the record last saw."""
+    def _judge(self, rec, vm_name, r) -> dict:
         ns = rec["namespace"]
         vmi = self.kube.get_or_none(R.VMI, vm_name, ns)
-        uid = (vmi or {}).get("metadata", {}).get("uid")
-        vmims = self.kube.items(R.VMIM, ns, label_selector=vmim_selector(vm_name, uid))
-        j = judge_live(r, self.kube.get_or_none(R.VM, vm_name, ns), vmi, vmims, rec["name"], vm_name)
-        return j["migrationState"] or r.get("migrationState")
+        vmims = vmims_of(self.kube.items(R.VMIM, ns), vm_name)
+        return judge_live(r, self.kube.get_or_none(R.VM, vm_name, ns), vmi, vmims, rec["name"], vm_name)
+
+    def _finished_by_kubevirt(self, rec) -> List[str]:
+        """Live VMs of the record whose copy KubeVirt completed (judged from the cluster, not the record)."""
+        return [v for v, r in rec["vms"].items()
+                if r["mode"] == "live" and r.get("patchedAt") and r.get("result") != "Canceled"
+                and self._judge(rec, v, r)["result"] == "Succeeded"]
+
+    def _last_migration_state(self, rec, vm_name, r) -> Optional[dict]:
+        """targetNodeDomainReadyTimestamp from the VMI, the VMIM (when final) or what the record last saw."""
+        return self._judge(rec, vm_name, r)["migrationState"] or r.get("migrationState")
 
 
 def _by_name(objs, namespace) -> Dict[str, dict]:
@@ -307,14 +374,5 @@ def _by_name(objs, namespace) -> Dict[str, dict]:
             if (o.get("metadata") or {}).get("namespace") in (None, "", namespace)}
 
 
-def _handed_off(rec) -> bool:
-    """Detached runs return once nothing needs the plugin until the end: live VMs patched (KubeVirt copies),
-    offline VMs done (every offline step is driven by the plugin)."""
-    return all(r.get("phase") in TERMINAL or (r["mode"] == "live" and r.get("phase") in ("Migrating", "CleaningUp"))
-               for r in rec["vms"].values())
-
-
 def _claims(vm):
-    from ...patches import volume_claims
-
     return volume_claims(vm)

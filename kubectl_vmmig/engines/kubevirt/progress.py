@@ -11,7 +11,9 @@ from typing import Dict, Iterable, List, Optional
 
 from ... import labels as L
 from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, go_duration, judge, migration,
-               percent, seconds_between)
+                         percent, seconds_between)
+from .build import plugin_steps_left, waiting_for_plugin
+from .volumes import dv_wait_text
 
 RECORD_KEY = "record"
 LABEL_ENGINE, LABEL_MANAGED_BY, VMIM_LABEL = L.ENGINE, L.MANAGED_BY, L.VOLUME_UPDATE_MIGRATION
@@ -43,12 +45,10 @@ def read_record(cm: dict) -> Optional[dict]:
     return rec if isinstance(rec, dict) else None
 
 
-def _vmims_for(vmims: List[dict], ns: str, vmi_name: str, vmi_uid: Optional[str]) -> List[dict]:
-    wanted = {vmi_name, vmi_uid} - {None, ""}
-    return [m for m in vmims if _meta(m).get("namespace") == ns
-            and ((_meta(m).get("labels") or {}).get(VMIM_LABEL) in wanted
-                 or ((m.get("spec") or {}).get("vmiName") == vmi_name
-                     and VMIM_LABEL in (_meta(m).get("labels") or {})))]
+def _vmims_for(vmims: List[dict], ns: str, vmi_name: str) -> List[dict]:
+    from .track import vmims_of
+
+    return vmims_of(vmims, vmi_name, ns)
 
 
 def _vm_claims(vm) -> Dict[str, str]:
@@ -68,6 +68,9 @@ def _judge_offline(rec_vm: dict, vm: Optional[dict], dvs: Dict[tuple, dict], ns:
     targets = rec_vm.get("targetClaims") or {}
     swapped = bool(targets) and all(_vm_claims(vm).get(v) == c for v, c in targets.items())
     done = all(((dvs.get((ns, d["targetPVC"])) or {}).get("status") or {}).get("phase") in DV_DONE for d in disks)
+    if done and swapped and rec_vm.get("swapEarly"):
+        # detached: the VM was pointed at the destinations at once; the clones are done - nothing is left
+        return {"result": SUCCEEDED, "phase": "Succeeded", "message": "volumes copied; the VM points at them"}
     if done and swapped:
         return {"result": "Running", "phase": "Swapped", "message": "volumes swapped; waiting for the plugin to finish"}
     if done:
@@ -87,7 +90,8 @@ def _disk_from_dv(d: dict, dv: Optional[dict], vm_phase: str, vm_result: str) ->
         return {"phase": "Running" if vm_result == RUNNING else vm_result, "progress": 100,
                 "message": "copied; " + ("waiting for the volume swap" if vm_phase == "Cloned" else vm_phase)}
     return {"phase": "Running" if phase else "Pending", "progress": percent(st.get("progress")),
-            "message": f"DataVolume {phase}" if phase else "waiting for the destination DataVolume"}
+            "message": ("DataVolume " + dv_wait_text(d["targetPVC"], dv)) if phase
+            else "waiting for the destination DataVolume"}
 
 
 def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims: List[dict], dvs: Dict[tuple, dict],
@@ -99,20 +103,28 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
     verdicts = {}
     for vm_name, rec_vm in (rec.get("vms") or {}).items():
         vm, vmi = vms.get((ns, vm_name)), vmis.get((ns, vm_name))
-        if rec_vm.get("result") in (SUCCEEDED, FAILED, CANCELED) or rec_result in (SUCCEEDED, FAILED, CANCELED):
+        if rec_vm.get("gaveUp") and rec_vm.get("mode") == "live" and rec_vm.get("result") == FAILED \
+                and rec_result not in (CANCELED, SUCCEEDED):
+            # the engine only stopped following; KubeVirt keeps retrying - judge again from the cluster
+            j = judge_live(rec_vm, vm, vmi, _vmims_for(vmims, ns, vm_name), name, vm_name)
+            if j["result"] == RUNNING:
+                j = dict(j, result=FAILED, message=rec_vm.get("message") or j["message"])
+            verdicts[vm_name] = j
+        elif rec_vm.get("result") in (SUCCEEDED, FAILED, CANCELED) or rec_result in (SUCCEEDED, FAILED, CANCELED):
             # The engine has given its verdict; VMIMs may be garbage-collected by now, so trust it.
             verdicts[vm_name] = {"result": rec_vm.get("result") if rec_vm.get("result") != RUNNING else rec_result,
                                  "phase": rec_vm.get("phase") or "", "message": rec_vm.get("message") or "",
                                  "attempts": rec_vm.get("attempts"), "migrationState": rec_vm.get("migrationState")}
         elif rec_vm.get("mode") == "live" and rec_vm.get("patchedAt"):
-            uid = _meta(vmi).get("uid")
-            verdicts[vm_name] = judge_live(rec_vm, vm, vmi, _vmims_for(vmims, ns, vm_name, uid), name, vm_name)
+            verdicts[vm_name] = judge_live(rec_vm, vm, vmi, _vmims_for(vmims, ns, vm_name), name, vm_name)
         elif rec_vm.get("mode") == "live":
             verdicts[vm_name] = {"result": RUNNING, "phase": rec_vm.get("phase") or "Pending",
                                  "message": rec_vm.get("message") or "preparing destination volumes"}
         else:
             vdisks = [d for d in rec.get("disks") or [] if d.get("vm") == vm_name]
             verdicts[vm_name] = _judge_offline(rec_vm, vm, dvs, ns, vdisks)
+        if rec.get("detached") and verdicts[vm_name]["result"] == RUNNING and vm_name in plugin_steps_left(rec):
+            verdicts[vm_name] = dict(verdicts[vm_name], message=waiting_for_plugin(rec))
     disks = []
     for d in rec.get("disks") or []:
         v = verdicts.get(d.get("vm")) or {"result": RUNNING, "phase": "Pending", "message": ""}
@@ -143,6 +155,8 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
                               attempt=attempt, message=fields.get("message") or "", inspect=inspect))
     disks.sort(key=lambda r: (r["vm"], r["volume"], r["sourcePVC"]))
     results = [v["result"] for v in verdicts.values()]
+    if rec_result == FAILED and any(r.get("gaveUp") for r in (rec.get("vms") or {}).values()):
+        rec_result = RUNNING  # re-judged above from the cluster: the per-VM verdicts decide
     canceled = rec_result == CANCELED
     failed = rec_result == FAILED or FAILED in results
     succeeded = rec_result == SUCCEEDED or (bool(results) and all(r == SUCCEEDED for r in results))
@@ -191,7 +205,7 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
 def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = False,
                   vms: Optional[List[dict]] = None) -> List[dict]:
     """Record ConfigMaps by label (one LIST; nothing else when there is none), then VMs (unless given),
-    VMIs, volume-update VMIMs by label and the plugin's DataVolumes: at most five requests for any N."""
+    VMIs, VMIMs and the plugin's DataVolumes: at most five requests for any N."""
     from ... import errors
     from ... import resources as R
 
@@ -206,7 +220,8 @@ def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = 
         if vms is None:
             vms = kube.items(R.VM, ns, all_namespaces=every)
         out += kube.items(R.VMI, ns, all_namespaces=every)
-        out += kube.items(R.VMIM, ns, label_selector=VMIM_LABEL, all_namespaces=every)
+        # every VMIM: drains and evacuations carry the volume update too, unlabelled (track.vmims_of)
+        out += kube.items(R.VMIM, ns, all_namespaces=every)
     except errors.NotFound:  # KubeVirt gone: the record alone still tells what was asked
         vms = vms or []
     try:

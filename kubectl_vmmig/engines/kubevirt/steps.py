@@ -4,6 +4,11 @@ from the migration record.
 
 Live:    Pending -> CreatingVolumes -> WaitingForVolumes -> Patching -> Migrating -> CleaningUp -> Completed
 Offline: Pending -> [Stopping] -> CreatingVolumes -> WaitingForVolumes -> Patching -> [Starting] -> Completed
+Offline, detached, VM stopped by its owner: Pending -> CreatingVolumes -> Patching -> Cloning -> Completed
+(the VM points at the destinations at once: KubeVirt does not start a VM before its volumes are populated,
+kubevirt vmi/lifecycle.go "Delaying pod creation while DataVolume populates" via areDataVolumesReady /
+storage/types pvc.go VolumeReadyToAttachToNode, for dataVolume and persistentVolumeClaim volumes alike, and
+vm.go handleDataVolumes for templates; so nothing is left for the plugin but to record the result).
 Any step may end in Failed. Patches are precomputed in the record (so the one a run applies is exactly the
 one ``--dry-run=client`` showed) and guarded by ``test`` ops: a concurrent edit is never overwritten.
 """
@@ -12,9 +17,10 @@ from typing import Callable, List, Optional
 
 from ... import errors
 from ... import resources as R
-from ...patches import clear_strategy_patch, volume_claims
+from ...patches import volume_claims
 from . import build as B
-from .track import judge_live, vmim_selector
+from .track import judge_live, vmims_of
+from .volumes import destination_state
 
 TERMINAL = ("Completed", "Failed", "Canceled")
 
@@ -148,6 +154,8 @@ class Driver:
             self._track(vm_name, r)
         elif phase == "CleaningUp":
             self._cleanup(vm_name, r)
+        elif phase == "Cloning":
+            self._cloning(vm_name, r)
         elif phase == "Starting":
             self._start(vm_name, r)
 
@@ -180,7 +188,7 @@ class Driver:
             except errors.Conflict:
                 continue  # created concurrently by a re-run: checked on the next pass
         self._set(r, vm_name, "WaitingForVolumes", "waiting for destination DataVolumes to be usable")
-        if self.dry:
+        if self.dry or self._swap_early(r, live):
             self._set(r, vm_name, "Patching")
 
     def _wait_volumes(self, vm_name, r, live):
@@ -188,16 +196,17 @@ class Driver:
         for body in r["dataVolumes"]:
             name = body["metadata"]["name"]
             dv = self.kube.get_or_none(R.DATAVOLUME, name, self.ns)
-            phase = ((dv or {}).get("status") or {}).get("phase") or ""
             if dv is None:
                 self._set(r, vm_name, "CreatingVolumes")
                 return
-            if phase == "Failed":
-                self._fail(r, vm_name, f"destination DataVolume {name} Failed; see kubectl describe dv "
-                                       f"-n {self.ns} {name}")
+            pvc = self.kube.get_or_none(R.PVC, name, self.ns) if live else None
+            state, why = destination_state(dv, pvc, live)
+            if state in ("failed", "refused"):
+                self._fail(r, vm_name, why + (f"; see kubectl describe dv -n {self.ns} {name}" if state == "failed"
+                                              else "; nothing was changed on the VM"))
                 return
-            if phase not in B.USABLE_DV_PHASES:
-                waiting.append(f"{name} {phase or 'Pending'} {(dv.get('status') or {}).get('progress') or ''}".strip())
+            if state == "waiting":
+                waiting.append(why)
         if waiting:
             self._set(r, vm_name, "WaitingForVolumes", "waiting for " + ", ".join(waiting))
             return
@@ -211,26 +220,31 @@ class Driver:
             pass  # the swap is guarded on the stopped VM's generation, which a dry run never reaches
         else:
             if live:
-                vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
-                uid = (vmi or {}).get("metadata", {}).get("uid")
-                vmims = self.kube.items(R.VMIM, self.ns, label_selector=vmim_selector(vm_name, uid))
+                vmims = vmims_of(self.kube.items(R.VMIM, self.ns), vm_name)
                 r["knownVMIMs"] = [(m.get("metadata") or {}).get("uid") for m in vmims]
+                vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
+                state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
+                if state.get("migrationUid"):
+                    r["knownVMIMs"].append(state["migrationUid"])  # a migration before ours, VMIM maybe gone
             guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
             r["patchedAt"] = now()
         if self.dry:
             self._set(r, vm_name, "Completed", "server dry run: every request was accepted", "Succeeded")
         elif live:
             self._set(r, vm_name, "Migrating", "volume update applied; KubeVirt copies the disks")
+        elif r.get("swapEarly"):
+            self._set(r, vm_name, "Cloning", "the VM points at its destinations; CDI clones, KubeVirt will not "
+                                             "start the VM before they are populated")
         elif r.get("stoppedByPlugin"):
             self._set(r, vm_name, "Starting", "restarting the VM")
         else:
-            self._set(r, vm_name, "Completed", "volumes swapped (the VM stays stopped)", "Succeeded")
+            self._set(r, vm_name, "Completed", "volumes copied and swapped (the VM stays stopped); "
+                      + self.sources_hint(vm_name), "Succeeded")
 
     def _track(self, vm_name, r):
         vm = self.kube.get_or_none(R.VM, vm_name, self.ns)
         vmi = self.kube.get_or_none(R.VMI, vm_name, self.ns)
-        uid = (vmi or {}).get("metadata", {}).get("uid")
-        vmims = self.kube.items(R.VMIM, self.ns, label_selector=vmim_selector(vm_name, uid))
+        vmims = vmims_of(self.kube.items(R.VMIM, self.ns), vm_name)
         j = judge_live(r, vm, vmi, vmims, self.rec["name"], vm_name)
         r["vmim"], r["attempts"], r["failures"] = j["vmim"], j["attempts"], j["failures"]
         if j["migrationState"]:
@@ -242,20 +256,50 @@ class Driver:
             self._fail(r, vm_name, j["message"])
         # KubeVirt re-creates a VMIM after a back-off, so the latest one is often already Pending again when we
         # look: give up on the failure count unless an attempt is actually copying (Running) right now.
-        elif j["failures"] >= max_failures and j["phase"] not in ("Running", "Finalizing"):
-            self._fail(r, vm_name, f"{j['message']}; gave up following after {j['failures']} failed attempts "
-                                   f"(KubeVirt keeps retrying) - run 'kubectl vm-storage cancel {self.rec['name']} "
-                                   f"-n {self.ns}' to restore the original volumes")
+        # Giving up only ends *following*: KubeVirt keeps retrying (workload-updater.go doesRequireMigration),
+        # so the record says gaveUp and status/re-runs judge the VM from the cluster again.
+        elif j["failures"] - int(r.get("failuresBefore") or 0) >= max_failures \
+                and j["phase"] not in ("Running", "Finalizing"):
+            r["gaveUp"] = True
+            self._fail(r, vm_name, f"{j['message']}; stopped following after {j['failures']} failed attempts - "
+                                   "KubeVirt keeps retrying: 'kubectl vm-storage status "
+                                   f"{self.rec['name']} -n {self.ns}' shows the outcome, 'kubectl vm-storage cancel "
+                                   f"{self.rec['name']} -n {self.ns}' restores the original volumes")
         else:
             self._set(r, vm_name, "Migrating", j["message"])
 
     def _cleanup(self, vm_name, r):
-        if not self.opts.get("keep_update_strategy"):
-            vm = self.kube.get(R.VM, vm_name, self.ns)
-            ops = clear_strategy_patch(vm)
-            if ops:
-                guarded_patch(self.kube, vm_name, self.ns, ops, "clear updateVolumesStrategy")
-        self._set(r, vm_name, "Completed", "volumes migrated; " + self.sources_hint(vm_name), "Succeeded")
+        # spec.updateVolumesStrategy stays: on a running VM its removal makes KubeVirt raise RestartRequired
+        # (vm.go syncRestartRequired compares with the VM revision of the VMI's start; validLiveUpdateVolumes
+        # excuses changed claims only under Migration), which blocks every later live update. MTC and
+        # kubevirt-migration-controller keep it too.
+        self._set(r, vm_name, "Completed", "volumes migrated (spec.updateVolumesStrategy: Migration kept); "
+                  + self.sources_hint(vm_name), "Succeeded")
+
+    def _swap_early(self, r, live) -> bool:
+        """Detached offline copy of a VM its owner stopped: swap now (see the module doc), so the copy needs no
+        plugin. Never for --stop (the plugin must restart the VM) nor live moves (KubeVirt must copy)."""
+        if live or not self.opts.get("detach") or r.get("stopPatch") or r.get("patchedAt"):
+            return False
+        r["swapEarly"] = True
+        return True
+
+    def _cloning(self, vm_name, r):
+        waiting = []
+        for body in r["dataVolumes"]:
+            name = body["metadata"]["name"]
+            state, why = destination_state(self.kube.get_or_none(R.DATAVOLUME, name, self.ns), None, False)
+            if state == "failed":
+                self._fail(r, vm_name, f"{why}; the VM already points at it - run 'kubectl vm-storage cancel "
+                                       f"{self.rec['name']} -n {self.ns}' to restore the original volumes")
+                return
+            if state != "ready":
+                waiting.append(why)
+        if waiting:
+            self._set(r, vm_name, "Cloning", "CDI clones: " + ", ".join(waiting))
+            return
+        self._set(r, vm_name, "Completed", "volumes copied; the VM points at them (it stays stopped); "
+                  + self.sources_hint(vm_name), "Succeeded")
 
     def _start(self, vm_name, r):
         vm = self.kube.get(R.VM, vm_name, self.ns)
@@ -263,10 +307,30 @@ class Driver:
         halted = spec.get("runStrategy") == "Halted" or ("running" in spec and spec.get("running") is False)
         if halted and r.get("startPatch"):
             guarded_patch(self.kube, vm_name, self.ns, r["startPatch"], "restart")
-        self._set(r, vm_name, "Completed", f"volumes copied; run strategy {r.get('originalRunStrategy')} "
-                                           f"restored; " + self.sources_hint(vm_name), "Succeeded")
+        how = f"run strategy {r.get('originalRunStrategy')} restored"
+        if r.get("originalRunStrategy") == "Manual":
+            # vm.go syncRunStrategy, case RunStrategyManual: with no VMI it starts only on a start request
+            # (hasStartRequest: the start subresource), restoring Manual alone leaves the VM stopped.
+            if self.kube.get_or_none(R.VMI, vm_name, self.ns) is None:
+                try:
+                    self.kube.subresource("PUT", R.VM, vm_name, "start", self.ns, body={})
+                except errors.ApiError as exc:
+                    self._fail(r, vm_name, f"volumes copied and swapped, run strategy Manual restored, but the VM "
+                                           f"could not be started ({exc.line()}): start it with 'virtctl start "
+                                           f"{vm_name} -n {self.ns}'")
+                    return
+            how += " and the VM started (start subresource)"
+        self._set(r, vm_name, "Completed", f"volumes copied; {how}; " + self.sources_hint(vm_name), "Succeeded")
 
     def sources_hint(self, vm_name) -> str:
+        """How to remove the sources - only once every destination DataVolume is Succeeded (a pending clone
+        whose source is deleted never completes: CDI CloneWithoutSource)."""
         srcs = " ".join(d["sourcePVC"] for d in self._vm_disks(vm_name))
+        pending = [d["targetPVC"] for d in self._vm_disks(vm_name)
+                   if ((self.kube.get_or_none(R.DATAVOLUME, d["targetPVC"], self.ns) or {}).get("status") or {})
+                   .get("phase") != "Succeeded"]
+        if pending:
+            return (f"the source volumes are kept; keep them until kubectl get dv -n {self.ns} "
+                    f"{' '.join(pending)} shows Succeeded")
         return (f"the source volumes are kept; once the VM is verified remove them with: "
                 f"kubectl delete dv,pvc -n {self.ns} {srcs} --ignore-not-found")

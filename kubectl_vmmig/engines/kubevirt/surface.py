@@ -59,8 +59,9 @@ class Kubevirt(Engine):
                 "moves": [], "skipped": [], "findings": [], "requestedMode": request.mode}
         cm = self.kube.get_or_none(R.CONFIGMAP, B.record_name(B.migration_name(plan)), namespace)
         rec = B.record_from_configmap(cm) if cm else None
-        if not rec or rec.get("result") != "Running":
-            return None
+        given_up = any(r.get("gaveUp") for r in (rec or {}).get("vms", {}).values())
+        if not rec or (rec.get("result") != "Running" and not given_up):
+            return None  # a give-up only stopped following: the re-run follows again (apply resume_given_up)
         return Existing(plan=plan)
 
     # ---- writing -----------------------------------------------------------------------------------
@@ -70,8 +71,16 @@ class Kubevirt(Engine):
         return preview
 
     def apply(self, plan, request, events) -> dict:
+        from ..base import progress_of
+
         self.shell.echo = events
+        self.shell.on_pass = progress_of(events)
         return self.shell.apply(plan, dry_run_server=request.dry_run == "server")
+
+    def resume(self, name, namespace, events) -> dict:
+        """Finish the steps a detached or interrupted run left for the plugin (``kubectl vm-storage resume``)."""
+        self.shell.echo = events
+        return self.shell.resume(name, namespace)
 
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod

@@ -1,0 +1,207 @@
+"""Status of the migration-controller engine (pure except ``fetch_objects``): our plans + their
+VirtualMachineStorageMigration + VM, VMI, VMIMs, DataVolumes -> ``Migration`` dicts, with ONE verdict.
+
+kubevirt-migration-controller never reports a failure (storagemig/task.go: a failed VMIM is skipped by
+isLiveMigrationCompleted, ``status.errors`` and LiveMigrationFailed are never written) and calls an offline copy
+done at WaitForFirstConsumer (vm.go isOfflineMigrationCompleted). So ``verdict`` judges each VM from KubeVirt and
+CDI, never from the controller's phase: Succeeded only when every disk is copied and in use.
+"""
+from typing import Dict, Iterable, List, Optional
+
+from ... import labels as L
+from ...conditions import condition
+from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, judge, migration, percent)
+from . import build as B
+
+KINDS = ("VirtualMachineStorageMigrationPlan", "VirtualMachineStorageMigration", "VirtualMachine",
+         "VirtualMachineInstance", "VirtualMachineInstanceMigration", "DataVolume")
+
+
+def _md(o):
+    return (o or {}).get("metadata") or {}
+
+
+def _claims(spec_holder: Optional[dict], template: bool) -> Dict[str, str]:
+    spec = (spec_holder or {}).get("spec") or {}
+    vols = ((spec.get("template") or {}).get("spec") or {}).get("volumes") if template else spec.get("volumes")
+    out = {}
+    for v in vols or []:
+        claim = (v.get("persistentVolumeClaim") or {}).get("claimName") or (v.get("dataVolume") or {}).get("name")
+        if claim:
+            out[v.get("name")] = claim
+    return out
+
+
+def _after(obj: dict, start: Optional[str]) -> bool:
+    return not start or (_md(obj).get("creationTimestamp") or "") >= start
+
+
+def _completed_ok(state: Optional[dict], started: Optional[str]) -> bool:
+    """migrationState completed && !failed (the controller's own test, task.go isLiveMigrationCompleted), begun
+    after ``started`` when given."""
+    from ...progress import parse_time
+
+    st = state or {}
+    if not st.get("completed") or st.get("failed"):
+        return False
+    if started is None:
+        return True
+    begun, start = parse_time(st.get("startTimestamp")), parse_time(started)
+    return bool(begun and start and begun >= start)
+
+
+def verdict(rec_vm: dict, vm_name: str, vm: Optional[dict], vmi: Optional[dict], vmims: List[dict],
+            dvs: Dict[str, dict], started: Optional[str], cancel_requested: bool) -> dict:
+    """The one verdict for one VM: ``{"result", "phase", "message"}`` (status and migrate --wait both call it).
+
+    live: Succeeded = a VMIM of this run (spec.vmiName, created after the migration) Succeeded with
+    migrationState completed && !failed, the VMI runs on every destination claim with no VolumesChange and no
+    migratedVolumes, and the VM names the destinations. Failed = a VMIM of this run failed (KubeVirt may retry;
+    the controller would wait silently forever) and none succeeded. offline: every destination DataVolume Succeeded
+    AND a clone of the recorded source (a DataVolume made from the old template instead is no copy), and the VM
+    names them. Canceled = a cancel was requested and the VM names its sources again."""
+    vols = rec_vm.get("volumes") or {}
+    sources = {v: pair[0] for v, pair in vols.items()}
+    targets = {v: pair[1] for v, pair in vols.items()}
+    spec_claims = {v: c for v, c in _claims(vm, True).items() if v in vols}
+    if cancel_requested and spec_claims == sources:
+        return {"result": CANCELED, "phase": "Canceled", "message": "canceled: the VM names its source volumes again"}
+    if rec_vm.get("mode") == "live":
+        ours = sorted([m for m in vmims if (m.get("spec") or {}).get("vmiName") == vm_name and _after(m, started)],
+                      key=lambda m: _md(m).get("creationTimestamp") or "")
+        done = [m for m in ours if (m.get("status") or {}).get("phase") == "Succeeded"
+                and _completed_ok((m.get("status") or {}).get("migrationState"), None)]
+        vst = (vmi or {}).get("status") or {}
+        # The controller deletes the Succeeded VMIMs of completed VMs (task.go cleanupCompletedVMIMs): the VMI's own
+        # migrationState (virt-controller copies it there, migration.go) is then the evidence.
+        done = done or ([vmi] if _completed_ok(vst.get("migrationState"), started) else [])
+        on_targets = {v: c for v, c in _claims(vmi, False).items() if v in vols} == targets
+        settled = not condition(vmi, "VolumesChange") and not vst.get("migratedVolumes")
+        if done and on_targets and settled and spec_claims == targets:
+            return {"result": SUCCEEDED, "phase": "Succeeded", "message": "copied live; the VM runs on the destination"}
+        failed = [m for m in ours if (m.get("status") or {}).get("phase") == "Failed"]
+        if failed:
+            ms = (failed[-1].get("status") or {}).get("migrationState") or {}
+            why = ms.get("failureReason") or "the live migration failed"
+            return {"result": FAILED, "phase": "Failed",
+                    "message": f"{why} (VMIM {_md(failed[-1]).get('name')}); kubevirt-migration-controller reports "
+                               "no failure and KubeVirt retries on its own: cancel, or fix the cause and watch"}
+        if cancel_requested:
+            return {"result": RUNNING, "phase": "Canceling", "message": "cancel requested: waiting for the revert"}
+        current = ours[-1] if ours else None
+        phase = ((current or {}).get("status") or {}).get("phase") or ("Migrating" if spec_claims == targets
+                                                                       else "Pending")
+        return {"result": RUNNING, "phase": phase, "message": ""}
+    # offline
+    if vmi is not None and ((vmi.get("status") or {}).get("phase") == "Running") and spec_claims == sources:
+        return {"result": RUNNING, "phase": "Pending", "message": "the VM is running; offline copies need it stopped"}
+    phases = []
+    for vol, target in targets.items():
+        dv = dvs.get(target)
+        phase = ((dv or {}).get("status") or {}).get("phase") or "Pending"
+        src = (((dv or {}).get("spec") or {}).get("source") or {}).get("pvc") or {}
+        if dv is not None and src.get("name") != sources[vol]:
+            return {"result": FAILED, "phase": "Failed",
+                    "message": f"DataVolume {target} is not a clone of {sources[vol]} (source "
+                               f"{((dv.get('spec') or {}).get('source')) or {}}): nothing was copied"}
+        if phase == "Failed":
+            return {"result": FAILED, "phase": "Failed", "message": f"clone DataVolume {target} failed"}
+        phases.append(phase)
+    if phases and all(p == "Succeeded" for p in phases) and spec_claims == targets:
+        return {"result": SUCCEEDED, "phase": "Succeeded", "message": "copied offline; the VM names the destination"}
+    if cancel_requested:
+        return {"result": RUNNING, "phase": "Canceling", "message": "cancel requested: waiting for the revert"}
+    if any(p in ("WaitForFirstConsumer", "PendingPopulation") for p in phases):
+        return {"result": RUNNING, "phase": "WaitForFirstConsumer",
+                "message": "the clone waits for a first consumer: it runs when the VM starts "
+                           "(kubevirt-migration-controller already counts it as done)"}
+    return {"result": RUNNING, "phase": "Copying", "message": ""}
+
+
+def build_one(plan_obj: dict, mig: Optional[dict], vms: Dict[str, dict], vmis: Dict[str, dict],
+              vmims: List[dict], dvs: Dict[str, dict]) -> dict:
+    md, ns = _md(plan_obj), _md(plan_obj).get("namespace")
+    rec = B.read_record(plan_obj)
+    cancel = B.CANCELED in (md.get("annotations") or {})
+    started = _md(mig).get("creationTimestamp") if mig else None
+    mst = (mig or {}).get("status") or {}
+    progress = {r.get("name"): percent(r.get("progress")) for r in mst.get("runningMigrations") or []}
+    target_sc = {d.get("name"): d.get("storageClassName") for v in (plan_obj.get("spec") or {}).get(
+        "virtualMachines") or [] for t in v.get("targetMigrationPVCs") or [] for d in [t.get("destinationPVC") or {}]}
+    blocked = [c for c in ((mig or {}).get("status") or {}).get("conditions") or []
+               if c.get("status") == "True" and c.get("category") == "Critical"]
+    disks, results = [], []
+    for vm_name, rec_vm in sorted(rec.items()):
+        v = verdict(rec_vm, vm_name, vms.get(vm_name), vmis.get(vm_name), vmims, dvs, started, cancel)
+        if blocked and v["result"] == RUNNING and not cancel:
+            v = {"result": FAILED, "phase": "Failed",
+                 "message": f"kubevirt-migration-controller will not run it: {blocked[0].get('message')}"}
+        if mig is None and not cancel and v["result"] == RUNNING:
+            v = dict(v, phase="NotStarted", message="no VirtualMachineStorageMigration for this plan")
+        results.append(v["result"])
+        for vol, pair in sorted((rec_vm.get("volumes") or {}).items()):
+            src, dst, src_sc = pair[0], pair[1], (pair[2] if len(pair) > 2 else "")
+            pct = 100.0 if v["result"] == SUCCEEDED else (progress.get(vm_name) if rec_vm.get("mode") == "live"
+                                                          else None)
+            dv_phase = ((dvs.get(dst) or {}).get("status") or {}).get("phase")
+            if rec_vm.get("mode") == "offline" and v["result"] == RUNNING:
+                pct = percent(((dvs.get(dst) or {}).get("status") or {}).get("progress"))
+            disks.append(disk_row(vm_name, vol, src, dst, src_sc, target_sc.get(dst) or "", rec_vm.get("mode"),
+                                  v["phase"] if v["result"] != RUNNING or rec_vm.get("mode") == "live"
+                                  else (dv_phase or v["phase"]), pct, message=v["message"]))
+    result = judge(succeeded=bool(results) and all(r == SUCCEEDED for r in results),
+                   failed=FAILED in results, canceled=bool(results) and all(r == CANCELED for r in results),
+                   disks=disks)
+    finish_disks(disks, result)
+    phase = mst.get("phase") or ("Canceled" if cancel and mig is None else "Pending")
+    completed = None
+    if result != RUNNING:
+        completed = max([_md(m).get("creationTimestamp") or "" for m in vmims] + [started or ""]) or None
+    return migration(md.get("name"), ns, B.ENGINE, "cutover", phase, result, started=started or
+                     md.get("creationTimestamp"), completed=completed, disks=disks,
+                     inspect=f"virtualmachinestoragemigration/{md.get('name')}")
+
+
+def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: Optional[str] = None) -> List[dict]:
+    by: Dict[str, list] = {k: [] for k in KINDS}
+    for o in objects:
+        if o.get("kind") in by:
+            by[o["kind"]].append(o)
+    out = []
+    for p in sorted(by["VirtualMachineStorageMigrationPlan"], key=lambda o: (_md(o).get("namespace"),
+                                                                           _md(o).get("creationTimestamp") or "")):
+        ns = _md(p).get("namespace")
+        if (_md(p).get("labels") or {}).get(L.ENGINE) != B.ENGINE or (namespace and ns != namespace):
+            continue
+        in_ns = lambda kind: {_md(o)["name"]: o for o in by[kind] if _md(o).get("namespace") == ns}  # noqa: E731
+        migs = [m for m in by["VirtualMachineStorageMigration"] if _md(m).get("namespace") == ns and
+                ((m.get("spec") or {}).get("virtualMachineStorageMigrationPlanRef") or {}).get("name") ==
+                _md(p)["name"]]
+        mig = sorted(migs, key=lambda m: _md(m).get("creationTimestamp") or "")[-1] if migs else None
+        out.append(build_one(p, mig, in_ns("VirtualMachine"), in_ns("VirtualMachineInstance"),
+                             [m for m in by["VirtualMachineInstanceMigration"] if _md(m).get("namespace") == ns],
+                             in_ns("DataVolume")))
+    return out
+
+
+def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[dict]:
+    """A constant number of LISTs: our plans, then (only when there is one) migrations, VMIs, VMIMs, DataVolumes.
+    (VMs are added by the caller.)"""
+    from ... import errors
+    from ... import resources as R
+
+    ns = None if all_namespaces else namespace
+    sel = f"{L.ENGINE}={B.ENGINE}"
+    try:
+        plans = kube.items(R.VMSM_PLAN, ns, label_selector=sel, all_namespaces=ns is None)
+    except errors.NotFound:
+        return []  # migrations.kubevirt.io not served
+    if not plans:
+        return []
+    out = list(plans)
+    for res in (R.VMSM, R.VMI, R.VMIM, R.DATAVOLUME):
+        try:
+            out += kube.items(res, ns, all_namespaces=ns is None)
+        except errors.NotFound:
+            pass
+    return out
