@@ -10,6 +10,13 @@ REQUEST = f"{DOMAIN}/request"                   # annotation: the request as JSO
 REQUEST_HASH = f"{DOMAIN}/request-hash"
 PLANNED = f"{DOMAIN}/planned"                   # annotation: what the plugin planned (JSON; migration-controller)
 CANCEL_REQUESTED = f"{DOMAIN}/cancel-requested"  # annotation: when the plugin's cancel was requested
+DISKS = f"{DOMAIN}/disks"                       # annotation: {source PVC: "vm/volume"} of a migration
+PLAN_GENERATION = f"{DOMAIN}/plan-generation"   # MTC: the n-th MigPlan of a namespace
+SUPERSEDED_BY = f"{DOMAIN}/superseded-by"       # annotation on a MigPlan the plugin closed for a newer one
+
+# MTC's label on the PVCs a plan created (migtools/mig-controller pkg/apis/migration/v1alpha1/labels.go MigPlanLabel,
+# set to the plan's UID by pkg/controller/migmigration/pvcs.go).
+MTC_MIGRATED_BY_MIGPLAN = "migration.openshift.io/migrated-by-migplan"
 
 # KubeVirt's label on the VMIMs it creates for a volume update (pkg/virt-controller/watch/vm.go
 # createMigrationForVolumesUpdate -> virtv1.VolumesUpdateMigration).

@@ -214,7 +214,8 @@ class Tracker:
 
     @staticmethod
     def _key(m, d):
-        return (m.get("engine"), m.get("namespace"), m.get("plan"), d.get("vm"), d.get("volume"), d.get("sourcePVC"))
+        return (m.get("engine"), m.get("namespace"), m.get("plan"), m.get("_migration"), d.get("vm"), d.get("volume"),
+                d.get("sourcePVC"))
 
     def observe(self, migrations: Iterable[dict], now: float) -> None:
         for m in migrations:
@@ -248,8 +249,8 @@ class Tracker:
                 continue
             for d in m.get("disks") or []:
                 prev = self._seen.get(self._key(m, d))
-                if d.get("phase") in TERMINAL_DISK_PHASES or prev is None:
-                    continue
+                if d.get("phase") in TERMINAL_DISK_PHASES or prev is None or d.get("_nostall"):
+                    continue  # _nostall: the engine reports no progress for this phase (MTC live copy)
                 idle = now - prev[2]
                 if idle >= self.stall_after:
                     what = f"{d.get('vm') or '?'}/{d.get('volume') or d.get('sourcePVC')}"

@@ -41,7 +41,7 @@ class CancelOptions:
 @click.argument("plan", shell_complete=complete_plans)
 @click.option("--engine", type=click.Choice(engines.choices()), default=engines.AUTO, show_default=True,
               help="Which engine made the migration (auto: the one that owns PLAN).")
-@click.option("--mtc-namespace", metavar="NS", help="MTC's namespace (default: where the host MigCluster is).")
+@click.option("--mtc-namespace", metavar="NS", help="MTC's namespace: only openshift-migration is reconciled.")
 @connection_options()
 def command(conn, plan, engine, mtc_namespace):
     """Cancel the running migration of PLAN (a migration name, or the namespace an MTC plan covers).

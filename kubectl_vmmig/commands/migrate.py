@@ -192,7 +192,7 @@ def migrate_flags(fn):
         click.option("--engine", type=click.Choice(engines.choices()), default=engines.AUTO, show_default=True,
                      help="Which engine moves the disks; auto: the first available, in this order "
                           "(check says which)."),
-        click.option("--mtc-namespace", metavar="NS", help="MTC's namespace (default: where the host MigCluster is)."),
+        click.option("--mtc-namespace", metavar="NS", help="MTC's namespace: only openshift-migration is reconciled."),
         click.option("--access-mode", metavar="MODE",
                      help="Destination access mode (ReadWriteOnce, ReadWriteMany, ..., auto)."),
         click.option("--volume-mode", metavar="MODE", help="Destination volume mode (Filesystem, Block, auto)."),

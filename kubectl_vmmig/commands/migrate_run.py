@@ -354,7 +354,9 @@ def after_apply(prep, ref, opts, follower=None) -> None:
     engine = prep.engine
 
     def fetch():
-        return [m for m in engine.read(namespace=prep.namespace) if m.get("plan") == plan_name]
+        ms = [m for m in engine.read(namespace=prep.namespace) if m.get("plan") == plan_name]
+        # an engine that lists a plan's earlier runs too (MTC) tags each with ``_migration``: follow this run only
+        return [m for m in ms if m.get("_migration") in (None, ref.get("migration"))]
 
     try:
         final = render.follow(fetch, output=opts.output, out=streams.out, err=streams.err,
@@ -362,12 +364,15 @@ def after_apply(prep, ref, opts, follower=None) -> None:
     except errors.Interrupted as exc:
         raise errors.Interrupted(exc.message, hint=f"re-attach with: {hint}") from None
     # The engine's one verdict made ``result`` (the same that ``status`` shows).
-    result = final[0]["result"] if final else P.RUNNING
+    result = final[-1]["result"] if final else P.RUNNING
     if result == P.SUCCEEDED:
         return
     if result == P.CANCELED:
         raise errors.MigrationCanceled(f"migration {ref.get('migration')} was canceled", None)
-    failed = [f"{d['vm']}/{d['volume']}: {d.get('message') or d['phase']}" for d in P.failed_disks(final[0])] \
+    if final and final[-1].get("_verdict"):  # the engine's verdict names the disks and the VMs' real state
+        raise errors.MigrationFailed(f"migration {ref.get('migration')} {result.lower()}: {final[-1]['_verdict']}",
+                                     f"details: {hint.replace(' -w', '')}")
+    failed = [f"{d['vm']}/{d['volume']}: {d.get('message') or d['phase']}" for d in P.failed_disks(final[-1])] \
         if final else []
     raise errors.MigrationFailed(f"migration {ref.get('migration')} {result.lower()}"
                                  + (": " + "; ".join(failed) if failed else ""), f"details: {hint.replace(' -w', '')}")

@@ -51,21 +51,23 @@ class RollbackOptions:
             return
         from .. import render
 
-        final = render.follow(lambda: [m for m in eng.read(namespace=target["namespace"]) if m.get("plan") == pname],
+        final = render.follow(lambda: [m for m in eng.read(namespace=target["namespace"]) if m.get("plan") == pname
+                                       and m.get("_migration") in (None, ref["migration"])],
                               out=out, err=self.streams.err)
-        result = final[0]["result"] if final else P.RUNNING  # the engine's one verdict, as status shows it
+        result = final[-1]["result"] if final else P.RUNNING  # the engine's one verdict, as status shows it
         if result == P.SUCCEEDED:
             return
         if result == P.CANCELED:
             raise errors.MigrationCanceled(f"rollback {ref['migration']} was canceled")
-        why = "; ".join((final[0].get("_errors") or []) if final else []) or "see status"
+        last = final[-1] if final else {}
+        why = last.get("_verdict") or "; ".join(last.get("_errors") or []) or "see status"
         raise errors.MigrationFailed(f"rollback {ref['migration']} {result.lower()}: {why}",
                                      f"details: kubectl vm-storage status {pname}")
 
 
 @click.command("rollback")
 @click.argument("plan", shell_complete=complete_plans)
-@click.option("--mtc-namespace", metavar="NS", help="MTC's namespace (default: where the host MigCluster is).")
+@click.option("--mtc-namespace", metavar="NS", help="MTC's namespace: only openshift-migration is reconciled.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", "dry_run", type=click.Choice(("none", "server")), default="none", show_default=True)
 @click.option("--wait/--detach", "wait", default=None, help="Follow progress to the end (default on a terminal).")

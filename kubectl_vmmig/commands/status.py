@@ -212,6 +212,7 @@ class StatusOptions:
         final = render.follow(fetch_following, output=self.output, interval=self.interval,
                               out=self.streams.out, err=self.streams.err)
         # Like `migrate --wait`, a followed watch ends with the result's exit code, so scripts can rely on it.
+        final = [m for m in final if not m.get("_superseded")]  # a plan's earlier runs do not decide the exit code
         failed = [m for m in final if m.get("result") == P.FAILED]
         if failed:
             disks = [f"{d['vm']}/{d['volume']}" for m in failed for d in P.failed_disks(m)]
@@ -230,8 +231,7 @@ class StatusOptions:
 @click.option("-f", "--filename", "files", multiple=True, metavar="FILE|DIR",
               help="Compute the status from YAML/JSON files (a List or several documents) or a must-gather "
                    "directory (read recursively), with no API call.")
-@click.option("--mtc-namespace", metavar="NS", help="Namespace of MTC (default: found from the MigPlans, else "
-                                                     "openshift-migration).")
+@click.option("--mtc-namespace", metavar="NS", help="MTC's namespace: only openshift-migration is reconciled.")
 @click.option("--interval", type=click.FloatRange(0.5, 300), default=3.0, show_default=True,
               help="Seconds between refreshes with -w.")
 @connection_options(all_namespaces=True)

@@ -2,13 +2,13 @@
 KubeVirt and CDI stand-ins playing the controllers (tests/sim)."""
 import json
 import subprocess
-import time
 
 import pytest
 
 from kubectl_vmmig import resources as R
 from tests.sim import factories as F
 from tests.sim.common import set_faults
+from tests.e2e.reliability_kit import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -27,15 +27,6 @@ def kv(cp, sims):
             cp.admin.patch(R.NODE, node["metadata"]["name"], {"spec": {"taints": None}})
     return cp.admin
 
-
-def wait_for(pred, timeout=60, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def running_vm(kube, ns, name, disks):

@@ -1,7 +1,7 @@
 """The migration-controller engine end to end: the real kubectl running the plugin against the real API server, with
 the kubevirt-migration-controller, KubeVirt and CDI stand-ins playing the controllers (tests/sim)."""
+import functools
 import json
-import time
 
 import pytest
 
@@ -9,6 +9,9 @@ from kubectl_vmmig import resources as R
 from tests.sim import factories as F
 from tests.sim import migration_controller as MC
 from tests.sim.common import set_faults
+from tests.e2e.reliability_kit import wait_for as _wait_for
+
+wait_for = functools.partial(_wait_for, timeout=90)  # longer: the migration controller steps before KubeVirt and CDI do
 
 pytestmark = pytest.mark.cluster
 
@@ -32,15 +35,6 @@ def mc(cp, sims, controller):
             cp.admin.patch(R.NODE, node["metadata"]["name"], {"spec": {"taints": None}})
     return cp.admin
 
-
-def wait_for(pred, timeout=90, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def vs(kubectl, *args, **kw):

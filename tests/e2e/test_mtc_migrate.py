@@ -217,7 +217,7 @@ def test_foreign_migplan_refused(env, kubectl):
                                      "destMigClusterRef": {"name": "host", "namespace": MTC_NS}}}, MTC_NS)
     r = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", "--wait")
     assert r.returncode == errors.PREFLIGHT, r.stderr
-    assert "someone-else" in r.stderr and "one plan per namespace" in r.stderr
+    assert "someone-else" in r.stderr and "PlanConflict" in r.stderr  # C10: the real rule is HasConflict
     assert own_objects(kube, ns) == ([], [])
 
 

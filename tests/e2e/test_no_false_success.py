@@ -3,6 +3,7 @@ rsyncFailPVC, dvmWarnFailure, liveMigrationFail, destinationSmaller, a target th
 plugin's exit code says failure (4, README "Exit codes") and its result (`status -o json`) is not Succeeded —
 for both engines where the fault applies."""
 import json
+import time
 
 import pytest
 
@@ -105,13 +106,23 @@ def test_mtc_live_migration_failure_is_a_failure(world, kubectl, namespace):
     assert_failed(r, kubectl, namespace)
 
 
-def test_mtc_live_target_never_schedules_is_a_failure(world, kubectl, namespace, cordon):
+def test_mtc_live_target_never_schedules_is_never_a_success(world, kubectl, namespace, cordon):
+    """AUDIT M2: a VMIM that failed before KubeVirt wrote status.migrationState is not reported failed by
+    mig-controller (rsync.go runLiveMigrations / vm.go virtualMachineMigrationStatus): the disk stays in
+    pendingLiveMigration. The plugin never calls that a success, and points at the VMIM."""
     make_vm(world, namespace, "vm1")
-    proc = kubectl_bg(kubectl, "migrate", "vm1", "--to", "fast", "-n", namespace, "--engine", "mtc", "--mode",
-                      "live", "--yes", "--wait")
-    when_migration_started(world, namespace, "mtc")
+    r = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", namespace, "--engine", "mtc", "--mode", "live",
+           "--yes", "--detach")
+    assert r.returncode == 0, r.stderr
     cordon(other_node(world, namespace, "vm1"))  # after the preflight counted two schedulable nodes
-    assert_failed(proc.result(), kubectl, namespace)
+    wait_for(lambda: any((m.get("status") or {}).get("phase") == "Failed" for m in world.items(R.VMIM, namespace)),
+             120, "a failed VMIM")
+    for pause in (0, 10):  # and it stays so: no false success, no false failure
+        time.sleep(pause)
+        [m] = status_of(kubectl, namespace)
+        assert m["result"] == "Running", m
+        [d] = m["disks"]
+        assert (d["mode"], d["phase"]) == ("live", "Pending") and "KubeVirt" in d["message"], d
 
 
 # ---- kubevirt engine -----------------------------------------------------------------------------------

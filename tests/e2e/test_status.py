@@ -1,8 +1,8 @@
 """`kubectl vm-storage status` through the real kubectl against the real API server.
 
 MTC objects with the reference sample statuses are written into the cluster (status via the status
-subresource) in an MTC namespace of their own, so the mig-controller stand-in (which owns
-openshift-migration) never touches them and the MTC namespace is found from the MigPlans.
+subresource) in openshift-migration — the only namespace mig-controller reconciles and the plugin reads — named
+after the test; the mig-controller stand-in keeps out of plans covering a manual namespace (tests/sim/mtc.py).
 """
 import copy
 import hashlib
@@ -10,7 +10,6 @@ import json
 import re
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -61,11 +60,26 @@ def create_with_status(kube, res, obj, ns):
     return created
 
 
+MTC_NS = "openshift-migration"
+
+
+def tag(vm_ns):
+    """Per-test suffix of the seeded MTC object names (they share openshift-migration)."""
+    return hashlib.md5(vm_ns.encode()).hexdigest()[:6]
+
+
+def plan_name(vm_ns):
+    return f"vm-storage-plan-{tag(vm_ns)}"
+
+
 def seed_mtc(kube, vm_ns, dvm_sample="dvm-live-migration-running", dvmp_sample=None, n_extra_vms=0,
              mig_status_patch=None):
     """VM(s) + MigPlan + MigMigration + DVM (+ DVMP) like a cutover in progress. Returns the MTC namespace."""
-    mtc_ns = f"mtc-{uuid.uuid4().hex[:6]}"
-    kube.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": mtc_ns}})
+    mtc_ns = MTC_NS
+    try:
+        kube.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": mtc_ns}})
+    except errors.Conflict:
+        pass
     for i, (name, claim) in enumerate([("vm-0", "pvc-0")] + [(f"extra-{i}", f"x-{i}") for i in range(n_extra_vms)]):
         vm = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name, "namespace": vm_ns},
               "spec": {"runStrategy": "Always", "template": {"spec": {
@@ -74,7 +88,7 @@ def seed_mtc(kube, vm_ns, dvm_sample="dvm-live-migration-running", dvmp_sample=N
               "status": {"printableStatus": "Running", "ready": True}}
         create_with_status(kube, R.VM, vm, vm_ns)
     plan = {"apiVersion": "migration.openshift.io/v1alpha1", "kind": "MigPlan",
-            "metadata": {"name": "vm-storage-plan", "namespace": mtc_ns},
+            "metadata": {"name": plan_name(vm_ns), "namespace": mtc_ns},
             "spec": {"namespaces": [vm_ns], "liveMigrate": True,
                      "srcMigClusterRef": {"name": "host", "namespace": mtc_ns},
                      "destMigClusterRef": {"name": "host", "namespace": mtc_ns},
@@ -85,13 +99,13 @@ def seed_mtc(kube, vm_ns, dvm_sample="dvm-live-migration-running", dvmp_sample=N
                          "pvc": {"name": "pvc-0:pvc-0-mig-x7bq", "namespace": vm_ns}}]}}
     create_with_status(kube, R.MIGPLAN, plan, mtc_ns)
     mig = _strip(sample("migmigration-cutover-running"))
-    mig["metadata"]["namespace"] = mtc_ns
-    mig["spec"]["migPlanRef"]["namespace"] = mtc_ns
+    mig["metadata"].update(namespace=mtc_ns, name=f"vm-storage-cutover-{tag(vm_ns)}")
+    mig["spec"]["migPlanRef"].update(namespace=mtc_ns, name=plan_name(vm_ns))
     if mig_status_patch:
         mig["status"].update(mig_status_patch)
     mig = create_with_status(kube, R.MIGMIGRATION, mig, mtc_ns)
     dvm = _retarget(_strip(sample(dvm_sample)), vm_ns)
-    dvm["metadata"]["namespace"] = mtc_ns
+    dvm["metadata"].update(namespace=mtc_ns, name=f"{dvm['metadata']['name']}-{tag(vm_ns)}")
     dvm["metadata"]["labels"].update(migmigration=mig["metadata"]["uid"],
                                      **{"migration-direct-volume": mig["metadata"]["uid"]})
     dvm = create_with_status(kube, R.DVM, dvm, mtc_ns)
@@ -121,7 +135,7 @@ def test_live_status_json_contract(cp, kubectl, namespace):
     doc = status_json(kubectl, "-n", namespace)
     [m] = doc["migrations"]
     assert {k: m[k] for k in ("plan", "namespace", "engine", "type", "phase", "result", "started", "completed")} == {
-        "plan": "vm-storage-plan", "namespace": namespace, "engine": "mtc", "type": "cutover",
+        "plan": plan_name(namespace), "namespace": namespace, "engine": "mtc", "type": "cutover",
         "phase": "WaitForDirectVolumeMigrationToComplete", "result": "Running", "started": "2025-06-01T10:03:30Z",
         "completed": None}
     assert m["disks"] == [{
@@ -163,7 +177,7 @@ def test_table_names_plan_step_result_and_vm_filter(cp, kubectl, namespace):
     r = kubectl("vm-storage", "status", "-n", namespace)
     assert r.returncode == 0, r.stderr
     head = r.stdout.splitlines()[0]
-    assert f"PLAN {namespace}/vm-storage-plan" in head and "TYPE cutover" in head and "RESULT Running" in head
+    assert f"PLAN {namespace}/{plan_name(namespace)}" in head and "TYPE cutover" in head and "RESULT Running" in head
     assert "STEP DirectVolume" in head
     assert "pvc-0 → pvc-0-mig-x7bq" in r.stdout and "50%" in r.stdout and "~" in r.stdout
     assert "\x1b[" not in r.stdout
@@ -208,8 +222,8 @@ def _watch_while(cp, namespace, mtc_ns, migmigration_status, dvm_status):
     try:
         time.sleep(2.5)
         assert proc.poll() is None, proc.communicate()
-        set_status(cp.admin, R.MIGMIGRATION, "vm-storage-cutover", mtc_ns, migmigration_status)
-        dvm = cp.admin.items(R.DVM, mtc_ns)[0]
+        set_status(cp.admin, R.MIGMIGRATION, f"vm-storage-cutover-{tag(namespace)}", mtc_ns, migmigration_status)
+        [dvm] = [d for d in cp.admin.items(R.DVM, mtc_ns) if d["metadata"]["name"].endswith("-" + tag(namespace))]
         set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, dvm_status)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -6,6 +6,7 @@ each DataVolume by one phase or one progress increment.
 """
 import json
 import math
+import re
 from typing import Optional
 
 from kubectl_vmmig import errors
@@ -313,7 +314,15 @@ class CdiController(StandIn):
                        "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy") or "Delete",
                        "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": ns,
                                     "name": name, "uid": md["uid"]},
-                       "hostPath": {"path": f"/var/lib/sim-volumes/{pv_name}"}}}
+                       }}
+        # A CSI provisioner makes a `csi` PV; only the legacy (non-CSI) hostpath-provisioner makes a
+        # `hostPath` PV — which mig-controller can only skip (pvlist.go getSupportedActions).
+        if provisioner == "kubevirt.io/hostpath-provisioner":
+            pv["spec"]["hostPath"] = {"path": f"/var/lib/sim-volumes/{pv_name}"}
+        else:
+            # spec.csi.driver must be a DNS subdomain (the test classes' provisioner names need not be)
+            driver = re.sub(r"[^a-z0-9.-]+", "-", provisioner.lower()).strip("-.")[:63].strip("-.") or "sim.csi"
+            pv["spec"]["csi"] = {"driver": driver, "volumeHandle": pv_name}
         if spec.get("storageClassName"):
             pv["spec"]["storageClassName"] = spec["storageClassName"]
         try:

@@ -24,6 +24,10 @@ class MigController(StandIn):
         self.dvms = DvmReconciler(self.kube, rsync_increment=rsync_increment)
 
     def _items(self, res):
+        """Every watch of the real controllers is filtered to openshift-migration (migplan_controller.go
+        add + migplan/predicate.go PlanPredicate, migmigration/predicate.go MigrationPredicate,
+        directvolumemigration_controller.go MigrationNamespacePredicate, migcluster_controller.go): MTC
+        objects anywhere else are never reconciled."""
         try:
             return self.kube.items(res, MTC_NAMESPACE)
         except errors.NotFound:
@@ -40,9 +44,10 @@ class MigController(StandIn):
         clusters = {mc["metadata"]["name"]: mc for mc in self._items(R.MIGCLUSTER)}
         storage_classes = self.kube.items(R.STORAGECLASS)
         plans = self._items(R.MIGPLAN)
+        all_migrations = self._items(R.MIGMIGRATION)
         for plan in plans:
             if in_plan_namespaces(plan, self.namespaces) and not self._excluded(plan) and not self._stalled(plan):
-                safe_reconcile_plan(self.kube, plan, plans, clusters, storage_classes)
+                safe_reconcile_plan(self.kube, plan, plans, clusters, storage_classes, all_migrations)
         plans_by_name = {p["metadata"]["name"]: p for p in self._items(R.MIGPLAN)}
         migrations = self._items(R.MIGMIGRATION)
         migrations.sort(key=lambda m: (m["metadata"].get("creationTimestamp") or "", m["metadata"]["name"]))

@@ -123,7 +123,11 @@ class DvmReconciler:
     def _fail(self, dvm, st, category, reasons):
         set_condition({"status": st}, "Failed", "True", st.get("phase") or "Created", category,
                       "The migration has failed.  See: Errors.", durable=True)
-        st["errors"] = sorted(set((st.get("errors") or []) + list(reasons)))
+        # task.go fail → DirectVolumeMigration.AddErrors: appended, duplicates dropped; with no reasons
+        # (an rsync-only failure) errors stay empty.
+        errs = list(st.get("errors") or [])
+        errs += [r for r in reasons if r not in errs]
+        st["errors"] = errs or None
         st["itinerary"] = "VolumeMigrationFailed"
         self._goto(dvm, st, "MigrationFailed")
 
@@ -142,6 +146,10 @@ class DvmReconciler:
                                else "VolumeMigration")
         steps = ITINERARIES[st["itinerary"]]
         nxt = steps[steps.index(phase) + 1] if phase in steps and phase != "Completed" else "Completed"
+        if phase != "RunRsyncOperations":
+            # Conditions are staged per reconcile (directvolumemigration_controller.go Begin/
+            # EndStagingConditions): RsyncClientPodsPending is only re-set by RunRsyncOperations.
+            remove_condition({"status": st}, "RsyncClientPodsPending")
         handler = getattr(self, "_phase_" + (phase or "Created"), None)
         if handler is None:
             self._goto(dvm, st, nxt)
@@ -240,11 +248,16 @@ class DvmReconciler:
                 "spec": spec})
 
     def _phase_DeleteStaleVirtualMachineInstanceMigrations(self, dvm, st, faults):
+        """vm.go deleteStaleVirtualMachineInstanceMigrations: only a VMIM of a VM of the namespace that
+        Succeeded and whose migrationState.endTimestamp is before the DVM's creation is deleted — Failed
+        VMIMs of earlier attempts stay (and are read by the live status/verdict)."""
         ns = self._ns(dvm)
         created = parse_time(dvm["metadata"].get("creationTimestamp"))
+        vm_names = {vm["metadata"]["name"] for vm in self.kube.items(R.VM, ns)} if ns else set()
         for vmim in self.kube.items(R.VMIM, ns) if ns else []:
             end = parse_time(((vmim.get("status") or {}).get("migrationState") or {}).get("endTimestamp"))
-            if (vmim.get("status") or {}).get("phase") == "Succeeded" and end and created and end < created:
+            if (vmim.get("status") or {}).get("phase") == "Succeeded" and end and created and end < created \
+                    and (vmim.get("spec") or {}).get("vmiName") in vm_names:
                 delete_any(self.kube, R.VMIM, vmim["metadata"]["name"], ns)
         return True
 

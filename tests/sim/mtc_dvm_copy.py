@@ -1,14 +1,15 @@
 """mig-controller stand-in: the DVM's RunRsyncOperations phase — simulated rsync attempts written to the
 DVMPs (API.md §4, BEHAVIOR.md §5.1) and live migrations observed through VMIMs (BEHAVIOR.md §3.3–3.5)."""
+import datetime
 from typing import Dict, List
 
 from kubectl_vmmig import resources as R
 
-from .common import (MTC_NAMESPACE, fault_int, go_duration, now, parse_go_duration, parse_time, seconds_since)
+from .common import (MTC_NAMESPACE, fault_int, go_duration, now, parse_go_duration, parse_time, seconds_since,
+                     set_condition)
 from .mtc_dvm import DEFAULT_BACKOFF, dvmp_name, new_pod_name, rate
-from .mtc_workloads import live_update_vm
+from .mtc_workloads import live_update_vm, running_vm_volumes
 
-WAITING_VMIM_PHASES = ("Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady")
 
 
 def _pct(text) -> int:
@@ -30,6 +31,11 @@ def _op(st: dict, p: dict) -> dict:
 
 
 def _totals(s: dict):
+    """directvolumemigrationprogress_controller.go updateCumulativeProgressPercentage: the history
+    entries other than the current pod PLUS the current attempt, capped at 100 (so failed attempts add
+    up: three failures at 40 % read "100%"); updateCumulativeElapsedTime: the same sum of
+    containerElapsedTime — nil for a Running (Ready) container (getRsyncClientContainerStatus), so the
+    running attempt counts 0s."""
     current = s.get("podName")
     hist = [h for h in s.get("rsyncPodStatuses") or [] if h.get("podName") != current]
     total = min(100, sum(_pct(h.get("lastObservedProgressPercent")) for h in hist)
@@ -63,10 +69,16 @@ def step_rsync(rec, dvm: dict, st: dict, p: dict, faults: Dict[str, str]) -> Non
     if not s.get("podName") or phase == "Failed":
         attempt += 1
         op["currentAttempt"] = attempt
-        s = {"podName": new_pod_name(), "phase": "Pending", "creationTimestamp": now(),
-             "rsyncPodStatuses": history or None}
+        created = now()
+        pending_for = fault_int(faults, "rsyncPendingFor")
+        if pending_for and attempt == 1:  # the attempt's pod has been Pending that long already
+            created = (parse_time(created) - datetime.timedelta(seconds=pending_for)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # A Pending (ContainerCreating) pod's containerElapsedTime is the time since its creation.
+        s = {"podName": new_pod_name(), "phase": "Pending", "creationTimestamp": created,
+             "containerElapsedTime": go_duration(seconds_since(created)), "rsyncPodStatuses": history or None}
     elif phase == "Pending":
-        s.update(phase="Running", lastObservedProgressPercent="0%", lastObservedTransferRate=rate())
+        s.update(phase="Running", lastObservedProgressPercent="0%", lastObservedTransferRate=rate(),
+                 containerElapsedTime=None)
     elif phase == "Running":
         done_before = sum(_pct(h.get("lastObservedProgressPercent")) for h in history)
         pct = _pct(s.get("lastObservedProgressPercent")) + inc
@@ -106,71 +118,143 @@ def step_rsync(rec, dvm: dict, st: dict, p: dict, faults: Dict[str, str]) -> Non
     kube.patch(R.DVMP, name, {"status": s}, MTC_NAMESPACE)
 
 
-def _vmim_for(vmims: List[dict], vm: str, dvm: dict):
-    created = parse_time(dvm["metadata"].get("creationTimestamp"))
-    cands = [m for m in vmims if (m.get("spec") or {}).get("vmiName") == vm
-             and (created is None or (parse_time(m["metadata"].get("creationTimestamp")) or created) >= created)]
-    cands.sort(key=lambda m: (m["metadata"].get("creationTimestamp") or "", m["metadata"]["name"]))
-    # mig-controller matches "a VMIM with spec.vmiName == VM" among all of them; KubeVirt queues a new Pending
-    # attempt soon after a failure. Read a copying/finished attempt first, else a failed one, so the failure is
-    # not hidden behind the next queued attempt (deterministic, whatever the poll timing).
-    for wanted in (("Running", "Succeeded"), ("Failed",)):
-        hit = [m for m in cands if (m.get("status") or {}).get("phase") in wanted]
-        if hit:
-            return hit[-1]
-    return cands[-1] if cands else None
+VMI_NOT_FOUND = "not found"  # vm.go vmiNotFound
+PENDING_POD_WARNING_SECONDS = 10 * 60  # rsync.go PendingPodWarningTimeLimit
 
 
-def _live_entry(vmim, vmi, vm, p):
-    entry = {"vmName": vm, "vmNamespace": p["namespace"],
-             "pvcRef": {"namespace": p["namespace"], "name": p["name"]}}
-    if vmim:
-        ms = (vmim.get("status") or {}).get("migrationState") or {}
-        start = ms.get("startTimestamp")
-        if not start:
-            for t in (vmim.get("status") or {}).get("phaseTransitionTimestamps") or []:
-                if t.get("phase") == "Running":
-                    start = t.get("phaseTransitionTimestamp")
-        if start:
-            end = parse_time(ms.get("endTimestamp"))
-            secs = (end - parse_time(start)).total_seconds() if end else seconds_since(start)
-            entry["totalElapsedTime"] = go_duration(secs)
-    return entry
+def pending_pods(st: dict) -> None:
+    """rsync.go podPendingSinceTimeLimit, run on every RunRsyncOperations reconcile (not Rollback): a
+    non-empty pendingSinceTimeLimitPods (re-)sets the RsyncClientPodsPending Warn condition."""
+    pods = st.get("pendingSinceTimeLimitPods") or []
+    if pods:
+        names = ", ".join(f"{e.get('namespace')}/{e.get('name')}" for e in pods)
+        set_condition({"status": st}, "RsyncClientPodsPending", "True", "PodStuckInContainerCreating", "Warn",
+                      f"Rsync Client Pods [{names}] are stuck in Pending state for more than 10 mins")
+
+
+def _vmims_for(vmims: List[dict], vm: str) -> List[dict]:
+    """The VMIMs with ``spec.vmiName == vm`` in API list order (the real client lists them as the API
+    server returns them: by name), stale ones from earlier attempts included."""
+    return [m for m in vmims if (m.get("spec") or {}).get("vmiName") == vm]
+
+
+def vm_migration_status(kube, vmims: List[dict], vm: str, ns: str) -> str:
+    """vm.go virtualMachineMigrationStatus: judged on the FIRST listed VMIM of the VM
+    (findVirtualMachineInstanceMigration) — only when its status.migrationState is set — then on the
+    VMI: VolumesChange True and LiveMigratable not True → the LiveMigratable message. "" = no failure."""
+    first = next(iter(_vmims_for(vmims, vm)), None)
+    ms = ((first or {}).get("status") or {}).get("migrationState")
+    if ms:
+        if ms.get("failed"):
+            return ms.get("failureReason") or ""
+        abort = {"Succeeded": "Migration canceled", "Failed": "Migration canceled failed",
+                 "Aborting": "Migration cancel in progress"}.get(ms.get("abortStatus") or "")
+        if abort:
+            return abort
+        if ms.get("completed"):
+            return ""
+    vmi = kube.get_or_none(R.VMI, vm, ns)
+    if not vmi:
+        return VMI_NOT_FOUND
+    conds = {c.get("type"): c for c in (vmi.get("status") or {}).get("conditions") or []}
+    vc, lm = conds.get("VolumesChange") or {}, conds.get("LiveMigratable") or {}
+    if vc.get("status") == "True" and lm.get("status") != "True":
+        return lm.get("message") or ""
+    return ""
+
+
+def _vmim_elapsed(vmim: dict) -> str:
+    """vm.go getVMIMElapsedTime: migrationState.startTimestamp (else the Running phase transition) to
+    endTimestamp, or to now while it runs. (Real: an unrounded Go duration; rounded here.)"""
+    st = vmim.get("status") or {}
+    ms = st.get("migrationState") or {}
+    start = ms.get("startTimestamp")
+    if not start:
+        for t in st.get("phaseTransitionTimestamps") or []:
+            if t.get("phase") == "Running":
+                start = t.get("phaseTransitionTimestamp")
+    if not start:
+        return go_duration(0)
+    end = parse_time(ms.get("endTimestamp"))
+    return go_duration((end - parse_time(start)).total_seconds() if end else seconds_since(start))
 
 
 def live_status(rec, dvm: dict, live: Dict[str, str], lists: Dict[str, list]) -> None:
-    """updateVolumeLiveMigrationProgressStatus: one entry per PVC of a running VM."""
+    """rsync.go updateVolumeLiveMigrationProgressStatus, one call per PVC of a running VM. The VMIM is
+    the LAST listed one of the VM (vm.go getVolumeVMIMInNamespaces overwrites its map per match), read
+    only when KubeVirt has set its status.migrationState (which KubeVirt writes when the migration
+    ends): by phase Succeeded/Failed (only while the VMI exists, is not terminating and is Running)/
+    Running/Pending, any other phase is in no list. Without migrationState: virtualMachineMigrationStatus
+    (first listed VMIM, then the VMI) — a message → failedLiveMigration, else pendingLiveMigration; no
+    VMI → no entry."""
     ns = rec._ns(dvm)
     vmims = rec.kube.items(R.VMIM, ns)
+    previous = {f"{e.get('vmNamespace')}/{e.get('vmName')}": e
+                for k in ("runningLiveMigration", "failedLiveMigration")
+                for e in ((dvm.get("status") or {}).get(k) or [])}
     for p in rec._pvcs(dvm):
         vm = live.get(p["name"])
         if not vm:
             continue
-        vmim = _vmim_for(vmims, vm, dvm)
-        vmi = rec.kube.get_or_none(R.VMI, vm, ns)
-        entry = _live_entry(vmim, vmi, vm, p)
-        phase = (vmim.get("status") or {}).get("phase") if vmim else None
-        if phase == "Succeeded":
-            entry["lastObservedProgressPercent"] = "100%"
-            lists["successfulLiveMigration"].append(entry)
-        elif phase == "Failed":
-            if vmi and not vmi["metadata"].get("deletionTimestamp") and (vmi.get("status") or {}).get("phase") == "Running":
-                ms = (vmim.get("status") or {}).get("migrationState") or {}
-                entry["message"] = ms.get("failureReason") or "Live migration failed"
-                lists["failedLiveMigration"].append(entry)
-        elif phase == "Running":
-            # No Prometheus in the stand-in: the percentage stays blank, as upstream without a URL.
-            lists["runningLiveMigration"].append(entry)
-        elif phase in WAITING_VMIM_PHASES:
-            lists["pendingLiveMigration"].append(entry)
-        elif vmim is None and vmi:
-            conds = {c.get("type"): c for c in (vmi.get("status") or {}).get("conditions") or []}
-            vc, lm = conds.get("VolumesChange"), conds.get("LiveMigratable")
-            if vc and vc.get("status") == "True" and (not lm or lm.get("status") != "True"):
-                entry["message"] = (lm or {}).get("message") or "VMI is not live migratable"
-                lists["failedLiveMigration"].append(entry)
-            else:
+        entry = {"vmName": "", "vmNamespace": p["namespace"],
+                 "pvcRef": {"namespace": p["namespace"], "name": p["name"]}}
+        listed = _vmims_for(vmims, vm)
+        vmim = listed[-1] if listed else None
+        ms = ((vmim or {}).get("status") or {}).get("migrationState")
+        if vmim is not None and ms:
+            entry["vmName"] = vmim["spec"]["vmiName"]
+            entry["totalElapsedTime"] = _vmim_elapsed(vmim)
+            if ms.get("failureReason"):
+                entry["message"] = ms["failureReason"]
+            phase = (vmim.get("status") or {}).get("phase")
+            if phase == "Succeeded":
+                entry["lastObservedProgressPercent"] = "100%"
+                lists["successfulLiveMigration"].append(entry)
+            elif phase == "Failed":
+                vmi = rec.kube.get_or_none(R.VMI, vm, p["namespace"])
+                if vmi and not vmi["metadata"].get("deletionTimestamp") and \
+                        (vmi.get("status") or {}).get("phase") == "Running":
+                    lists["failedLiveMigration"].append(entry)
+            elif phase == "Running":
+                # No Prometheus in the stand-in: the percentage stays blank, as upstream without a URL.
+                lists["runningLiveMigration"].append(entry)
+            elif phase == "Pending":
                 lists["pendingLiveMigration"].append(entry)
+            continue
+        message = vm_migration_status(rec.kube, vmims, vm, p["namespace"])
+        if message == VMI_NOT_FOUND:
+            continue
+        entry["vmName"] = vm
+        if message:
+            entry["message"] = message
+            prev = previous.get(f"{p['namespace']}/{vm}") or {}
+            start = (dvm.get("status") or {}).get("startTimestamp")
+            elapsed = prev.get("totalElapsedTime") or (go_duration(seconds_since(start)) if start else None)
+            if elapsed:
+                entry["totalElapsedTime"] = elapsed
+            lists["failedLiveMigration"].append(entry)
+        else:
+            lists["pendingLiveMigration"].append(entry)
+
+
+def live_verdict(rec, dvm: dict) -> List[str]:
+    """rsync.go processMigrationOperationStatus: per VM running on a DVM source PVC (getRunningVmVolumeMap
+    of the source claim names), virtualMachineMigrationStatus (FIRST listed VMIM); every non-empty message
+    — "not found" included — is a failure reason. It ignores the DVM's live-migration lists, so a
+    failedLiveMigration entry (last listed VMIM) need not fail the DVM and an old Failed VMIM listed first
+    fails it although the retry succeeded."""
+    ns = rec._ns(dvm)
+    if not ns:
+        return []
+    running = running_vm_volumes(rec.kube.items(R.POD, ns))
+    vms = sorted({running[p["name"]] for p in rec._pvcs(dvm) if p["name"] in running})
+    vmims = rec.kube.items(R.VMIM, ns)
+    reasons = []
+    for vm in vms:
+        message = vm_migration_status(rec.kube, vmims, vm, ns)
+        if message:
+            reasons.append(message)
+    return reasons
 
 
 def start_live_migrations(rec, dvm: dict, live: Dict[str, str]) -> List[str]:
@@ -238,8 +322,15 @@ def advance_copies(rec, dvm: dict, st: dict, faults: Dict[str, str]) -> bool:
             lists["runningPods"].append(entry)
         elif ph == "Pending":
             lists["pendingPods"].append(entry)
+            # rsync.go updateRsyncProgressStatus: Pending for more than PendingPodWarningTimeLimit (10 min)
+            # → appended to pendingSinceTimeLimitPods on EVERY reconcile; resetProgressCounters never
+            # clears that list, so it (and RsyncClientPodsPending) outlives the pod's start.
+            if seconds_since(s.get("creationTimestamp")) > PENDING_POD_WARNING_SECONDS:
+                st["pendingSinceTimeLimitPods"] = list(st.get("pendingSinceTimeLimitPods") or []) + [entry]
         else:
             lists["unknownPods"].append(entry)
+    if mtype != "Rollback":
+        pending_pods(st)
     if mtype in ("CutOver", "Rollback"):  # a Stage DVM only skips running-VM volumes
         live_status(rec, dvm, live, lists)
     for k, v in lists.items():
@@ -253,13 +344,16 @@ def advance_copies(rec, dvm: dict, st: dict, faults: Dict[str, str]) -> bool:
     if reasons:
         rec._fail(dvm, st, "Critical", reasons)
         return False
+    # directvolumemigration_types.go AllReportingCompleted: nothing running/pending/unknown and
+    # successful + failed + skipped + live successful/failed == the DVM's PVCs.
     if busy or ok + bad + len(skipped) != n:
         return False
-    if bad:
-        msgs = [e["message"] for e in lists["failedLiveMigration"] if e.get("message")]
-        if lists["failedPods"]:
-            msgs.append(f"direct volume migration failed. {n} total volumes; {ok} successful; 0 running; "
-                        f"{bad} failed")
-        rec._fail(dvm, st, "Critical", msgs)
+    live_reasons = live_verdict(rec, dvm) if dvm["spec"].get("liveMigrate") and mtype in ("CutOver", "Rollback") else []
+    if lists["failedPods"] or live_reasons:
+        # task.go RunRsyncOperations: anyFailed → t.fail(MigrationFailed, Critical, failureReasons). The
+        # rsync part adds NO reason: rsync.go processRsyncOperationStatus assigns
+        # `failureReasons, err := t.reportAdvancedRsyncErrorHeuristics()` inside `if status.Failed() > 0`,
+        # shadowing the slice it returns — so an rsync-only failure leaves dvm.status.errors EMPTY.
+        rec._fail(dvm, st, "Critical", live_reasons)
         return False
     return True

@@ -13,87 +13,8 @@ from .mtc_workloads import (delete_migrated, migrated_deleted, quiesce, quiesced
                             label_sources, unquiesce)
 from .common import delete_any
 
-N, Q, DV, SWAP, LIVE = "never", "quiesce", "dv", "swap", "live"
-STAGE = [("", "Prepare", None), ("Started", "Prepare", None), ("StartRefresh", "Prepare", None),
-         ("WaitForRefresh", "Prepare", None), ("CleanStaleAnnotations", "Prepare", None),
-         ("CleanStaleResticCRs", "Prepare", None), ("CleanStaleVeleroCRs", "Prepare", None),
-         ("RestartVelero", "Prepare", N), ("CleanStaleStagePods", "Prepare", None),
-         ("WaitForStaleStagePodsTerminated", "Prepare", None), ("CreateRegistries", "Prepare", N),
-         ("CreateDirectImageMigration", "DirectImage", N), ("QuiesceSourceApplications", "StageBackup", Q),
-         ("EnsureSrcQuiesced", "StageBackup", Q), ("CreateDirectVolumeMigrationStage", "StageBackup", DV),
-         ("EnsureStagePodsFromRunning", "StageBackup", N), ("EnsureStagePodsFromTemplates", "StageBackup", N),
-         ("EnsureStagePodsFromOrphanedPVCs", "StageBackup", N), ("StagePodsCreated", "StageBackup", N),
-         ("RestartRestic", "StageBackup", N), ("AnnotateResources", "StageBackup", N),
-         ("WaitForVeleroReady", "StageBackup", None), ("WaitForResticReady", "StageBackup", N),
-         ("WaitForRegistriesReady", "StageBackup", N), ("EnsureCloudSecretPropagated", "StageBackup", N),
-         ("EnsureStageBackup", "StageBackup", N), ("StageBackupCreated", "StageBackup", N),
-         ("EnsureStageBackupReplicated", "StageBackup", N), ("EnsureStageRestore", "StageRestore", N),
-         ("StageRestoreCreated", "StageRestore", N), ("WaitForDirectImageMigrationToComplete", "DirectImage", N),
-         ("WaitForDirectVolumeMigrationToComplete", "DirectVolume", DV), ("SwapPVCReferences", "Cleanup", SWAP),
-         ("DeleteRegistries", "Cleanup", None), ("EnsureStagePodsDeleted", "Cleanup", N),
-         ("EnsureStagePodsTerminated", "Cleanup", N), ("EnsureAnnotationsDeleted", "Cleanup", N),
-         ("Completed", "Cleanup", None)]
-ROLLBACK = [("Rollback", "CleanupVelero", None), ("DeleteBackups", "CleanupVelero", None),
-            ("DeleteRestores", "CleanupVelero", None), ("DeleteRegistries", "CleanupHelpers", None),
-            ("EnsureStagePodsDeleted", "CleanupHelpers", None), ("EnsureAnnotationsDeleted", "CleanupHelpers", None),
-            ("QuiesceDestinationApplications", "CleanupMigrated", None),
-            ("EnsureDestQuiesced", "CleanupMigrated", None), ("SwapPVCReferences", "CleanupMigrated", None),
-            ("CreateDirectVolumeMigrationRollback", "RollbackLiveMigration", LIVE),
-            ("WaitForDirectVolumeMigrationToRollbackComplete", "RollbackLiveMigration", LIVE),
-            ("DeleteMigrated", "CleanupMigrated", None), ("EnsureMigratedDeleted", "CleanupMigrated", None),
-            ("UnQuiesceSrcApplications", "CleanupUnquiesce", None), ("Completed", "CleanupUnquiesce", None)]
-CANCEL = [(p, None, None) for p in (
-    "Canceling", "DeleteBackups", "DeleteRestores", "DeleteRegistries", "DeleteHookJobs",
-    "DeleteDirectVolumeMigrationResources", "DeleteDirectImageMigrationResources", "EnsureStagePodsDeleted",
-    "EnsureAnnotationsDeleted", "UnQuiesceSrcApplications", "Canceled", "Completed")]
-FAILED = [(p, None, None) for p in ("MigrationFailed", "DeleteRegistries", "EnsureAnnotationsDeleted", "Completed")]
-ITINERARIES = {"Stage": STAGE, "Rollback": ROLLBACK, "Cancel": CANCEL, "Failed": FAILED}
+from .mtc_itineraries import (DESCRIPTIONS, DV, ITINERARIES, LIVE, SWAP, N, Q)  # noqa: F401
 
-# description.go PhaseDescriptions; the phases newer than the stored copy get short approximations.
-DESCRIPTIONS = {
-    "": "Migration created.", "Started": "Migration started.",
-    "StartRefresh": "Starting refresh on MigPlan, MigStorage and MigCluster resources",
-    "WaitForRefresh": "Waiting for refresh of MigPlan, MigStorage and MigCluster resources to complete",
-    "CleanStaleAnnotations": "Removing leftover migration annotations and labels from PVs, PVCs, Pods, ImageStreams, "
-                             "and Namespaces. Annotations and labels provide migration instructions to Velero, "
-                             "Velero Plugins and Restic.",
-    "CleanStaleResticCRs": "Deleting incomplete Restic PodVolumeBackups and PodVolumeRestores created by past "
-                           "migration attempts.",
-    "CleanStaleVeleroCRs": "Deleting incomplete Velero Backups and Restores created by past migration attempts.",
-    "CleanStaleStagePods": "Deleting any leftover stage Pods.",
-    "WaitForStaleStagePodsTerminated": "Waiting for leftover stage Pod deletion to finish.",
-    "QuiesceSourceApplications": "Quiescing (Scaling to 0 replicas): Deployments, DeploymentConfigs, StatefulSets, "
-                                 "ReplicaSets, DaemonSets, CronJobs and Jobs.",
-    "QuiesceDestinationApplications": "Quiescing (Scaling to 0 replicas): Deployments, DeploymentConfigs, "
-                                      "StatefulSets, ReplicaSets, DaemonSets, CronJobs and Jobs.",
-    "EnsureSrcQuiesced": "Waiting for Quiesce (Scaling to 0 replicas) to finish for Deployments, DeploymentConfigs, "
-                         "StatefulSets, ReplicaSets, DaemonSets, CronJobs and Jobs.",
-    "EnsureDestQuiesced": "Waiting for Quiesce (Scaling to 0 replicas) to finish for Deployments, DeploymentConfigs, "
-                          "StatefulSets, ReplicaSets, DaemonSets, CronJobs and Jobs.",
-    "UnQuiesceSrcApplications": "UnQuiescing (Scaling to N replicas) source cluster Deployments, DeploymentConfigs, "
-                                "StatefulSets, ReplicaSets, DaemonSets, CronJobs and Jobs.",
-    "CreateDirectVolumeMigrationStage": "Creating Direct Volume Migration",
-    "CreateDirectVolumeMigrationRollback": "Creating Direct Volume Migration",
-    "WaitForVeleroReady": "Waiting for Velero Pods to restart, ensuring work queue is empty.",
-    "WaitForDirectVolumeMigrationToComplete": "Waiting for Direct Volume Migration to complete.",
-    "WaitForDirectVolumeMigrationToRollbackComplete": "Waiting for Direct Volume Migration to complete.",
-    "SwapPVCReferences": "Swapping PVC references on workloads to the migrated PVCs.",
-    "DeleteRegistries": "Deleting migration registries on source and target clusters.",
-    "EnsureAnnotationsDeleted": "Removing migration annotations and labels from PVs, PVCs, Pods, ImageStreams, and "
-                                "Namespaces. Annotations and labels provide migration instructions to Velero, Velero "
-                                "Plugins and Restic.",
-    "EnsureStagePodsDeleted": "Deleting any leftover stage Pods.",
-    "EnsureMigratedDeleted": "Rolling back. Waiting for migrated resource deletion.",
-    "DeleteMigrated": "Rolling back. Deleting migrated resources from target cluster.",
-    "DeleteBackups": "Deleting Velero Backups created during migration.",
-    "DeleteRestores": "Deleting Velero Restores created during migration.",
-    "DeleteHookJobs": "Deleting user-defined hook Jobs and Pods created during migration.",
-    "DeleteDirectVolumeMigrationResources": "Deleting Direct Volume Migration resources.",
-    "DeleteDirectImageMigrationResources": "Deleting Direct Image Migration resources.",
-    "Rollback": "Starting rollback", "MigrationFailed": "Migration failed.",
-    "Canceling": "Migration cancellation in progress.", "Canceled": "Migration canceled.",
-    "Completed": "Migration completed.",
-}
 MSG_FAILED = "The migration has failed.  See: Errors."
 
 
@@ -144,39 +65,47 @@ class MigrationReconciler:
 
     # ---- validation -----------------------------------------------------------------------------
     def blockers(self, mig, plan, migrations) -> List[tuple]:
+        """Critical conditions of migmigration/validation.go (validatePlan, validateMigrationType) and
+        migmigration_controller.go postpone, texts verbatim (", subject: <ns>/<name>" = path.Join of the
+        migPlanRef). While any holds, Reconcile does not call migrate(): no phase runs, and a
+        ``spec.canceled`` is not acted on either (migmigration_controller.go Reconcile)."""
         spec = mig.get("spec") or {}
+        ref = spec.get("migPlanRef") or {}
+        subject = "/".join(x for x in (ref.get("namespace"), ref.get("name")) if x)
         out = []
+        if plan is None:
+            if not ref.get("name"):
+                out.append(("InvalidPlanRef", "NotSet", "The `migPlanRef` must reference a valid `migplan`."))
+            else:
+                out.append(("InvalidPlanRef", "NotFound",
+                            f"The `migPlanRef` must reference a valid `migplan`, subject: {subject}."))
+            return out
+        if not plan_ready(plan):
+            out.append(("PlanNotReady", None,
+                        f"The referenced `migPlanRef` does not have a `Ready` condition, subject: {subject}."))
+        if plan["spec"].get("closed"):
+            out.append(("PlanClosed", None, f"The associated migration plan is closed, subject: {subject}."))
         if sum(bool(spec.get(k)) for k in ("stage", "migrateState", "rollback")) > 1:
             out.append(("InvalidSpec", "NotSupported",
                         "Only one of the stage/migrateState/rollback options can be set at a time"))
-        if plan is None:
-            ref = spec.get("migPlanRef") or {}
-            out.append(("InvalidPlanRef", "NotSet" if not ref.get("name") else "NotFound",
-                        "The `migPlanRef` must reference a valid `migplan`."))
-            return out
-        if not (spec.get("migrateState") or spec.get("rollback")):
+        elif not (spec.get("migrateState") or spec.get("rollback")):
             if any(":" in (pv.get("pvc") or {}).get("name", "") and len(set(split_pvc_name(pv["pvc"]["name"]))) == 2
                    for pv in plan["spec"].get("persistentVolumes") or []):
                 out.append(("InvalidSpec", "NotSupported",
                             "One or more source PVCs are mapped to different destination PVCs. Stage/Final "
                             "migrations are not possible. Please remove PVC mappings."))
-        if plan["spec"].get("closed"):
-            out.append(("PlanClosed", "Closed", "The associated migration plan is closed."))
-        elif not plan_ready(plan):
-            out.append(("PlanNotReady", "NotReady", "The associated migration plan is not ready."))
-        if not (mig.get("status") or {}).get("itinerary"):
-            mine = (mig["metadata"].get("creationTimestamp") or "", mig["metadata"]["name"])
-            for other in migrations:
-                if other["metadata"]["uid"] == mig["metadata"]["uid"]:
-                    continue
-                if ((other.get("spec") or {}).get("migPlanRef") or {}).get("name") != plan["metadata"]["name"]:
-                    continue
-                if (other.get("status") or {}).get("phase") == "Completed":
-                    continue
-                if (other["metadata"].get("creationTimestamp") or "", other["metadata"]["name"]) < mine:
-                    out.append(("Postponed", "Postponed",
-                                "Postponed 10 seconds to ensure migrations run serially and in order."))
-                    break
+        if not out and not (mig.get("status") or {}).get("itinerary"):
+            # postpone: pending = the plan's MigMigrations not Completed, stage ones first, each group by
+            # creation time (migplan_types.go ListMigrations); not first → "Postponed <position*10> seconds".
+            mine = [m for m in migrations
+                    if ((m.get("spec") or {}).get("migPlanRef") or {}).get("name") == plan["metadata"]["name"]
+                    and (m.get("status") or {}).get("phase") != "Completed"]
+            mine.sort(key=lambda m: (not (m.get("spec") or {}).get("stage"),
+                                     m["metadata"].get("creationTimestamp") or "", m["metadata"]["name"]))
+            uids = [m["metadata"]["uid"] for m in mine]
+            if uids and uids[0] != mig["metadata"]["uid"] and mig["metadata"]["uid"] in uids:
+                out.append(("Postponed", None, f"Postponed {uids.index(mig['metadata']['uid']) * 10} seconds "
+                                               "to ensure migrations run serially and in order."))
         return out
 
     # ---- the task -------------------------------------------------------------------------------
@@ -276,8 +205,11 @@ class MigrationReconciler:
         cur["message"] = description or DESCRIPTIONS.get(phase, "")
 
     def _final_conditions(self, st):
+        """migmigration/migrate.go at Completed: no Failed and no Warn condition → Succeeded, no Failed
+        but a Warn → SucceededWithWarnings. Canceled is not looked at: a canceled migration (Cancel
+        itinerary, which ends at Completed) carries Canceled AND Succeeded."""
         obj = {"status": st}
-        if get_condition(obj, "Failed") or get_condition(obj, "Canceled"):
+        if get_condition(obj, "Failed"):
             return
         if any(c.get("category") == "Warn" for c in st["conditions"]):
             set_condition(obj, "SucceededWithWarnings", "True", "Completed", "Advisory",
@@ -365,6 +297,13 @@ class MigrationReconciler:
         return self._create_dvm(mig, plan, "Rollback", faults)
 
     def _p_WaitForDirectVolumeMigrationToComplete(self, mig, plan, st, faults, flags):
+        """migmigration/task.go waitForDVMToComplete + dvm.go hasDirectVolumeMigrationCompleted.
+        Completed = phase Completed + Succeeded (VolumeMigration/Rollback itinerary), or phase
+        MigrationFailed/Completed + Failed. A Critical DVM failure contributes dvm.status.errors as the
+        reasons, a Warn one "direct volume migration failed. <counts>". Reasons → DirectVolumeMigrationFailed
+        (Warn) and, if Critical, the MigMigration fails with "DVM failed: <reasons joined by ', '>". A
+        Critical failure WITHOUT errors (rsync retries exhausted, see mtc_dvm_copy.advance_copies) has no
+        reasons: the migration goes on to SwapPVCReferences and ends Succeeded."""
         from .mtc_progress import dvm_progress
         dvm = self.dvm_of(mig)
         if not dvm:
@@ -372,31 +311,35 @@ class MigrationReconciler:
         dst = dvm.get("status") or {}
         step_name = "RollbackLiveMigration" if st["itinerary"] == "Rollback" else "DirectVolume"
         lines, counts = dvm_progress(self.kube, dvm)
-        done = dst.get("phase") == "Completed"
-        ok = get_condition(dvm, "Succeeded") is not None
+        failed = get_condition(dvm, "Failed")
+        succeeded = dst.get("phase") == "Completed" and get_condition(dvm, "Succeeded") is not None and \
+            dst.get("itinerary") in ("VolumeMigration", "VolumeMigrationRollback")
+        completed = succeeded or (dst.get("phase") in ("MigrationFailed", "Completed") and failed is not None)
+        reasons: List[str] = []
+        if completed and failed:
+            reasons = list(dst.get("errors") or []) if failed.get("category") == "Critical" else \
+                [f"direct volume migration failed. {counts}"]
         for s in st.get("pipeline") or []:
             if s["name"] == step_name:
                 s["message"] = dst.get("phaseDescription", "")
-                s["progress"] = sorted(lines if (done and ok) else [counts] + lines)
+                s["progress"] = sorted(lines if completed else [counts] + lines)
         obj = {"status": st}
-        warns = [c.get("message", "") for c in dst.get("conditions") or []
-                 if c.get("category") == "Warn" and c.get("type") != "Failed"]
-        if warns and not done:
-            set_condition(obj, "DirectVolumeMigrationBlocked", "True", "NotReady", "Warn", ", ".join(warns))
-        else:
-            remove_condition(obj, "DirectVolumeMigrationBlocked")
-        if not done:
+        if not completed:
+            warns = [c.get("message", "") for c in dst.get("conditions") or [] if c.get("category") == "Warn"]
+            if warns:
+                set_condition(obj, "DirectVolumeMigrationBlocked", "True", "NotReady", "Warn", ", ".join(warns))
+            else:
+                remove_condition(obj, "DirectVolumeMigrationBlocked")
             return False
-        failed = get_condition(dvm, "Failed")
-        if not failed:
-            return True
-        if failed.get("category") == "Warn":
+        remove_condition(obj, "DirectVolumeMigrationBlocked")  # not re-staged once completed
+        if reasons:
             set_condition(obj, "DirectVolumeMigrationFailed", "True", None, "Warn",
                           f"DirectVolumeMigration (dvm): {MTC_NAMESPACE}/{dvm['metadata']['name']} failed. "
                           f"See in dvm status.Errors", durable=True)
-            return True
-        self.fail(st, [f"direct volume migration failed. {counts}"] + list(dst.get("errors") or []))
-        return False
+            if failed.get("category") == "Critical":
+                self.fail(st, ["DVM failed: " + ", ".join(reasons)])
+                return False
+        return True
 
     _p_WaitForDirectVolumeMigrationToRollbackComplete = _p_WaitForDirectVolumeMigrationToComplete
 

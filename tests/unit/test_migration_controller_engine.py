@@ -206,3 +206,35 @@ def test_live_success_read_from_the_vmi_once_the_controller_deleted_the_succeede
     assert P.verdict(LIVE, "vm1", vm("vm1-root-fast"), done, [], {}, T0, False)["result"] == "Running"
     done["status"]["migrationState"] = {"completed": True, "failed": True, "startTimestamp": T1}
     assert P.verdict(LIVE, "vm1", vm("vm1-root-fast"), done, [], {}, T0, False)["result"] != "Succeeded"
+
+
+def test_a_plan_someone_else_made_is_shown_from_the_controllers_status_lists():
+    """The console or a script drives kubevirt-migration-controller directly: no plugin record on the plan. Its
+    sources and (defaulted) destinations are read from the status lists the plan controller fills."""
+    foreign = {"kind": "VirtualMachineStorageMigrationPlan", "apiVersion": B.API_VERSION,
+               "metadata": {"name": "console-plan", "namespace": "ns1", "creationTimestamp": T0},
+               "spec": {"virtualMachines": [{"name": "vm1", "targetMigrationPVCs": [
+                   {"volumeName": "root", "destinationPVC": {"storageClassName": "fast"}}]}]},
+               "status": {"suffix": "ab12", "completedMigrations": [{
+                   "name": "vm1",
+                   "sourcePVCs": [{"volumeName": "root", "name": "vm1-root", "namespace": "ns1",
+                                   "sourcePVC": {"spec": {"storageClassName": "standard"}}}],
+                   "targetMigrationPVCs": [{"volumeName": "root", "destinationPVC": {
+                       "name": "vm1-root-mig-ab12", "storageClassName": "fast"}}]}]}}
+    mig = {"kind": "VirtualMachineStorageMigration", "metadata": {"name": "console-mig", "namespace": "ns1",
+                                                                   "creationTimestamp": T0},
+           "spec": {"virtualMachineStorageMigrationPlanRef": {"name": "console-plan"}},
+           "status": {"phase": "Completed", "completedMigrations": ["vm1"]}}
+    done = dict(vmi("vm1-root-mig-ab12"), kind="VirtualMachineInstance", metadata={"name": "vm1", "namespace": "ns1"})
+    done["status"]["migrationState"] = {"completed": True, "failed": False, "startTimestamp": T1}
+    objs = [foreign, mig, done, dict(vm("vm1-root-mig-ab12"), kind="VirtualMachine",
+                                     metadata={"name": "vm1", "namespace": "ns1"})]
+    [m] = P.from_objects(objs, "ns1")
+    assert (m["plan"], m["startedBy"], m["result"]) == ("console-plan", "migration-controller", "Succeeded")
+    [d] = m["disks"]
+    assert (d["sourcePVC"], d["targetPVC"], d["sourceStorageClass"], d["mode"]) == (
+        "vm1-root", "vm1-root-mig-ab12", "standard", "live")
+    # the same plan before the controller filled its lists: nothing to show rows from, never a false success
+    bare = dict(foreign, status={})
+    [m] = P.from_objects([bare, mig] + objs[2:], "ns1")
+    assert m["result"] != "Succeeded" and m["startedBy"] == "migration-controller"

@@ -20,6 +20,7 @@ def _plan(mode="auto", vms=("ns1/a", "ns1/b"), **kw):
     ("disk", "ab12", "disk-mig-ab12"),
     ("disk-mig-zz99", "ab12", "disk-mig-ab12"),     # re-migrating an already migrated disk
     ("disk-new", "ab12", "disk-mig-ab12"),          # legacy -new naming
+    ("disk-new-mig-zz99", "ab12", "disk-new-mig-ab12"),  # C1: trimSuffix strips one suffix or the other
     ("disk", None, "disk-mig-xxxx"),                # suffix unknown before the plan exists (preview)
     ("x" * 300, "ab12", ("x" * 247 + "-mig-ab12")[:253]),  # MTC cuts the base to 247, the result to 253
 ])
@@ -103,6 +104,9 @@ def test_predicted_persistent_volumes_sorted_and_bound_only():
     pvcs = [pvc("z"), pvc("a"), pvc("pending", phase="Pending"), pvc("x-mig-ab12"), pvc("elsewhere", ns="ns2")]
     got = B.predicted_persistent_volumes(pvcs, "ns1")
     assert [e["name"] for e in got] == ["pv-a", "pv-z"]
+    # C2: with the adopted plan's suffix only its own targets are left out (pvlist.go updatePvs)
+    got = B.predicted_persistent_volumes(pvcs + [pvc("y-mig-cd34")], "ns1", suffix="ab12")
+    assert [e["name"] for e in got] == ["pv-a", "pv-y-mig-cd34", "pv-z"]
 
 
 def test_parse_hooks():
@@ -110,28 +114,6 @@ def test_parse_hooks():
     for bad in (["h"], ["h:during"], [":preBackup"], ["a:preBackup", "b:prebackup"]):
         with pytest.raises(ValueError):
             B.parse_hooks(bad)
-
-
-def _mig(*conds, phase="Completed", errors=None):
-    return {"metadata": {"name": "m"}, "status": {"phase": phase, "errors": errors or [],
-                                                  "conditions": [dict(c, status="True") for c in conds]}}
-
-
-def test_migration_result():
-    assert B.migration_result(_mig({"type": "Succeeded", "category": "Advisory"}))[0] == "Succeeded"
-    assert B.migration_result(_mig({"type": "Running", "category": "Advisory"}, phase="Started"))[0] == "Running"
-    r, msg = B.migration_result(_mig({"type": "SucceededWithWarnings", "category": "Advisory"},
-                                     {"type": "DirectVolumeMigrationFailed", "category": "Warn", "message": "dvm x failed"}))
-    assert r == "Failed" and "dvm x failed" in msg
-    # SucceededWithWarnings is never success, even without a DVM failure condition
-    assert B.migration_result(_mig({"type": "SucceededWithWarnings", "category": "Advisory"}))[0] == "Failed"
-    assert B.migration_result(_mig({"type": "Failed", "category": "Advisory"}, errors=["rsync failed"]))[1] == "rsync failed"
-    assert B.migration_result(_mig({"type": "Canceled", "category": "Advisory"}))[0] == "Canceled"
-    dvm = {"status": {"errors": ["live migration of vm a failed"]}}
-    assert "live migration" in B.migration_result(_mig({"type": "Failed"}), dvm)[1]
-    # transient blocker vs fatal spec error
-    assert B.migration_result(_mig({"type": "Postponed", "category": "Critical"}, phase=""))[0] == "Running"
-    assert B.migration_result(_mig({"type": "InvalidSpec", "category": "Critical", "message": "x"}, phase=""))[0] == "Failed"
 
 
 def test_plan_conditions_helpers():

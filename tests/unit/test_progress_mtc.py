@@ -86,8 +86,12 @@ def test_offline_rsync_running_uses_dvm_pod_list_and_dvmp():
     [d] = m["disks"]
     # The DVMP (more recent than the DVM's copy of it) wins for percent and rate.
     assert (d["mode"], d["phase"], d["progressPercent"], d["transferRate"]) == ("offline", "Running", 33, "66.13MB/s")
-    assert d["elapsed"] == "0s" and d["attempt"] == 1
+    # M5: rsyncElapsedTime ("0s") leaves the running attempt out; without a clock there is no elapsed time
+    assert d["elapsed"] is None and d["attempt"] == 1
     assert "dvmp fbef8ca5e24ba43a20bbbea83fdaf4f4" in d["_inspect"]
+    [d] = one([plan(live=False), load("migmigration-cutover-running"), dvm, load("dvmp-running"), vm(running=False)],
+              now="2021-04-23T16:17:30Z")["disks"]
+    assert d["elapsed"] == "1m30s"  # since the running pod's creationTimestamp (16:16:00)
 
 
 def test_dvmp_retries_cumulative_percent_and_attempts():
@@ -96,8 +100,13 @@ def test_dvmp_retries_cumulative_percent_and_attempts():
     m = one([plan(), load("migmigration-cutover-running"), dvm, load("dvmp-retries"), vm()])
     [d] = m["disks"]
     assert d["mode"] == "offline" and d["phase"] == "Running"
-    assert d["progressPercent"] == 40 and d["transferRate"] == "40.91MB/s"
-    assert d["elapsed"] == "2m47s" and d["attempt"] == 4
+    # M5: the current attempt's percent and elapsed, not totalProgressPercentage (40%, a capped sum over
+    # attempts) nor rsyncElapsedTime (2m47s, the finished attempts only)
+    assert d["progressPercent"] == 10 and d["transferRate"] == "40.91MB/s"
+    assert d["elapsed"] is None and d["attempt"] == 4
+    [d] = one([plan(), load("migmigration-cutover-running"), dvm, load("dvmp-retries"), vm()],
+              now="2025-06-01T10:09:20Z")["disks"]
+    assert d["elapsed"] == "20s"
 
 
 def test_dvmp_failed_attempt_with_retries_left_is_still_running():
@@ -204,13 +213,16 @@ def test_rollback_shows_the_way_back():
     assert d["vm"] == "vm-0"
 
 
-def test_latest_migration_of_a_plan_is_shown():
-    old = mig_with([cond("Succeeded")])
+def test_every_run_of_a_plan_is_a_migration_oldest_first():
+    old = mig_with([cond("Succeeded")], quiescePods=False)
     old["metadata"].update(name="stage-1", uid="u-old", creationTimestamp="2025-06-01T09:00:00Z")
     new = load("migmigration-cutover-running")
     new["metadata"]["creationTimestamp"] = "2025-06-01T10:00:00Z"
-    m = one([plan(), new, old, vm()])
-    assert m["result"] == "Running" and m["_migration"] == "vm-storage-cutover"
+    ms = mtc.from_objects([plan(), new, old, vm()])
+    assert [(m["_migration"], m["type"], m["result"], m["_superseded"]) for m in ms] == \
+        [("stage-1", "stage", "Succeeded", True), ("vm-storage-cutover", "cutover", "Running", False)]
+    doc = P.document(ms)["migrations"]
+    assert [m["type"] for m in doc] == ["stage", "cutover"] and "_superseded" not in doc[0]
 
 
 def test_namespace_filter_and_plan_without_migration():

@@ -118,10 +118,43 @@ def verdict(rec_vm: dict, vm_name: str, vm: Optional[dict], vmi: Optional[dict],
     return {"result": RUNNING, "phase": "Copying", "message": ""}
 
 
+def ours(plan_obj: dict) -> bool:
+    return (_md(plan_obj).get("labels") or {}).get(L.ENGINE) == B.ENGINE
+
+
+# The status lists a plan controller fills (storagemigplan: createStatusVM / getSourcePVC), newest state last.
+_STATUS_LISTS = ("readyMigrations", "invalidMigrations", "inProgressMigrations", "completedMigrations",
+                 "failedMigrations")
+
+
+def derived_record(plan_obj: dict, vmis: Dict[str, dict]) -> Dict[str, dict]:
+    """The record the plugin would have written, for a plan someone else made (the console, a script, a
+    MultiNamespace plan's child): sources from the plan controller's status lists, destinations as the controller
+    resolved them (defaulted names live only in status), the mode from whether the VM runs."""
+    out: Dict[str, dict] = {}
+    st = plan_obj.get("status") or {}
+    for key in _STATUS_LISTS:
+        for entry in st.get(key) or []:
+            vm = entry.get("name")
+            if not vm:
+                continue
+            src = {s.get("volumeName"): s for s in entry.get("sourcePVCs") or []}
+            vols = {}
+            for t in entry.get("targetMigrationPVCs") or []:
+                vol, dest = t.get("volumeName"), t.get("destinationPVC") or {}
+                s_pvc = src.get(vol) or {}
+                s_sc = (((s_pvc.get("sourcePVC") or {}).get("spec") or {}).get("storageClassName")) or ""
+                if vol and s_pvc.get("name") and dest.get("name"):
+                    vols[vol] = [s_pvc["name"], dest["name"], s_sc]
+            if vols:
+                out[vm] = {"mode": "live" if vm in vmis else "offline", "volumes": vols}
+    return out
+
+
 def build_one(plan_obj: dict, mig: Optional[dict], vms: Dict[str, dict], vmis: Dict[str, dict],
               vmims: List[dict], dvs: Dict[str, dict]) -> dict:
     md, ns = _md(plan_obj), _md(plan_obj).get("namespace")
-    rec = B.read_record(plan_obj)
+    rec = B.read_record(plan_obj) if ours(plan_obj) else derived_record(plan_obj, vmis)
     cancel = B.CANCELED in (md.get("annotations") or {})
     started = _md(mig).get("creationTimestamp") if mig else None
     mst = (mig or {}).get("status") or {}
@@ -159,7 +192,8 @@ def build_one(plan_obj: dict, mig: Optional[dict], vms: Dict[str, dict], vmis: D
         completed = max([_md(m).get("creationTimestamp") or "" for m in vmims] + [started or ""]) or None
     return migration(md.get("name"), ns, B.ENGINE, "cutover", phase, result, started=started or
                      md.get("creationTimestamp"), completed=completed, disks=disks,
-                     inspect=f"virtualmachinestoragemigration/{md.get('name')}")
+                     inspect=f"virtualmachinestoragemigration/{md.get('name')}",
+                     started_by="plugin" if ours(plan_obj) else "migration-controller")
 
 
 def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: Optional[str] = None) -> List[dict]:
@@ -171,7 +205,7 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
     for p in sorted(by["VirtualMachineStorageMigrationPlan"], key=lambda o: (_md(o).get("namespace"),
                                                                            _md(o).get("creationTimestamp") or "")):
         ns = _md(p).get("namespace")
-        if (_md(p).get("labels") or {}).get(L.ENGINE) != B.ENGINE or (namespace and ns != namespace):
+        if namespace and ns != namespace:  # plans of anyone: the console's and scripts' too (startedBy)
             continue
         in_ns = lambda kind: {_md(o)["name"]: o for o in by[kind] if _md(o).get("namespace") == ns}  # noqa: E731
         migs = [m for m in by["VirtualMachineStorageMigration"] if _md(m).get("namespace") == ns and
@@ -185,15 +219,14 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
 
 
 def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[dict]:
-    """A constant number of LISTs: our plans, then (only when there is one) migrations, VMIs, VMIMs, DataVolumes.
+    """A constant number of LISTs: the plans, then (only when there is one) migrations, VMIs, VMIMs, DataVolumes.
     (VMs are added by the caller.)"""
     from ... import errors
     from ... import resources as R
 
     ns = None if all_namespaces else namespace
-    sel = f"{L.ENGINE}={B.ENGINE}"
-    try:
-        plans = kube.items(R.VMSM_PLAN, ns, label_selector=sel, all_namespaces=ns is None)
+    try:  # every plan, whoever made it: status tells the truth about all of them
+        plans = kube.items(R.VMSM_PLAN, ns, all_namespaces=ns is None)
     except errors.NotFound:
         return []  # migrations.kubevirt.io not served
     if not plans:

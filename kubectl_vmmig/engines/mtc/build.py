@@ -18,6 +18,7 @@ GROUP_VERSION = "migration.openshift.io/v1alpha1"
 MANAGED_BY, MANAGER, MIGRATION_LABEL, ENGINE_LABEL = L.MANAGED_BY, L.MANAGER, L.MIGRATION, L.ENGINE
 TYPE_LABEL, REQUEST_ANNOTATION, REQUEST_HASH_LABEL = L.TYPE, L.REQUEST, L.REQUEST_HASH
 DEFAULT_NAMESPACE = "openshift-migration"
+GENERATION_LABEL, SUPERSEDED_ANNOTATION, MIGPLAN_LABEL = L.PLAN_GENERATION, L.SUPERSEDED_BY, L.MTC_MIGRATED_BY_MIGPLAN
 HOOK_PHASES = {p.lower(): p for p in ("PreBackup", "PostBackup", "PreRestore", "PostRestore")}
 BLOCKING = ("Critical", "Error")
 # Plan conditions that mean the cluster cannot live-migrate storage (mig-controller pkg/controller/migplan/
@@ -40,20 +41,36 @@ def is_own(obj: dict) -> bool:
     return ((obj.get("metadata") or {}).get("labels") or {}).get(MANAGED_BY) == MANAGER
 
 
-def plan_name(namespace: str) -> str:
-    """Deterministic: MTC 1.8.6+ allows one plan per namespace, so the namespace names the plan."""
-    name = f"vm-storage-{namespace}"
+def check_mtc_namespace(wanted: Optional[str]) -> str:
+    """MTC's namespace is ``openshift-migration``: every mig-controller watch is filtered to
+    ``migapi.OpenshiftMigrationNamespace`` (migmigration/predicate.go, migplan/predicate.go,
+    directvolumemigration_controller.go), so objects written anywhere else are never reconciled."""
+    from ... import errors
+
+    if wanted and wanted != DEFAULT_NAMESPACE:
+        raise errors.BadInput(f"--mtc-namespace {wanted}: mig-controller reconciles only namespace "
+                              f"{DEFAULT_NAMESPACE}", f"drop --mtc-namespace (or pass {DEFAULT_NAMESPACE})")
+    return DEFAULT_NAMESPACE
+
+
+def plan_name(namespace: str, generation: int = 1) -> str:
+    """Deterministic: the namespace (and, from the second, the plan's generation) names the plan. Two open plans
+    cannot cover one namespace (PlanConflict, migplan/validation.go), so a namespace has one open plan at a time."""
+    tail = "" if generation <= 1 else f"-{generation}"
+    name = f"vm-storage-{namespace}{tail}"
     if len(name) > 63:  # keep it usable as a label value
-        name = name[:54] + "-" + hashlib.sha256(namespace.encode()).hexdigest()[:8]
+        name = f"vm-storage-{namespace}"[:54 - len(tail)] + "-" + hashlib.sha256(namespace.encode()).hexdigest()[:8] \
+            + tail
     return name
 
 
 def target_name(source: str, suffix: Optional[str]) -> str:
     """MTC's ``getMappedNameForPVC`` for a StorageConversionPlan: ``<base>-mig-<suffix>`` (pkg/controller/migplan/pvlist.go).
 
-    ``<base>`` drops a trailing ``-mig-XXXX`` or legacy ``-new`` and is cut to 247 chars."""
+    ``<base>`` drops a trailing ``-mig-XXXX``, else a legacy ``-new`` (``trimSuffix``: one or the other), and is cut
+    to 247 chars."""
     base = _MIG_SUFFIX.sub("", source)
-    if base.endswith("-new"):
+    if base == source and base.endswith("-new"):
         base = base[:-4]
     return (base[:247] + "-mig-" + (suffix or SUFFIX_PLACEHOLDER))[:253]
 
@@ -88,9 +105,9 @@ def parse_hooks(specs) -> List[Tuple[str, str]]:
 
 
 def build_migplan(plan: dict, mtc_namespace: str, host_cluster: str, hooks=(),
-                  service_account: str = "migration-controller") -> dict:
+                  service_account: str = "migration-controller", gen: int = 1) -> dict:
     """The MigPlan as the plugin creates it (PV selections are patched after discovery)."""
-    name = plan_name(plan["namespace"])
+    name = plan_name(plan["namespace"], gen)
     ref = {"name": host_cluster, "namespace": mtc_namespace}
     spec = {"srcMigClusterRef": dict(ref), "destMigClusterRef": dict(ref),
             "namespaces": [plan["namespace"]], "liveMigrate": bool(plan["liveMigrate"])}
@@ -99,7 +116,8 @@ def build_migplan(plan: dict, mtc_namespace: str, host_cluster: str, hooks=(),
                           "executionNamespace": mtc_namespace, "serviceAccount": service_account}
                          for h, ph in hooks]
     return {"apiVersion": GROUP_VERSION, "kind": "MigPlan",
-            "metadata": {"name": name, "namespace": mtc_namespace, "labels": labels(name),
+            "metadata": {"name": name, "namespace": mtc_namespace,
+                         "labels": labels(name, {GENERATION_LABEL: str(gen)} if gen > 1 else None),
                          "annotations": {REQUEST_ANNOTATION: json.dumps(request_of(plan, "plan"), sort_keys=True)}},
             "spec": spec}
 
@@ -109,9 +127,10 @@ def migration_name(plan_nm: str, kind: str, req_hash: str, attempt: int = 1) -> 
     return base if attempt <= 1 else f"{base}-{attempt}"
 
 
-def build_migmigration(plan: dict, mtc_namespace: str, kind: str, attempt: int = 1) -> dict:
+def build_migmigration(plan: dict, mtc_namespace: str, kind: str, attempt: int = 1,
+                       pname: Optional[str] = None) -> dict:
     """kind: 'cutover' (quiesce + swap), 'stage' (pre-copy, repeatable) or 'rollback'."""
-    pname = plan_name(plan["namespace"])
+    pname = pname or plan_name(plan["namespace"])
     req = request_of(plan, kind)
     h = request_hash(req)
     spec = {"migPlanRef": {"name": pname, "namespace": mtc_namespace}, "stage": False}
@@ -120,10 +139,13 @@ def build_migmigration(plan: dict, mtc_namespace: str, kind: str, attempt: int =
     else:
         spec["migrateState"] = True
         spec["quiescePods"] = kind == "cutover"
+    # which VM disk each PVC is, so the run stays attributed after a later run moved the VM on (status history)
+    disks = {m["sourcePVC"]: f"{m['vm']}/{m['volume']}" for m in plan["moves"]}
     return {"apiVersion": GROUP_VERSION, "kind": "MigMigration",
             "metadata": {"name": migration_name(pname, kind, h, attempt), "namespace": mtc_namespace,
                          "labels": labels(pname, {TYPE_LABEL: kind, REQUEST_HASH_LABEL: h}),
-                         "annotations": {REQUEST_ANNOTATION: json.dumps(req, sort_keys=True)}},
+                         "annotations": {REQUEST_ANNOTATION: json.dumps(req, sort_keys=True),
+                                         L.DISKS: json.dumps(disks, sort_keys=True)}},
             "spec": spec}
 
 
@@ -187,14 +209,19 @@ def selection_patch(persistent_volumes: List[dict], plan: dict, verify: bool = F
     return ops, missing
 
 
-def predicted_persistent_volumes(pvcs: List[dict], namespace: str) -> List[dict]:
-    """What MTC's discovery will list (every Bound PVC of the namespace, sorted by PV name) — for previews."""
+def predicted_persistent_volumes(pvcs: List[dict], namespace: str, suffix: Optional[str] = None,
+                                  plan_uid: Optional[str] = None) -> List[dict]:
+    """What MTC's discovery will list (every Bound PVC of the namespace, sorted by PV name) — for previews. With the
+    adopted plan's ``suffix``/``plan_uid``, only the PVCs that plan created are left out (``updatePvs``, pvlist.go);
+    without (a new plan), any ``-mig-XXXX`` name is assumed to be some plan's target."""
     out = []
     for p in pvcs:
         md, spec = p.get("metadata") or {}, p.get("spec") or {}
         if md.get("namespace") != namespace or (p.get("status") or {}).get("phase") != "Bound":
             continue
-        if _MIG_SUFFIX.search(md.get("name") or ""):
+        if (md.get("labels") or {}).get(MIGPLAN_LABEL) == plan_uid and plan_uid:
+            continue
+        if (str(md.get("name") or "").endswith(f"-mig-{suffix}") if suffix else _MIG_SUFFIX.search(md.get("name") or "")):
             continue
         out.append({"name": spec.get("volumeName") or f"pv-for-{md.get('name')}",
                     "pvc": {"name": md.get("name"), "namespace": namespace,
@@ -226,52 +253,18 @@ def covers_namespace(migplan: dict, namespace: str) -> bool:
 
 
 def migration_result(migmigration: dict, dvm: Optional[dict] = None, disks=()) -> Tuple[str, str]:
-    """The one MTC verdict: (Running|Succeeded|Failed|Canceled, message), from conditions, never from phase
-    (mig-controller pkg/controller/migmigration/migrate.go: Completed is the phase of every end; Succeeded only
-    with no Failed and no Warn condition, else SucceededWithWarnings). ``status`` (progress.build_one),
-    ``migrate --wait`` and ``rollback`` all judge with it.
+    """The one MTC verdict (``verdict.verdict``), under the name the engine interface documents."""
+    from .verdict import verdict
 
-    A Failed condition or a fatal Critical blocker ends it at once. Anything else is judged only once MTC
-    reports the end (Succeeded or SucceededWithWarnings): a DirectVolumeMigrationFailed warning or errors mean
-    Failed, yet the itinerary carries on meanwhile (migmigration/task.go setDirectVolumeMigrationFailureWarning),
-    so the verdict waits for it. SucceededWithWarnings is never success; nor is Succeeded while the DVM is
-    Failed or a disk row (``disks``, from progress) failed."""
-    status = migmigration.get("status") or {}
-    if condition(migmigration, "Canceled") or (condition(migmigration, "Canceling")
-                                               and status.get("phase") == "Completed"):
-        return "Canceled", "the migration was canceled"
-    errs = status.get("errors") or []
-    failed = condition(migmigration, "Failed")
-    dvm_failed = condition(migmigration, "DirectVolumeMigrationFailed")
+    return verdict(migmigration, dvm, list(disks))
 
-    def failure(default):
-        detail = "; ".join(errs) or (dvm_failed or failed or {}).get("message", "")
-        if dvm is not None:
-            detail = "; ".join((dvm.get("status") or {}).get("errors") or []) or detail
-        return "Failed", detail or default
 
-    if failed:
-        return failure("the migration failed")
-    # Postponed / PlanNotReady can clear by themselves; these cannot (pkg/controller/migmigration/validation.go).
-    crit = [c for c in conditions(migmigration) if c.get("category") == "Critical"
-            and (c.get("type") in FATAL_MIGRATION_CONDITIONS or status.get("phase") == "Completed")]
-    if crit:
-        return "Failed", "; ".join(c.get("message", c.get("type", "")) for c in crit)
-    warned, succeeded = condition(migmigration, "SucceededWithWarnings"), condition(migmigration, "Succeeded")
-    if not (warned or succeeded):
-        return "Running", ""
-    if errs or dvm_failed:
-        return failure("the migration failed")
-    if warned:
-        warns = [c.get("message", "") for c in conditions(migmigration) if c.get("category") == "Warn"]
-        return "Failed", "completed with warnings: " + ("; ".join(w for w in warns if w) or "see Warn conditions")
-    if dvm is not None and condition(dvm, "Failed"):
-        return failure(condition(dvm, "Failed").get("message") or "the DirectVolumeMigration failed")
-    bad_disks = [d for d in disks if d.get("phase") == "Failed"]
-    if bad_disks:
-        return "Failed", "; ".join(f"{d.get('vm')}/{d.get('volume')}: {d.get('message') or 'failed'}"
-                                   for d in bad_disks)
-    return "Succeeded", "the migration has completed successfully"
+def run_state(migmigration: dict) -> str:
+    """Running|Succeeded|Failed|Canceled of a MigMigration from its own conditions (for "is one running?"
+    questions); the full verdict, which also reads the DVM and the disk rows, is ``verdict.verdict``."""
+    from .verdict import verdict
+
+    return verdict(migmigration, None, [])[0]
 
 
 def changes(obj, ops) -> bool:

@@ -15,6 +15,7 @@ from typing import List, Optional
 
 from ...findings import ERROR, OK, WARNING, finding
 from ...kubevirt_capabilities import kubevirt_capabilities
+from .build import SUPERSEDED_ANNOTATION
 
 # Every API call of the MTC engine (migrate, check, status, cancel, rollback), as (verb, group, resource, scope):
 # scope "namespace" = the VMs' namespace, "mtc" = MTC's namespace, "cluster" = cluster scope. deploy/rbac/ grants
@@ -34,6 +35,7 @@ MTC_READ_PERMISSIONS = (
     ("list", "migration.openshift.io", "directvolumemigrationprogresses", "mtc"),
     ("list", "storage.k8s.io", "storageclasses", "cluster"), ("list", "", "nodes", "cluster"),
     ("list", "kubevirt.io", "kubevirts", "cluster"),
+    ("list", "", "persistentvolumes", "cluster"),  # hostPath PVs, which MTC can only skip
 )
 MTC_WRITE_PERMISSIONS = (
     ("create", "migration.openshift.io", "migplans", "mtc"), ("patch", "migration.openshift.io", "migplans", "mtc"),
@@ -73,8 +75,10 @@ def check_mtc(facts) -> List[dict]:
                         "install the Migration Toolkit for Containers, or use --engine kubevirt")]
     out = [finding("mtc-installed", OK, f"MTC CRDs served; MTC namespace {mtc.get('namespace')}")]
     if not mtc.get("hostCluster"):
+        where = (f" (MigCluster {mtc['elsewhere']} is elsewhere, and mig-controller reconciles only "
+                 f"{mtc.get('namespace')})") if mtc.get("elsewhere") else ""
         out.append(finding("mtc-host-cluster", ERROR, f"no host MigCluster (spec.isHostCluster: true) in "
-                           f"{mtc.get('namespace')}; create it, or pass --mtc-namespace"))
+                           f"{mtc.get('namespace')}{where}; create it there"))
     elif not mtc.get("hostReady"):
         out.append(finding("mtc-host-cluster", ERROR, f"MigCluster {mtc['hostCluster']} is not Ready"
                            + (f": {mtc['hostMessage']}" if mtc.get("hostMessage") else "")
@@ -83,13 +87,26 @@ def check_mtc(facts) -> List[dict]:
         out.append(finding("mtc-host-cluster", OK, f"MigCluster {mtc['hostCluster']} is Ready"))
     plans = facts.get("plans") or {}
     for foreign in plans.get("foreign") or []:
+        # MigPlan.HasConflict (migplan_types.go): open plans sharing a MigCluster and a namespace (PlanConflict).
         out.append(finding("plan-conflict", ERROR,
-                           f"MigPlan {foreign} (not created by kubectl vm-storage) already covers the namespace and "
-                           "MTC 1.8.6+ allows one plan per namespace; finish or delete that plan first"))
+                           f"MigPlan {foreign} (not created by kubectl vm-storage) is open and covers the namespace "
+                           "on the same MigCluster, which MTC reports as PlanConflict; close it (spec.closed: true) "
+                           "or take the namespace out of it first"))
+    if plans.get("closed"):
+        # handleClosed (migplan_controller.go): a closed plan is never reconciled again.
+        out.append(finding("plan-closed", ERROR,
+                           f"MigPlan {mtc.get('namespace')}/{plans['closed']} of this namespace was closed, and MTC "
+                           "reconciles nothing of a closed plan; re-open it (spec.closed: false) or mark it "
+                           f"superseded (annotation {SUPERSEDED_ANNOTATION}) so a new plan is created"))
+    if plans.get("supersede"):
+        out.append(finding("plan-new", WARNING,
+                           f"PVC(s) {', '.join(plans.get('reborn') or [])} were created by MigPlan {plans['supersede']}, "
+                           "whose PV discovery never lists them again: it will be closed (its migrations can no longer "
+                           f"be rolled back) and MigPlan {plans.get('name')} created"))
     if plans.get("running"):
         out.append(finding("plan-conflict", ERROR, f"MigMigration {plans['running']} is still running for this "
                            "namespace; wait for it (kubectl vm-storage status -w) or cancel it"))
-    if not (plans.get("foreign") or plans.get("running")):
+    if not (plans.get("foreign") or plans.get("running") or plans.get("closed")):
         out.append(finding("plan-conflict", OK, "no conflicting MigPlan" +
                            (f"; will adopt MigPlan {plans['own']}" if plans.get("own") else "")))
     for hook, exists in (facts.get("hooks") or {}).items():
@@ -98,6 +115,25 @@ def check_mtc(facts) -> List[dict]:
     if facts.get("hooks"):
         out.append(finding("hooks", WARNING, "MTC runs hooks only in the Final itinerary; a storage conversion runs "
                            "the Stage itinerary, so these hooks are attached but will not run"))
+    return out
+
+
+def check_mtc_plan(plan, facts) -> List[dict]:
+    """What MTC itself rejects or ignores for this plan."""
+    out = []
+    if plan.get("accessMode") in ("ReadWriteOncePod", "ReadOnlyMany"):
+        # validation.go validAccessModes has no RWOP (PvInvalidAccessMode); a VM disk target is a DataVolume whose
+        # access modes createBlankDataVolumeFromPVC (vm.go) filters to RWO/RWX, so ROX is silently dropped.
+        out.append(finding("access-mode", ERROR, f"--access-mode {plan['accessMode']} is not supported by MTC "
+                           "(it accepts ReadWriteOnce, ReadWriteMany or auto); choose one of those, or use "
+                           "--engine kubevirt"))
+    host = facts.get("hostPathDisks")
+    if host:
+        out.append(finding("host-path", ERROR, f"disk(s) {', '.join(host)} are on hostPath PersistentVolumes, which "
+                           "MTC can only skip; leave these VMs out, or use --engine kubevirt"))
+    elif host is None and "hostPathDisks" in facts:
+        out.append(finding("host-path", WARNING, "cannot list PersistentVolumes to spot hostPath disks (MTC can only "
+                           "skip those); the plugin re-checks MTC's selections before it starts the migration"))
     return out
 
 
@@ -230,7 +266,7 @@ def quiesce_hazard(plan, inventory, workloads) -> Optional[dict]:
 def run_preflight(plan, inventory, facts=None, kind="cutover") -> List[dict]:
     facts = facts or {}
     out = list(plan.get("findings") or [])
-    out += check_rbac(facts) + check_mtc(facts) + check_kubevirt(plan, facts)
+    out += check_rbac(facts) + check_mtc(facts) + check_mtc_plan(plan, facts) + check_kubevirt(plan, facts)
     out += check_storage(plan, inventory) + check_live(plan, inventory, facts)
     if kind == "cutover":
         hz = quiesce_hazard(plan, inventory, facts.get("workloads"))

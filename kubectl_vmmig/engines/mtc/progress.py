@@ -6,251 +6,17 @@ directvolumemigration_types.go, directvolumemigrationprogress_types.go, migmigra
 phase and itinerary. The human progress strings in ``pipeline[].progress`` are never parsed.
 ``collect`` is the only function here that talks to the API: a constant number of LISTs, none per VM.
 """
-import hashlib
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from ...progress import FAILED, RUNNING, conditions, disk_row, finish_disks, migration, percent
-from .build import FATAL_MIGRATION_CONDITIONS, migration_result
+from ...progress import conditions, finish_disks, migration, RUNNING
+from ...labels import SUPERSEDED_BY
+from . import verdict as V
+from .rows import (DEFAULT_MTC_NAMESPACE, KINDS, LABEL_DVM_OF_MIGRATION, LABEL_DVMP_OF_DVM, DvmView, _lookup, _meta,
+                   _owner_uid, _pairs, _status, disk, index_vms, latest_migration, migration_type, missing_disks,
+                   plan_namespaces)
 
-DEFAULT_MTC_NAMESPACE = "openshift-migration"
-LABEL_DVM_OF_MIGRATION = "migration-direct-volume"    # DVM label: UID of its MigMigration
-LABEL_DVMP_OF_DVM = "directvolumemigration"           # DVMP label: UID of its DVM
-LABEL_CREATED_FOR_PVC = "migration.openshift.io/created-for-pvc"
-
-LIVE_BUCKETS = (("failedLiveMigration", "Failed"), ("successfulLiveMigration", "Succeeded"),
-                ("runningLiveMigration", "Running"), ("pendingLiveMigration", "Pending"))
-POD_BUCKETS = (("failedPods", "Failed"), ("successfulPods", "Succeeded"), ("runningPods", "Running"),
-               ("pendingSinceTimeLimitPods", "Pending"), ("pendingPods", "Pending"), ("unknownPods", "Unknown"))
-# MigMigration Critical conditions that mean it will never run (as opposed to Postponed / PlanNotReady).
-FATAL_BLOCKERS = FATAL_MIGRATION_CONDITIONS
-KINDS = ("MigPlan", "MigMigration", "DirectVolumeMigration", "DirectVolumeMigrationProgress", "VirtualMachine",
-         "PersistentVolumeClaim")
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
-
-
-def _meta(obj) -> dict:
-    return obj.get("metadata") or {}
-
-
-def _status(obj) -> dict:
-    return (obj or {}).get("status") or {}
-
-
-def _owner_uid(obj, kind) -> Optional[str]:
-    for ref in _meta(obj).get("ownerReferences") or []:
-        if ref.get("kind") == kind:
-            return ref.get("uid")
-    return None
-
-
-def plan_namespaces(plan) -> List[str]:
-    """Source namespaces of a plan ("src" or "src:dst" entries)."""
-    return [n.split(":", 1)[0] for n in (plan.get("spec") or {}).get("namespaces") or []]
-
-
-def migration_type(mig) -> str:
-    spec = mig.get("spec") or {}
-    if spec.get("rollback"):
-        return "rollback"
-    return "cutover" if spec.get("quiescePods") else "stage"
-
-
-def latest_migration(migs: Iterable[dict]) -> Optional[dict]:
-    def key(m):
-        return (_meta(m).get("creationTimestamp") or "", _status(m).get("startTimestamp") or "", _meta(m).get("name"))
-
-    migs = list(migs)
-    return max(migs, key=key) if migs else None
-
-
-# ---- VM index: which VM/volume uses a claim --------------------------------------------------------
-def index_vms(vms: Iterable[dict]) -> Dict[Tuple[str, str], Tuple[str, str, dict]]:
-    """(namespace, claim) -> (vm name, volume name, vm). Includes the claims a volume migration came from,
-    so a disk is still attributed to its VM after the swap to the target claim."""
-    out = {}
-    for vm in vms:
-        ns, name = _meta(vm).get("namespace") or "", _meta(vm).get("name") or ""
-        tmpl = (((vm.get("spec") or {}).get("template") or {}).get("spec") or {})
-        for vol in tmpl.get("volumes") or []:
-            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName") or (vol.get("dataVolume") or {}).get("name")
-            if claim:
-                out.setdefault((ns, claim), (name, vol.get("name") or "", vm))
-        state = (_status(vm).get("volumeUpdateState") or {}).get("volumeMigrationState") or {}
-        for mv in state.get("migratedVolumes") or []:
-            for side in ("sourcePVCInfo", "destinationPVCInfo"):
-                claim = (mv.get(side) or {}).get("claimName")
-                if claim:
-                    out.setdefault((ns, claim), (name, mv.get("volumeName") or "", vm))
-    return out
-
-
-def vm_running(vm: Optional[dict]) -> bool:
-    st = _status(vm)
-    return bool(st.get("ready")) or st.get("printableStatus") in ("Running", "Migrating")
-
-
-# ---- DVM / DVMP reading ---------------------------------------------------------------------------
-class _DvmView:
-    """Per-PVC lookups into one DVM's status and its DVMPs."""
-
-    def __init__(self, dvm: Optional[dict], dvmps: List[dict]):
-        self.dvm = dvm
-        st = _status(dvm)
-        self.live, self.pods, self.ops = {}, {}, {}
-        for field, phase in LIVE_BUCKETS:
-            for e in st.get(field) or []:
-                self.live.setdefault(_pvc_key(e.get("pvcRef")), (phase, field, e))
-        for field, phase in POD_BUCKETS:
-            for e in st.get(field) or []:
-                self.pods.setdefault(_pvc_key(e.get("pvcRef")), (phase, field, e))
-        for op in st.get("rsyncOperations") or []:
-            self.ops[_pvc_key(op.get("pvcReference"))] = op
-        self.skipped = set(st.get("skippedVolumes") or [])
-        self.dvmps_by_name = {_meta(p).get("name"): p for p in dvmps}
-        self.dvmps_by_selector = {}
-        for p in dvmps:
-            spec = p.get("spec") or {}
-            sel = (spec.get("podSelector") or {}).get(LABEL_CREATED_FOR_PVC)
-            if sel:
-                self.dvmps_by_selector[(spec.get("podNamespace") or "", sel)] = p
-        conds = conditions(dvm) if dvm else {}
-        self.succeeded = "Succeeded" in conds
-        self.failed = "Failed" in conds
-        self.conditions = conds
-
-    def dvmp(self, ns, pvc) -> Optional[dict]:
-        if not self.dvm:
-            return None
-        # DVMP name = md5(<dvm name><pvc name><source namespace>) (rsync.go createPVProgressCR).
-        found = self.dvmps_by_name.get(_md5(f"{_meta(self.dvm).get('name')}{pvc}{ns}"))
-        return found or self.dvmps_by_selector.get((ns, _md5(pvc)))
-
-
-def _pvc_key(ref) -> Tuple[str, str]:
-    ref = ref or {}
-    return (ref.get("namespace") or "", ref.get("name") or "")
-
-
-def _lookup(table, ns, names):
-    for n in names:
-        if n and (ns, n) in table:
-            return table[(ns, n)]
-        if n and ("", n) in table:
-            return table[("", n)]
-    return None
-
-
-def _attempts(dvmp_status) -> Optional[int]:
-    history = {h.get("podName") for h in dvmp_status.get("rsyncPodStatuses") or [] if h.get("podName")}
-    current = dvmp_status.get("podName")
-    n = len(history) + (1 if current and current not in history else 0)
-    return n or None
-
-
-def _rsync_failure(st) -> str:
-    parts = []
-    if st.get("exitCode") not in (None, 0):
-        parts.append(f"rsync exited with code {st['exitCode']}")
-    last = [ln.strip() for ln in str(st.get("logMessage") or "").replace("\\n", "\n").splitlines() if ln.strip()]
-    if last:
-        parts.append(last[-1].strip('"'))
-    return ": ".join(parts)
-
-
-def _disk(pair, view: _DvmView, vm_info, live_plan: bool, mtc_ns: str, mig_name: str) -> dict:
-    ns, names = pair["namespace"], (pair["source"], pair["target"])
-    vm_name, volume, vm = vm_info or ("", "", None)
-    phase, mode, progress, rate, elapsed, attempt, message = None, None, None, None, None, None, ""
-    inspect = f"kubectl describe migmigration {mig_name} -n {mtc_ns}"
-    if view.dvm:
-        inspect = f"kubectl describe dvm {_meta(view.dvm).get('name')} -n {mtc_ns}"
-    live = _lookup(view.live, ns, names)
-    pod = _lookup(view.pods, ns, names)
-    op = _lookup(view.ops, ns, names)
-    dvmp = None
-    for n in names:
-        dvmp = dvmp or (view.dvmp(ns, n) if n else None)
-    if live:
-        phase, _, e = live
-        mode = "live"
-        vm_name = e.get("vmName") or vm_name
-        progress = percent(e.get("lastObservedProgressPercent"))
-        rate, elapsed, message = e.get("lastObservedTransferRate"), e.get("totalElapsedTime"), e.get("message") or ""
-        inspect = f"kubectl get vmim -n {ns} -l kubevirt.io/volume-update-migration={vm_name}"
-    elif pod or dvmp or op:
-        mode = "offline"
-        if pod:
-            phase, field, e = pod
-            progress = percent(e.get("lastObservedProgressPercent"))
-            rate, elapsed = e.get("lastObservedTransferRate"), e.get("totalElapsedTime")
-            if field == "pendingSinceTimeLimitPods":
-                message = f"rsync client pod {e.get('namespace')}/{e.get('name')} pending for more than 10 minutes"
-        if dvmp:
-            st = _status(dvmp)
-            inspect = f"kubectl describe dvmp {_meta(dvmp).get('name')} -n {mtc_ns}"
-            progress = percent(st.get("totalProgressPercentage")) if st.get("totalProgressPercentage") else progress
-            rate = st.get("lastObservedTransferRate") or rate
-            elapsed = st.get("rsyncElapsedTime") or elapsed
-            attempt = _attempts(st)
-            if phase is None and st.get("phase"):
-                phase = st["phase"]
-            if st.get("phase") == "Failed" or (phase == "Failed" and st.get("exitCode") not in (None, 0)):
-                message = message or _rsync_failure(st)
-            elif st.get("phase") == "Pending" and st.get("podName"):
-                inspect = f"kubectl describe pod {st['podName']} -n {(dvmp.get('spec') or {}).get('podNamespace') or ns}"
-        if op:
-            attempt = op.get("currentAttempt") or attempt
-            if op.get("failed"):
-                phase = "Failed"
-            elif op.get("succeeded") and phase != "Failed":
-                phase = "Succeeded"
-        if phase == "Failed" and not (op and op.get("failed")) and not view.failed and not view.succeeded \
-                and not pod:
-            # The newest rsync pod failed but the operation has retries left: still running.
-            phase, message = "Running", f"attempt {attempt or '?'} failed, retrying" + (f" ({message})" if message else "")
-        if phase == "Failed" and not message:
-            message = "rsync failed" + (f" after {attempt} attempts" if attempt else "")
-    elif any(f"{ns}/{n}" in view.skipped for n in names if n):
-        phase, mode = "Skipped", "live" if live_plan else "offline"
-        message = "VM running: skipped by the stage run, moved live at cutover" if live_plan else "skipped"
-    else:
-        mode = "live" if live_plan and vm_running(vm) else "offline"
-        phase = "Succeeded" if view.succeeded else "Pending"
-    if phase == "Succeeded" and progress is None:
-        progress = 100
-    if phase == "Failed" and not message and view.dvm:
-        message = "; ".join(_status(view.dvm).get("errors") or [])
-    return disk_row(vm=vm_name, volume=volume, source_pvc=pair["source"], target_pvc=pair["target"],
-                    source_sc=pair["source_sc"], target_sc=pair["target_sc"], mode=mode, phase=phase or "Pending",
-                    progress=progress, rate=rate, elapsed=elapsed, attempt=attempt, message=message,
-                    inspect=inspect)
-
-
-def _pairs(plan, dvm, pvc_sc) -> List[dict]:
-    """The source/target PVC pairs of this migration: the DVM's list once it exists, else the plan's copy
-    selections (``pvc.name`` is "<source>:<target>" for a storage-conversion plan)."""
-    by_source = {}
-    for pv in (plan.get("spec") or {}).get("persistentVolumes") or []:
-        pvc = pv.get("pvc") or {}
-        src, _, tgt = (pvc.get("name") or "").partition(":")
-        sel = pv.get("selection") or {}
-        by_source[(pvc.get("namespace") or "", src)] = {
-            "namespace": pvc.get("namespace") or "", "source": src, "target": tgt or src,
-            "source_sc": pv.get("storageClass") or pvc_sc.get((pvc.get("namespace") or "", src), ""),
-            "target_sc": sel.get("storageClass") or "", "action": sel.get("action") or "copy"}
-    if dvm:
-        out = []
-        for p in (dvm.get("spec") or {}).get("persistentVolumeClaims") or []:
-            ns, src = p.get("namespace") or "", p.get("name") or ""
-            base = by_source.get((ns, src), {})
-            out.append({"namespace": ns, "source": src, "target": p.get("targetName") or base.get("target") or src,
-                        "source_sc": base.get("source_sc") or pvc_sc.get((ns, src), ""),
-                        "target_sc": p.get("targetStorageClass") or base.get("target_sc") or ""})
-        return out
-    return [p for p in by_source.values() if p["action"] == "copy"]
+__all__ = ["build", "build_one", "from_objects", "fetch_objects", "collect", "plan_namespaces", "latest_migration",
+           "index_vms", "DEFAULT_MTC_NAMESPACE"]
 
 
 def current_step(mig) -> str:
@@ -270,10 +36,12 @@ def current_step(mig) -> str:
     return (st.get("phase") or "Created") + counter
 
 
-def _warnings(mig, view: _DvmView, plan) -> List[str]:
+def _warnings(mig, view: DvmView, plan) -> List[str]:
     out = []
     for obj in (plan, mig, view.dvm):
         for ctype, c in (conditions(obj) if obj else {}).items():
+            if ctype == "RsyncClientPodsPending" and obj is view.dvm and not view.pending_long:
+                continue  # stale: the DVM never clears it once the pod started (see DvmView.pending_long)
             if c.get("category") in ("Warn", "Error") or (c.get("category") == "Critical" and ctype != "Failed"):
                 text = f"{ctype}: {c.get('message') or c.get('reason') or ''}".rstrip(": ")
                 if text not in out:
@@ -281,28 +49,38 @@ def _warnings(mig, view: _DvmView, plan) -> List[str]:
     return out
 
 
-def build_one(plan, mig, dvm, dvmps, vm_index, pvc_sc=None) -> dict:
+def build_one(plan, mig, dvm, dvmps, vm_index, pvc_sc=None, now: Optional[str] = None) -> dict:
+    """One MigMigration (a stage run, a cutover or a rollback) as a Migration, judged by ``verdict.verdict``."""
     pvc_sc = pvc_sc or {}
     mtc_ns = _meta(mig).get("namespace") or DEFAULT_MTC_NAMESPACE
-    view = _DvmView(dvm, dvmps)
+    view = DvmView(dvm, dvmps)
     mtype = migration_type(mig)
-    live_plan = bool((plan.get("spec") or {}).get("liveMigrate"))
+    ctx = {"live_plan": bool((plan.get("spec") or {}).get("liveMigrate")), "mtc_ns": mtc_ns,
+           "mig_name": _meta(mig).get("name"), "type": mtype, "now": now}
     pairs = _pairs(plan, dvm, pvc_sc)
     if mtype == "rollback":  # data and VMs move from the migrated claims back to the originals
         for p in pairs:
             p["source"], p["target"] = p["target"], p["source"]
             p["source_sc"], p["target_sc"] = p["target_sc"], p["source_sc"]
     disks = []
+    recorded = V.recorded_disks(mig)
     for pair in pairs:
         info = _lookup(vm_index, pair["namespace"], (pair["source"], pair["target"]))
-        disks.append(_disk(pair, view, info, live_plan, mtc_ns, _meta(mig).get("name")))
+        if info is None:  # the VM moved on since (a later run): the run's own record says whose disk it was
+            vm_name, _, volume = (recorded.get(pair["source"]) or recorded.get(pair["target"]) or "").partition("/")
+            info = (vm_name, volume, None) if vm_name else None
+        disks.append(disk(pair, view, info, ctx))
+    namespaces = plan_namespaces(plan)
+    ns = namespaces[0] if namespaces else ""
+    conds, st = conditions(mig), _status(mig)
+    ended = st.get("phase") == "Completed" or any(t in conds for t in ("Succeeded", "SucceededWithWarnings",
+                                                                       "Failed", "Canceled"))
+    disks += missing_disks(V.requested_disks(mig), pairs, view, ended, ns, vm_index, ctx)
     disks.sort(key=lambda d: (d["vm"], d["volume"], d["sourcePVC"]))
 
-    conds, st = conditions(mig), _status(mig)
-    fatal = [conds[t] for t in FATAL_BLOCKERS if t in conds and conds[t].get("category") == "Critical"]
-    hidden = "DirectVolumeMigrationFailed" in conds or view.failed
-    result, verdict = migration_result(mig, dvm, disks)  # the one MTC verdict (also migrate --wait and rollback)
+    result, message = V.verdict(mig, dvm, disks, plan_name=_meta(plan).get("name") or "")
     finish_disks(disks, result)
+    fatal = [conds[t] for t in V.FATAL_BLOCKERS if t in conds and conds[t].get("category") == "Critical"]
     completed = None
     if result != RUNNING:
         for ctype in ("Canceled", "Failed", "SucceededWithWarnings", "Succeeded"):
@@ -314,23 +92,27 @@ def build_one(plan, mig, dvm, dvmps, vm_index, pvc_sc=None) -> dict:
     errors = list(st.get("errors") or []) + [c.get("message") or "" for c in fatal]
     if dvm:
         errors += [e for e in _status(dvm).get("errors") or [] if e not in errors]
-    if result == FAILED and hidden and "DirectVolumeMigrationFailed" in conds:
-        errors.append(conds["DirectVolumeMigrationFailed"].get("message") or "DirectVolumeMigration failed")
-    if result == FAILED and not errors and verdict:
-        errors.append(verdict)  # e.g. "completed with warnings: ..." (the verdict says why it is not a success)
-    namespaces = plan_namespaces(plan)
+    if result == "Failed" and message not in errors:
+        errors.append(message)
     name = _meta(mig).get("name")
     return migration(
-        plan=_meta(plan).get("name"), namespace=namespaces[0] if namespaces else "", engine="mtc", type_=mtype,
+        plan=_meta(plan).get("name"), namespace=ns, engine="mtc", type_=mtype,
         phase=st.get("phase") or "Created", result=result,
         started=st.get("startTimestamp") or _meta(mig).get("creationTimestamp"), completed=completed, disks=disks,
         step=current_step(mig) if result == RUNNING else result, warnings=_warnings(mig, view, plan),
-        errors=errors, migration=name, itinerary=st.get("itinerary") or "",
+        errors=errors, migration=name, itinerary=st.get("itinerary") or "", verdict=message,
         inspect=f"kubectl describe migmigration {name} -n {mtc_ns}")
 
 
-def build(plans, migrations, dvms, dvmps, vms, pvcs=(), namespace: Optional[str] = None) -> List[dict]:
-    """One Migration per plan (its most recent MigMigration) covering ``namespace`` (all when None)."""
+def _order(m) -> Tuple[str, str, str]:
+    return (_meta(m).get("creationTimestamp") or "", _status(m).get("startTimestamp") or "", _meta(m).get("name") or "")
+
+
+def build(plans, migrations, dvms, dvmps, vms, pvcs=(), namespace: Optional[str] = None,
+          now: Optional[str] = None) -> List[dict]:
+    """Every MigMigration of every plan covering ``namespace`` (all when None) — stage runs, cutovers and rollbacks
+    — each a Migration with its own result, oldest first per plan. Earlier runs of a plan carry the render hint
+    ``_superseded`` (the table folds them into a line; ``status -w`` takes its exit code from the latest)."""
     pvc_sc = {(_meta(p).get("namespace") or "", _meta(p).get("name")): (p.get("spec") or {}).get("storageClassName")
               or "" for p in pvcs}
     vm_index = index_vms(vms)
@@ -353,56 +135,59 @@ def build(plans, migrations, dvms, dvmps, vms, pvcs=(), namespace: Optional[str]
     for plan in plans:
         if namespace and namespace not in plan_namespaces(plan):
             continue
-        mig = latest_migration(migs_by_plan.get((_meta(plan).get("namespace") or "", _meta(plan).get("name")), []))
-        if mig is None:
-            continue
-        candidates = dvm_by_mig.get(_meta(mig).get("uid"), [])
-        dvm = latest_migration(candidates) if candidates else None
-        out.append(build_one(plan, mig, dvm, dvmps_by_dvm.get(_meta(dvm).get("uid"), []) if dvm else [],
-                             vm_index, pvc_sc))
-    out.sort(key=lambda m: (m["namespace"], m["plan"]))
+        runs = sorted(migs_by_plan.get((_meta(plan).get("namespace") or "", _meta(plan).get("name")), []), key=_order)
+        # a plan the plugin closed for a newer one (plans.choose_plan): all its runs are history
+        replaced = bool(((_meta(plan).get("annotations") or {}).get(SUPERSEDED_BY)) and (plan.get("spec") or {}).get("closed"))
+        for i, mig in enumerate(runs):
+            candidates = dvm_by_mig.get(_meta(mig).get("uid"), [])
+            dvm = latest_migration(candidates) if candidates else None
+            m = build_one(plan, mig, dvm, dvmps_by_dvm.get(_meta(dvm).get("uid"), []) if dvm else [],
+                          vm_index, pvc_sc, now=now)
+            m["_superseded"] = replaced or i < len(runs) - 1
+            m["_created"] = _order(mig)
+            out.append(m)
+    # plans of a namespace in creation order of their runs, so a newer plan's runs follow an older plan's
+    out.sort(key=lambda m: (m["namespace"], m["_created"], m["plan"]))
     return out
 
 
-def from_objects(objects: Iterable[dict], namespace: Optional[str] = None) -> List[dict]:
-    """Migrations from a pile of objects (a dump, a must-gather, or what ``fetch_objects`` listed)."""
+def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: Optional[str] = None) -> List[dict]:
+    """Migrations from a pile of objects (a dump, a must-gather, or what ``fetch_objects`` listed). ``now``
+    (RFC 3339) lets a running rsync attempt show its elapsed time."""
     by_kind = {k: [] for k in KINDS}
     for obj in objects:
         if isinstance(obj, dict) and obj.get("kind") in by_kind:
             by_kind[obj["kind"]].append(obj)
     return build(by_kind["MigPlan"], by_kind["MigMigration"], by_kind["DirectVolumeMigration"],
                  by_kind["DirectVolumeMigrationProgress"], by_kind["VirtualMachine"],
-                 by_kind["PersistentVolumeClaim"], namespace=namespace)
+                 by_kind["PersistentVolumeClaim"], namespace=namespace, now=now)
 
 
 # ---- shell: the constant-size read ---------------------------------------------------------------------
 def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = False,
                   mtc_namespace: Optional[str] = None, vms: Optional[List[dict]] = None) -> List[dict]:
-    """LIST what ``from_objects`` needs: MigPlans (one cluster-wide LIST finds MTC's namespace), then per
-    MTC namespace (normally one) MigMigrations, DVMs and DVMPs by label selector, and the VMs (unless
-    given). Five requests whatever the number of VMs; one when no plan covers the namespace."""
+    """LIST what ``from_objects`` needs: the MigPlans, MigMigrations, DVMs and DVMPs of ``openshift-migration`` —
+    the only namespace mig-controller reconciles (every controller's watch predicate filters on
+    ``migapi.OpenshiftMigrationNamespace``, and DVMs/DVMPs are always created there: migmigration/dvm.go,
+    directvolumemigration/rsync.go) — and the VMs (unless given). Four requests whatever the number of VMs; one
+    when no plan covers the namespace. ``mtc_namespace`` is accepted for the option's sake and must be that one."""
     from ... import errors
     from ... import resources as R
+    from .build import check_mtc_namespace
 
+    mtc_ns = check_mtc_namespace(mtc_namespace)
     ns = None if all_namespaces else (namespace or kube.namespace)
     try:
-        if mtc_namespace:
-            plans = kube.items(R.MIGPLAN, mtc_namespace)
-        else:
-            try:
-                plans = kube.items(R.MIGPLAN, all_namespaces=True)
-            except errors.Forbidden:
-                plans = kube.items(R.MIGPLAN, DEFAULT_MTC_NAMESPACE)
+        plans = kube.items(R.MIGPLAN, mtc_ns)
     except errors.NotFound:  # MTC's CRDs are not installed
         return []
     plans = [p for p in plans if ns is None or ns in plan_namespaces(p)]
     if not plans:
         return []
     objects = list(plans)
-    for mtc_ns in sorted({_meta(p).get("namespace") for p in plans}):
-        objects += kube.items(R.MIGMIGRATION, mtc_ns)
-        objects += kube.items(R.DVM, mtc_ns, label_selector=LABEL_DVM_OF_MIGRATION)
-        objects += kube.items(R.DVMP, mtc_ns, label_selector=LABEL_DVMP_OF_DVM)
+    objects += kube.items(R.MIGMIGRATION, mtc_ns)
+    objects += kube.items(R.DVM, mtc_ns, label_selector=LABEL_DVM_OF_MIGRATION)
+    objects += kube.items(R.DVMP, mtc_ns, label_selector=LABEL_DVMP_OF_DVM)
     if vms is None:
         try:
             vms = kube.items(R.VM, ns, all_namespaces=ns is None)
@@ -413,5 +198,8 @@ def fetch_objects(kube, namespace: Optional[str] = None, all_namespaces: bool = 
 
 def collect(kube, namespace: Optional[str] = None, all_namespaces: bool = False,
             mtc_namespace: Optional[str] = None, vms: Optional[List[dict]] = None) -> List[dict]:
+    import datetime
+
     ns = None if all_namespaces else (namespace or kube.namespace)
-    return from_objects(fetch_objects(kube, namespace, all_namespaces, mtc_namespace, vms), namespace=ns)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return from_objects(fetch_objects(kube, namespace, all_namespaces, mtc_namespace, vms), namespace=ns, now=now)

@@ -1,6 +1,6 @@
 """The MTC engine as the commands see it (engines/base.py ``Engine``): glue over the shell ``engine.MtcEngine``
-(API calls), the pure ``build`` (objects, names, the one verdict ``migration_result``), ``checks`` (preflight)
-and ``progress`` (status rows)."""
+(API calls), the pure ``build`` (objects, names), ``plans`` (the MigPlan's life cycle), ``checks`` (preflight),
+``verdict`` (the one result rule) and ``progress`` (status rows)."""
 import json
 from typing import List, Optional
 
@@ -42,19 +42,24 @@ class Mtc(Engine):
         return [Permission(v, g, r, scope) for v, g, r, scope in table]
 
     def naming(self, namespace, target_storage_class):
-        own = None
-        if self.kube is not None:
-            own, _ = self.shell.existing_plans(namespace)
-        return self.shell.naming(own)
+        # The suffix of the plan the run adopts; ``checks`` corrects the names when the run needs a new plan.
+        return self.shell.naming(namespace if self.kube is not None else None)
 
     def checks(self, plan, inventory, request, objects, write=True) -> List[dict]:
+        from . import build as B
         from .checks import run_preflight
 
         if self.kube is None:
             facts = {"engine": "mtc"}
         else:
+            pvcs = objects.get("PersistentVolumeClaim") or []
+            choice = self.shell.plan_choice(plan["namespace"], [m["sourcePVC"] for m in plan["moves"]], pvcs)
+            if choice["current"] is None:  # a new plan: MTC picks its suffix when it first reconciles it
+                for m in plan["moves"]:
+                    m["targetPVC"] = B.target_name(m["sourcePVC"], None)
+            _apply_mtc_live_check(plan, self.shell.live_blockers())
             # write permissions are checked for previews and check too: they say what a real run would hit
-            facts = self.shell.gather_facts(plan, request.kind, write=write, hooks=request.hooks)
+            facts = self.shell.gather_facts(plan, request.kind, write=write, hooks=request.hooks, pvcs=pvcs)
         return run_preflight(plan, inventory, facts, request.kind)
 
     def existing(self, request, namespace, vm_names) -> Optional[Existing]:
@@ -66,7 +71,8 @@ class Mtc(Engine):
             if not eng.locate()["installed"]:
                 return None
             own, _ = eng.existing_plans(namespace)
-            migs = eng.migrations_of(own["metadata"]["name"]) if own else []
+            migs = [m for m in eng.migrations_of(own["metadata"]["name"]) if B.run_state(m) != "Canceled"] \
+                if own else []
         except errors.ApiError:
             return None
         wanted = set(vm_names)
@@ -110,7 +116,7 @@ class Mtc(Engine):
     def migrations(cls, objects, namespace, now=None) -> List[dict]:
         from . import progress
 
-        return progress.from_objects(objects, namespace=namespace)
+        return progress.from_objects(objects, namespace=namespace, now=now)
 
     def read(self, namespace=None, name=None, all_namespaces=False) -> List[dict]:
         return self.shell.read(namespace=namespace, name=name, all_namespaces=all_namespaces)
@@ -139,7 +145,9 @@ class Mtc(Engine):
 
     def cancel(self, name, namespace) -> str:
         self._require_installed(None)
-        mig = self.shell.cancel(name)
+        mig, warning = self.shell.cancel(name)
+        if warning:
+            (self.options.get("echo") or (lambda message: None))(f"warning: {warning}")
         return (f"migmigration.migration.openshift.io/{mig} cancel requested "
                 f"(follow with: kubectl vm-storage status {name} -w)")
 
@@ -161,3 +169,21 @@ class Mtc(Engine):
     def rollback(self, name, dry_run_server=False) -> dict:
         mig, created = self.shell.rollback(name, dry_run_server=dry_run_server)
         return {"migration": mig, "created": created, "object": f"migmigration.migration.openshift.io/{mig}"}
+
+
+def _apply_mtc_live_check(plan: dict, why: List[str]) -> None:
+    """MTC's own KubeVirt check (``plans.mtc_live_blockers``) disagrees with the plugin's: settle the mode now, so
+    preview, findings and the quiesce confirmation (which lists the VMs an offline copy stops) say what will happen."""
+    if not why or not plan.get("liveMigrate"):
+        return
+    text = "; ".join(why)
+    if plan.get("requestedMode") == "live":
+        plan["findings"].append({"name": "live-migration", "severity": "error",
+                                 "message": f"--mode live refused: {text}; fix KubeVirt's configuration, or use "
+                                            "--mode offline (VMs are stopped during the copy)"})
+        return
+    plan["liveMigrate"], plan["mode"] = False, "offline"
+    for m in plan["moves"]:
+        m["mode"] = "offline"
+    plan["findings"].append({"name": "live-migration", "severity": "warning",
+                             "message": f"falling back to offline: {text}; running VMs will be stopped during the copy"})
