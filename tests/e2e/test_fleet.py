@@ -88,3 +88,56 @@ def _kind(verb, url):
     if verb == "GET" and len(rest) == 1:
         verb = "LIST"
     return verb, rest[0]
+
+
+def _writes(stderr):
+    out = {}
+    for line in stderr.splitlines():
+        if " vm-storage] " not in line:
+            continue
+        verb, url = (line.split("] ", 1)[1].split(" ") + [""])[:2]
+        if verb in ("POST", "PATCH", "PUT", "DELETE"):
+            key = _kind(verb, url)
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_an_interrupted_fleet_run_rerun_finishes_only_what_is_left(kv, cp):  # noqa: F811
+    import signal
+    import subprocess
+    import time
+
+    tag = uuid.uuid4().hex[:6]
+    spaces = [make_namespace(kv, f"refleet-{i}") for i in range(2)]
+    for ns in spaces:
+        for i in range(5):
+            F.apply(kv, ns, *F.make_vm_bundle(f"vm{i}", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
+                                              running=False, labels={"fleet": tag}))
+    args = [cp.kubectl_bin, "vm-storage", "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine",
+            "kubevirt", "--parallel", "2", "--wait", "--yes", "-v", "6"]
+
+    def moved():
+        return sum(1 for ns in spaces for i in range(5)
+                   if any((v.get("persistentVolumeClaim") or {}).get("claimName") == f"vm{i}-data-fast"
+                          for v in kv.get(R.VM, f"vm{i}", ns)["spec"]["template"]["spec"]["volumes"]))
+
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                             text=True, env=cp.env)
+    end = time.time() + 180
+    while moved() < 3 and time.time() < end and first.poll() is None:
+        time.sleep(0.1)
+    assert first.poll() is None, "the first run ended before it could be interrupted"
+    first.send_signal(signal.SIGINT)
+    _, err1 = first.communicate(timeout=60)
+    assert first.returncode == 130, err1[-1500:]
+    done_before = moved()
+    assert 3 <= done_before < 10
+    again = subprocess.run(args, capture_output=True, text=True, env=cp.env, timeout=420, stdin=subprocess.DEVNULL)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert moved() == 10
+    w1, w2 = _writes(err1), _writes(again.stderr)
+    # nothing is done twice: every destination created once, every VM patched once, over both runs
+    assert w1.get(("POST", "datavolumes"), 0) + w2.get(("POST", "datavolumes"), 0) == 10, (w1, w2)
+    assert w1.get(("PATCH", "virtualmachines"), 0) + w2.get(("PATCH", "virtualmachines"), 0) == 10, (w1, w2)
+    assert w2.get(("PATCH", "virtualmachines"), 0) == 10 - done_before  # only the VMs left
+    assert not any(v == "DELETE" for v, _ in list(w1) + list(w2))
