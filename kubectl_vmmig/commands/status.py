@@ -113,13 +113,22 @@ class LiveSource:
     def __call__(self):
         import datetime
 
-        from .. import engines
+        from .. import engines, errors
         from .. import progress as P
         from ..engines.base import StatusScope
 
         ns = None if self.all else self.namespace
         scope = StatusScope(ns, self.all, self.options)
-        read = [(cls, cls.fetch_objects(self.kube, scope, self._warn_once)) for _, cls in engines.classes()]
+        read, said = [], []
+        for _, cls in engines.classes():
+            said.append([])
+            read.append((cls, cls.fetch_objects(self.kube, scope, said[-1].append)))
+        if all(said):
+            # No engine's objects may be read at all: a refusal, as `kubectl get` answers it (exit 7), not an
+            # empty answer. One engine refused while others answer: a warning, their migrations still show.
+            raise errors.Forbidden("; ".join(w[0] for w in said), status=403)
+        for message in (m for w in said for m in w):
+            self._warn_once(message)
         vms = self._vm_list() if any(objs for _, objs in read) else []
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         ms = [m for cls, objs in read for m in cls.migrations(objs + vms, ns, now=now)]

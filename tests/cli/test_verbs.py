@@ -165,3 +165,15 @@ def test_status_without_rights_on_kubevirt_migrations_warns_and_still_answers(ap
     res = run("status", "-n", "ns1", "-o", "json")
     assert res.code == 0 and json.loads(res.out) == {"migrations": []}
     assert res.err.count("warning: cannot read KubeVirt volume migrations") == 1
+
+
+def test_status_with_no_right_to_read_any_engines_objects_is_forbidden_exit_7(api, run):
+    """As `kubectl get` answers a user who may read nothing: a refusal (exit 7), not an empty list and exit 0."""
+    kube = api(stopped_vm_world(), namespace="ns1")
+
+    def items(res, *a, **k):
+        raise errors.Forbidden(f"{res.plural}.{res.group} is forbidden: User \"alice\" cannot list", status=403)
+
+    kube.items = items
+    res = run("status", "-n", "ns1", "-o", "json")
+    assert res.code == errors.FORBIDDEN and res.out == "" and "forbidden" in res.err
