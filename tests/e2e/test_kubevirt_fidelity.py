@@ -146,7 +146,7 @@ def test_finding6_stop_on_a_manual_vm_restarts_it_through_the_start_subresource(
     kv.subresource("PUT", R.VM, "man", "start", ns, body={})
     wait_for(lambda: ((kv.get_or_none(R.VMI, "man", ns) or {}).get("status") or {}).get("phase") == "Running",
              60, "Manual VM started")
-    run = kubectl("vm-storage", "migrate", "man", "--to", "fast", "-n", ns, *ENGINE, "--mode", "offline", "--stop",
+    run = kubectl("vm-storage", "migrate", "man", "--to", "fast", "-n", ns, *ENGINE, "--mode", "offline", "--stop", "--yes",
                   "--wait", timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "start subresource" in run.stderr
