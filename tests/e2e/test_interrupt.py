@@ -89,12 +89,16 @@ def test_mtc_signal_while_waiting_leaves_the_migration_running(sig, code, word, 
 def test_kubevirt_signal_during_live_migration_then_rerun_adopts(sig, code, word, cp, world, namespace):
     kube, ns = world, namespace
     make_vm(kube, ns, "vm1")
-    set_faults(kube, ns, liveMigrationFail="2")  # two failed attempts: the migration lasts a while
+    # Every attempt fails until the signal is sent, so the migration is surely still running when it arrives
+    # (with a fixed number of failures a slow test process could observe the swap only after the end).
+    set_faults(kube, ns, liveMigrationFail="true")
     args = ["migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "kubevirt", "--mode", "live", "--wait"]
     proc = start(cp, *args)
     wait_for(lambda: kube.get(R.VM, "vm1", ns)["spec"].get("updateVolumesStrategy") == "Migration", 120,
              "the volume swap")
+    assert proc.poll() is None, "the plugin ended before the signal"
     rc, out, err = interrupt(proc, sig)
+    set_faults(kube, ns, liveMigrationFail="0")  # KubeVirt's next attempt succeeds
     assert rc == code, err
     assert "Traceback" not in err and (word in err or "interrupted" in err), err
     printed = reattach_command(err)
