@@ -255,7 +255,11 @@ def quiesce_hazard(plan, inventory, workloads) -> Optional[dict]:
     stopped = list(workloads or [])
     for vm_name in plan["vms"]:
         f = inventory["vms"].get(f"{plan['namespace']}/{vm_name}") or {}
-        if f.get("running") and not plan["liveMigrate"]:
+        # A VM still starting (a VMI not yet Running, or a strategy that starts it) is quiesced too: ask for it
+        # as for a running one (erring towards the question; MTC's quiesce halts the VM either way).
+        starting = f.get("vmiPhase") not in (None, "", "Succeeded", "Failed") or \
+            f.get("runStrategy") in ("Always", "RerunOnFailure")
+        if (f.get("running") or starting) and not plan["liveMigrate"]:
             stopped.append(f"VirtualMachine/{vm_name} (stopped for the copy, restarted after)")
     if not stopped:
         return None
