@@ -321,3 +321,20 @@ def test_missing_write_permissions_reported_before_any_write(env, kubectl, cp):
     assert r.returncode == errors.PREFLIGHT, r.stderr
     assert "forbidden: create migplans" in r.stderr
     assert all_plans_for(kube, ns) == []
+
+
+def test_two_stage_runs_and_a_cutover_are_three_migrations_oldest_first(env, kubectl):
+    """Issue 14: every MigMigration of a plan is its own migration in status, with its own result."""
+    kube, ns = env
+    make_vms(kube, ns, ["vm1"], running=False)
+    for _ in range(2):
+        r = vs(kubectl, "migrate", "vm1", "--to", "fast", "--stage", "-n", ns, "--wait")
+        assert r.returncode == 0, r.stderr + r.stdout
+    r = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", "--wait")
+    assert r.returncode == 0, r.stderr + r.stdout
+    r = vs(kubectl, "status", "-n", ns, "-o", "json")
+    assert r.returncode == 0, r.stderr
+    runs = [m for m in json.loads(r.stdout)["migrations"] if m["engine"] == "mtc"]
+    assert [(m["type"], m["result"]) for m in runs] == [("stage", "Succeeded"), ("stage", "Succeeded"),
+                                                        ("cutover", "Succeeded")], runs
+    assert len({m["plan"] for m in runs}) == 1 and runs[0]["started"] <= runs[1]["started"] <= runs[2]["started"]
