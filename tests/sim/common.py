@@ -301,19 +301,26 @@ class StandIn:
         # Namespaces labelled MANUAL_LABEL=true belong to tests that step their own stand-in or write controller
         # status by hand: the session-wide (namespaces=None) stand-ins keep out of them.
         self.excluded: set = set()
+        self._seen: set = set()  # every namespace at the last refresh_excluded
         self.idle = 0  # passes in a row without a write (tests may fast-forward it)
         self.died: Optional[str] = None  # traceback of a dead controller thread
         self.on_death: Optional[Callable[["StandIn"], None]] = None
 
     def in_scope(self, namespace: Optional[str]) -> bool:
         if self.namespaces is None:
+            if namespace and namespace not in self.excluded and namespace not in self._seen:
+                # created after this pass's refresh: look again before touching it (a test's manual namespace
+                # would otherwise be reconciled once, racing its hand-written status)
+                self.refresh_excluded()
             return namespace not in self.excluded
         return namespace in self.namespaces
 
     def refresh_excluded(self) -> None:
         if self.namespaces is None:
-            self.excluded = {n["metadata"]["name"] for n in
-                             self.kube.items(R.NAMESPACE, label_selector=f"{MANUAL_LABEL}=true")}
+            spaces = self.kube.items(R.NAMESPACE)
+            self._seen = {n["metadata"]["name"] for n in spaces}
+            self.excluded = {n["metadata"]["name"] for n in spaces
+                             if ((n["metadata"].get("labels") or {}).get(MANUAL_LABEL)) == "true"}
 
     def faults(self, namespace: Optional[str]) -> Dict[str, str]:
         return faults(self.kube, namespace)
