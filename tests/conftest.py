@@ -43,6 +43,7 @@ class _CP:
         self.server = plane.server
         self.admin_kubeconfig = plane.admin_kubeconfig
         self.restricted_kubeconfig = plane.restricted_kubeconfig
+        self.nobody_kubeconfig = plane.nobody_kubeconfig
         self.kubeconfig = plane.kubeconfig
         self.admin = plane.admin()
         self.kubectl_bin = real_kubectl()

@@ -27,6 +27,9 @@ CRD_DIR = os.path.join(HERE, "crds")
 CACHE = os.environ.get("VMMIG_CACHE", os.path.expanduser("~/.cache/kubectl-vmmig"))
 ADMIN_TOKEN = "vmstorage-admin-token"
 ALICE_TOKEN = "vmstorage-alice-token"
+# user nobody is never granted anything: tests that need "no rights at all" use it, because tests running in
+# parallel bind alice to the shipped (partly cluster-scoped) roles for their own runs
+NOBODY_TOKEN = "vmstorage-nobody-token"
 
 # virt-operator installs the kubevirt.io CRDs differently from the controller-gen files (crds/README.md).
 KUBEVIRT_ADJUST = {
@@ -102,6 +105,7 @@ class ControlPlane:
         self.server = None
         self.admin_kubeconfig = os.path.join(self.dir, "admin.kubeconfig")
         self.restricted_kubeconfig = os.path.join(self.dir, "restricted.kubeconfig")
+        self.nobody_kubeconfig = os.path.join(self.dir, "nobody.kubeconfig")
         self.kubeconfig = os.path.join(self.dir, "kubeconfig")  # both contexts: admin (current), restricted
         self.ca_file = None
 
@@ -125,7 +129,8 @@ class ControlPlane:
                            check=True, capture_output=True)
         tokens = os.path.join(self.dir, "tokens.csv")
         with open(tokens, "w") as fh:
-            fh.write(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n{ALICE_TOKEN},alice,uid-alice,\n')
+            fh.write(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n{ALICE_TOKEN},alice,uid-alice,\n'
+                     f'{NOBODY_TOKEN},nobody,uid-nobody,\n')
         etcd_port, peer_port, port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self._spawn("etcd", [
@@ -224,13 +229,14 @@ class ControlPlane:
                                                               "certificate-authority": self.ca_file}}],
                 "users": [{"name": n, "user": {"token": t}} for n, t in users],
                 "contexts": [{"name": ctx, "context": {"cluster": "sandbox", "user": n, "namespace": "default"}}
-                             for ctx, n in (("admin", "admin"), ("restricted", "alice"))
+                             for ctx, n in (("admin", "admin"), ("restricted", "alice"), ("nobody", "nobody"))
                              if any(u[0] == n for u in users)],
             }
 
         for path, users, current in (
                 (self.admin_kubeconfig, [("admin", ADMIN_TOKEN)], "admin"),
                 (self.restricted_kubeconfig, [("alice", ALICE_TOKEN)], "restricted"),
+                (self.nobody_kubeconfig, [("nobody", NOBODY_TOKEN)], "nobody"),
                 (self.kubeconfig, [("admin", ADMIN_TOKEN), ("alice", ALICE_TOKEN)], "admin")):
             with open(path, "w") as fh:
                 yaml.safe_dump(cfg(users, current), fh, sort_keys=False)

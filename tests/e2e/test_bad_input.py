@@ -21,7 +21,7 @@ LIVE_MTC, LIVE_KV = ("--mode", "live", "--engine", "mtc", "--yes"), ("--mode", "
 M = ("migrate",)
 
 # (id, argv after 'kubectl vm-storage', exit code, needles in the error line, options)
-# options: kc = kubeconfig file from `files` ("restricted" = user alice with no rights), plane = "bare" (no CRDs)
+# options: kc = kubeconfig file from `files` ("restricted" = user nobody: no rights, ever), plane = "bare" (no CRDs)
 # | "kvonly" (KubeVirt CRDs only: no MTC, no CDI), kv = install_kubevirt(**kv) for the case, then restored.
 CASES = [
     # ---- flags and arguments (refused before any connection) ----
@@ -111,7 +111,7 @@ CASES = [
     ("no-cdi", M + ("vm1", "--to", "fast", "--engine", "kubevirt", "--mode", "offline"), PRE, ["CDI"],
      {"plane": "kvonly"}),
     # ---- 403: a user with no rights, on each verb ----
-    ("forbidden-migrate", M + ("vm1", "--to", "fast", "--yes"), FORB, ["forbidden", "alice"], {"kc": "restricted"}),
+    ("forbidden-migrate", M + ("vm1", "--to", "fast", "--yes"), FORB, ["forbidden", "nobody"], {"kc": "restricted"}),
     ("forbidden-check", ("check", "vm1", "--to", "fast"), FORB, ["forbidden"], {"kc": "restricted"}),
     ("forbidden-status", ("status",), FORB, ["forbidden"], {"kc": "restricted"}),
     ("forbidden-cancel", ("cancel", "vm-storage-x"), FORB, ["forbidden"], {"kc": "restricted"}),
@@ -227,7 +227,7 @@ def test_bad_input_fails_cleanly_and_creates_nothing(case, cp, kubectl, ns, file
         plane = planes(opt["plane"])
         env, kube, target_ns = plane.env(cp.env), plane.admin, "rel"
     if opt.get("kc") == "restricted":
-        env["KUBECONFIG"] = cp.restricted_kubeconfig
+        env["KUBECONFIG"] = cp.nobody_kubeconfig
     elif opt.get("kc"):
         env["KUBECONFIG"] = os.path.join(files, opt["kc"])
     if not opt.get("no_ns") and "-n" not in argv and "-A" not in argv:

@@ -149,5 +149,5 @@ def test_sources_against_the_api_server(cp, namespace):
     plans = cs.complete_plans(ctx, None, "vm-")
     assert [(c.value, c.help) for c in plans] == [("vm-storage-abc", "engine mtc")]
     assert namespace in [c.value for c in cs.complete_namespaces(ctx, None, namespace[:3])]
-    ctx.params["kubeconfig"] = cp.restricted_kubeconfig  # no rights: nothing, quietly
+    ctx.params["kubeconfig"] = cp.nobody_kubeconfig  # no rights: nothing, quietly
     assert cs.complete_storageclasses(ctx, None, "") == []

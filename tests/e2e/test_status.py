@@ -270,7 +270,7 @@ def test_requests_do_not_grow_with_vms(cp, kubectl, manual_namespace):
 
 
 def test_restricted_user_gets_forbidden_exit_code(cp, kubectl, namespace):
-    r = kubectl("vm-storage", "status", "-n", namespace, kubeconfig=cp.restricted_kubeconfig)
+    r = kubectl("vm-storage", "status", "-n", namespace, kubeconfig=cp.nobody_kubeconfig)
     assert r.returncode == 7, (r.returncode, r.stderr)
     assert "forbidden" in r.stderr.lower()
 
