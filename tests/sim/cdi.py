@@ -282,10 +282,16 @@ class CdiController(StandIn):
             kind, prefix = ("VolumeCloneSource", "volume-clone-source") if "pvc" in src else \
                 ("VolumeImportSource", "volume-import-source")
             pspec["dataSourceRef"] = {"apiGroup": "cdi.kubevirt.io", "kind": kind, "name": f"{prefix}-{md['uid']}"}
+        # controller-base.go newPersistentVolumeClaim: labels are {app: containerized-data-importer}, the
+        # fill-up alert suppression for Filesystem claims, then every label of the DataVolume copied over
+        labels = {"app": "containerized-data-importer", "app.kubernetes.io/component": "storage",
+                  "app.kubernetes.io/managed-by": "cdi-controller"}
+        if vmode == "Filesystem":
+            labels["alerts.k8s.io/KubePersistentVolumeFillingUp"] = "disabled"
+        labels.update(md.get("labels") or {})
         body = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                 "metadata": {"name": md["name"], "namespace": md["namespace"], "annotations": an,
-                             "labels": {"app": "containerized-data-importer", "app.kubernetes.io/component": "storage",
-                                        "app.kubernetes.io/managed-by": "cdi-controller"},
+                             "labels": labels,
                              "ownerReferences": [owner_ref(dv, block=True)]},
                 "spec": pspec}
         return body, None

@@ -189,3 +189,18 @@ def test_a_populator_destination_is_never_overwritten(cdi, namespace):
              == "dst-csi" and not o["status"].get("migratedVolumes"), "migrated to dst-csi")
     pv = cdi.get(R.PV, cdi.get(R.PVC, "dst-csi", namespace)["spec"]["volumeName"])
     assert OVERWRITE_ANNOTATION not in (pv["metadata"].get("annotations") or {})
+
+
+@pytest.mark.cluster
+def test_the_pvc_carries_the_datavolume_labels(cdi, namespace):
+    # controller-base.go newPersistentVolumeClaim copies every DV label onto the PVC it creates: the plugin's
+    # destination-name check reads a re-run's half-made destination PVC by that label (an interrupted fleet
+    # re-run was refused when the stand-in dropped it)
+    dv = F.make_blank_dv("lab-dv", size="1Gi", storage_class="fast")
+    dv["metadata"].setdefault("labels", {})["vm-storage.kubevirt-tools.io/migration"] = "m1"
+    F.apply(cdi, namespace, dv)
+    _watch_dv(cdi, namespace, "lab-dv")
+    labels = cdi.get(R.PVC, "lab-dv", namespace)["metadata"]["labels"]
+    assert labels["vm-storage.kubevirt-tools.io/migration"] == "m1"
+    assert labels["app"] == "containerized-data-importer"
+    assert labels["alerts.k8s.io/KubePersistentVolumeFillingUp"] == "disabled"  # a Filesystem claim
