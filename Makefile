@@ -64,3 +64,7 @@ startup-bench: zipapp          ## median start-up of --help and of a static comp
 
 bench: install-test bins       ## benchmark (not in `make test`): N=1,100,1000 VMs, plugin vs kubectl get; BENCH_ARGS="--sizes 1,100 --runs 5"
 	$(PYTHON) -m bench.run $(BENCH_ARGS)
+
+.PHONY: bench-fleet
+bench-fleet: install-test bins ## fleet benchmark (not in `make test`): migrate -A of N VMs; FLEET_ARGS="--vms 50 --namespaces 5"
+	$(PYTHON) -m bench.fleet $(FLEET_ARGS)

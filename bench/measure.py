@@ -96,11 +96,12 @@ def grows_with_n(counts_by_n: Dict[int, int], slack: int = 2) -> bool:
 
 # ---- the shell part: one measured process ----------------------------------------------------------
 class Result(dict):
-    """{"argv", "exit", "seconds", "maxrssKB", "requests": [...], "stdoutBytes", "stdout", "stderrTail", "timedOut"}"""
+    """{"argv", "exit", "seconds", "maxrssKB", "cpuSeconds" (the child's user + system time), "requests": [...], "stdoutBytes", "stdout", "stderrTail", "timedOut"}"""
 
 
 def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float] = None,
-        stop_signal: int = signal.SIGINT, keep_stdout: bool = False, kill_after: float = 5.0) -> Result:
+        stop_signal: int = signal.SIGINT, keep_stdout: bool = False, kill_after: float = 5.0,
+        keep_stderr: bool = False) -> Result:
     """Run ``argv`` and measure it. Peak memory comes from ``os.wait4`` (the child's own rusage, so runs do
     not mix as RUSAGE_CHILDREN would). After ``timeout`` seconds the child gets ``stop_signal`` (like
     Ctrl-C), then SIGKILL ``kill_after`` s later; the run then counts as ``timedOut`` (the expected end of ``-w``)."""
@@ -129,10 +130,13 @@ def run(argv: Sequence[str], env: Optional[dict] = None, timeout: Optional[float
         stdout = out.read()
         stderr = err.read().decode(errors="replace")
     res = Result(argv=list(argv), exit=proc.returncode, seconds=seconds, maxrssKB=usage.ru_maxrss,
+                 cpuSeconds=usage.ru_utime + usage.ru_stime,
                  requests=parse_requests(stderr), stdoutBytes=len(stdout), timedOut=timed_out.is_set(),
                  stderrTail=_tail_without_requests(stderr))
     if keep_stdout:
         res["stdout"] = stdout.decode(errors="replace")
+    if keep_stderr:
+        res["stderr"] = stderr
     return res
 
 
