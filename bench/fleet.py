@@ -184,7 +184,10 @@ def migrate(runner, clock, args, spaces, kube):
     vmims = [m for m in kube.items(R.VMIM, None, all_namespaces=True) if m["metadata"]["namespace"] in spaces]
     per_vm = FM.vm_durations(records, dvs, vmims)
     with clock.lock:
-        cdi_copy = [clock.done[k] - clock.seen[k] for k in clock.done if k in clock.seen and k[0] in spaces]
+        mine = [k for k in clock.done if k in clock.seen and k[0] in spaces]
+        cdi_copy = [clock.done[k] - clock.seen[k] for k in mine]
+        cdi_starts = sorted(clock.passes.get("cdi", []))
+        cdi_copy_passes = [FM.passes_between(cdi_starts, clock.seen[k], clock.done[k]) for k in mine]
         cdi_periods = FM.pass_periods(clock.passes.get("cdi", []), t0, t1)
         kv_periods = FM.pass_periods(clock.passes.get("kubevirt", []), t0, t1)
         peak = clock.peak
@@ -204,7 +207,7 @@ def migrate(runner, clock, args, spaces, kube):
                 "live": FM.live_passes(args.running_passes)},
             "modelVMSeconds": FM.stats(model), "idealSeconds": round(ideal, 1) if ideal else None,
             "makespanRatio": round(res["seconds"] / ideal, 2) if ideal else None,
-            "cdiCopySeconds": FM.stats(cdi_copy), "vmCopySeconds": FM.stats(v["copySeconds"] for v in per_vm),
+            "cdiCopySeconds": FM.stats(cdi_copy), "cdiCopyPasses": FM.stats(cdi_copy_passes), "vmCopySeconds": FM.stats(v["copySeconds"] for v in per_vm),
             "vmSlotSeconds": FM.stats(v["slotSeconds"] for v in per_vm), "peakInFlight": peak,
             "perVM": per_vm, "stderrTail": res["stderrTail"]}
 

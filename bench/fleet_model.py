@@ -66,6 +66,13 @@ def pass_periods(starts: Sequence[float], since: Optional[float] = None, until: 
     return [b - a for a, b in zip(s, s[1:])]
 
 
+def passes_between(starts: Sequence[float], first: float, done: float) -> int:
+    """How many passes (by their start time, sorted) a copy took: the pass that first listed it (started at
+    ``first``) up to the one that wrote it Succeeded (at ``done``) - checks the model's pass count."""
+    import bisect
+    return bisect.bisect_right(starts, done) - bisect.bisect_left(starts, first)
+
+
 # ---- the request log --------------------------------------------------------------------------------------
 REVIEWS = ("selfsubjectaccessreviews", "selfsubjectrulesreviews", "subjectaccessreviews", "tokenreviews")
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
@@ -252,6 +259,10 @@ def table(doc: dict) -> str:
             ("stand-in pass period CDI / KubeVirt (mean)", f"{_f(m['cdiPeriod'], '{:.2f}')} s / {_f(m['kvPeriod'], '{:.2f}')} s"),
             ("per-VM copy, CDI's own clock (median / p90 / max)",
              f"{_f(copy.get('median'))} / {_f(copy.get('p90'))} / {_f(copy.get('max'))} s"),
+            ("CDI passes per copy, measured (min / median / max) vs model",
+             f"{_f((m.get('cdiCopyPasses') or {}).get('min'), '{:.0f}')} / "
+             f"{_f((m.get('cdiCopyPasses') or {}).get('median'), '{:.0f}')} / "
+             f"{_f((m.get('cdiCopyPasses') or {}).get('max'), '{:.0f}')} vs {m['modelPasses']['clone']}"),
             ("per-VM slot, DV created → swap (median / p90 / max)",
              f"{_f(slot.get('median'))} / {_f(slot.get('p90'))} / {_f(slot.get('max'))} s"),
             ("copies in flight (peak)", str(m.get("peakInFlight"))),

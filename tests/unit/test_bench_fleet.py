@@ -37,6 +37,12 @@ def test_pass_periods_are_start_to_start_within_the_window():
     assert FM.pass_periods([0.0, 1.0, 3.0, 6.0, 10.0], since=0.5, until=7.0) == [2.0, 3.0]
 
 
+def test_passes_between_counts_the_first_and_the_last_pass():
+    starts = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert FM.passes_between(starts, 1.0, 4.5) == 4  # passes 1, 2, 3, 4
+    assert FM.passes_between(starts, 2.0, 2.5) == 1
+
+
 def test_request_kind_names_lists_watches_objects_subresources_and_discovery():
     k = FM.request_kind
     assert k("GET", "https://h/apis/kubevirt.io/v1/namespaces/a/virtualmachines?labelSelector=x") == \
