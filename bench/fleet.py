@@ -324,9 +324,9 @@ def main(argv=None):
                "disksPerVM": DISKS_PER_VM, "fillSeconds": round(fill_s, 1), "standinErrors":
                    [f"{c.name}: {e}" for c in ctls for e in c.errors][-20:], "standinsDead": dead,
                "migrate": mig, "watch": w}
-        # writes per disk at the floor: one DataVolume create per disk and the VM's one guarded swap patch
-        # (bench/README.md "The kubevirt engine's waiting loop"); the record ConfigMap is on top of that.
-        doc["floors"] = FM.floors(mig["requests"]["perVM"], (DISKS_PER_VM + 1) / DISKS_PER_VM, DISKS_PER_VM,
+        # writes per disk at the floor, as README.md "Requests" counts them for the kubevirt engine: one
+        # DataVolume create per disk, and per VM one guarded swap patch and one write of the record
+        doc["floors"] = FM.floors(mig["requests"]["perVM"], FM.kubevirt_writes_per_disk(DISKS_PER_VM), DISKS_PER_VM,
                                   mig["seconds"], mig["idealSeconds"], (w or {}).get("steadyPerMinute"))
     finally:
         for c in ctls:

@@ -230,6 +230,13 @@ def stats(values: Iterable[Optional[float]]) -> Optional[dict]:
 
 
 # ---- floors and the table -------------------------------------------------------------------------------
+def kubevirt_writes_per_disk(disks_per_vm: int) -> float:
+    """The kubevirt engine's minimum writes (README.md "Requests"): a DataVolume per disk, and per VM one guarded
+    swap patch and one record write - 3 for a one-disk VM."""
+    return (disks_per_vm + 2) / disks_per_vm
+
+
+# ---- -------------------------------------------------------------------------------
 def floors(requests_per_vm: Optional[float], writes_per_disk: float, disks_per_vm: int, makespan: Optional[float],
            ideal: Optional[float], idle_per_minute: Optional[float]) -> List[dict]:
     """The issue's floors: requests per VM <= writes per disk x disks + 1; makespan <= 1.2 x ideal; idle
