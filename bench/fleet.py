@@ -150,11 +150,14 @@ class Runner:
                            keep_stderr=True)
 
 
-def progress(clock, total, stop, every=30.0):
+def progress(clock, total, stop, loads, every=10.0):
+    """Samples the machine's load average every ``every`` s into ``loads``; logs the copies every third sample."""
     while not stop.wait(every):
-        with clock.lock:
-            done = len(clock.done)
-        log(f"  copies done {done}/{total}, in flight {clock.in_flight()}")
+        loads.append(os.getloadavg()[0])
+        if len(loads) % 3 == 0:
+            with clock.lock:
+                done = len(clock.done)
+            log(f"  copies done {done}/{total}, in flight {clock.in_flight()}")
 
 
 def migrate(runner, clock, args, spaces, kube):
@@ -163,7 +166,8 @@ def migrate(runner, clock, args, spaces, kube):
            "--parallel", str(args.parallel), "--wait", "--yes", "-v", "6"]
     log("running kubectl " + " ".join(cmd))
     stop = threading.Event()
-    th = threading.Thread(target=progress, args=(clock, args.vms, stop), daemon=True)
+    loads = []
+    th = threading.Thread(target=progress, args=(clock, args.vms, stop, loads), daemon=True)
     th.start()
     t0 = time.monotonic()
     res = runner.run(cmd, timeout=args.timeout)
@@ -209,7 +213,7 @@ def migrate(runner, clock, args, spaces, kube):
             "makespanRatio": round(res["seconds"] / ideal, 2) if ideal else None,
             "cdiCopySeconds": FM.stats(cdi_copy), "cdiCopyPasses": FM.stats(cdi_copy_passes), "vmCopySeconds": FM.stats(v["copySeconds"] for v in per_vm),
             "vmSlotSeconds": FM.stats(v["slotSeconds"] for v in per_vm), "peakInFlight": peak,
-            "perVM": per_vm, "stderrTail": res["stderrTail"]}
+            "loadAverage": FM.stats(loads), "perVM": per_vm, "stderrTail": res["stderrTail"]}
 
 
 IDLE_NS = "fleet-idle"

@@ -280,7 +280,9 @@ def table(doc: dict) -> str:
             ("idle `status -w -A`: requests/minute (steady, after warm-up)",
              f"{_f(w.get('steadyPerMinute'))} ({w.get('requests', '–')} requests in {_f(w.get('seconds'))} s, "
              f"{w.get('watchRequests', '–')} watches)"),
-            ("load average start / end", f"{_f(doc['load']['start'], '{:.1f}')} / {_f(doc['load']['end'], '{:.1f}')}")]
+            ("load average start / during the migrate (median, max) / end",
+             f"{_f(doc['load']['start'], '{:.1f}')} / {_f((m.get('loadAverage') or {}).get('median'))}, "
+             f"{_f((m.get('loadAverage') or {}).get('max'))} / {_f(doc['load']['end'], '{:.1f}')}")]
     text = "| figure | value |\n| --- | --- |\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
     text += "\n\n| floor | measured | limit | met |\n| --- | --- | --- | --- |\n"
     text += "\n".join(f"| {f['floor']} | {_f(f['value'], '{:.2f}')} | {_f(f['limit'], '{:.1f}')} | "
