@@ -257,7 +257,8 @@ def table(doc: dict) -> str:
     """The README's markdown: one row per figure, then the floors."""
     m, r, w = doc["migrate"], doc["migrate"]["requests"], doc.get("watch") or {}
     slot, copy = m.get("vmSlotSeconds") or {}, m.get("cdiCopySeconds") or {}
-    rows = [("VMs / namespaces / --parallel", f"{doc['vms']} / {doc['namespaces']} / {doc['parallel']}"),
+    mix = f" (1 VM in {doc['runningEvery']} running: live)" if doc.get("runningEvery") else " (all stopped: offline)"
+    rows = [("VMs / namespaces / --parallel", f"{doc['vms']} / {doc['namespaces']} / {doc['parallel']}{mix}"),
             ("moved (volumes on the destination) / exit", f"{m['moved']} / {m['exit']}"),
             ("makespan (migrate wall time)", f"{_f(m['seconds'])} s"),
             ("of which preflight / copy window (first DV create → last swap patch) / tail",
@@ -269,10 +270,11 @@ def table(doc: dict) -> str:
             ("CDI passes per copy, measured (min / median / max) vs model",
              f"{_f((m.get('cdiCopyPasses') or {}).get('min'), '{:.0f}')} / "
              f"{_f((m.get('cdiCopyPasses') or {}).get('median'), '{:.0f}')} / "
-             f"{_f((m.get('cdiCopyPasses') or {}).get('max'), '{:.0f}')} vs {m['modelPasses']['clone']}"),
-            ("per-VM slot, DV created → swap (median / p90 / max)",
+             f"{_f((m.get('cdiCopyPasses') or {}).get('max'), '{:.0f}')} vs {m['modelPasses']['clone']} (clone)"
+             + (f", {m['modelPasses']['import']} (import)" if doc.get("runningEvery") else "")),
+            ("per-VM slot, DV created → swap patch (live: → VMIM Succeeded) (median / p90 / max)",
              f"{_f(slot.get('median'))} / {_f(slot.get('p90'))} / {_f(slot.get('max'))} s"),
-            ("copies in flight (peak)", str(m.get("peakInFlight"))),
+            ("destination DataVolumes in flight (peak)", str(m.get("peakInFlight"))),
             ("requests total (reads / writes)", f"{r['total']} ({r['reads']} / {r['writes']})"),
             ("requests per VM", _f(r["perVM"], "{:.2f}")),
             ("writes by kind", ", ".join(f"{k} {n}" for k, n in r["writesByKind"].items()) or "–"),
