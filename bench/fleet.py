@@ -297,9 +297,9 @@ def main(argv=None):
     ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "fleet-latest.json"))
     args = ap.parse_args(argv)
     if args.running_every and args.parallel > 5:
-        # upstream migration.go handleTargetPodCreation holds a migration while ParallelMigrationsPerCluster (5
-        # here, tests/sim/kubevirt_install.py) run; tests/sim/kubevirt_migration.py _advance does not: refuse a
-        # measurement KubeVirt would not allow
+        # kubevirt pkg/virt-controller/watch/migration/migration.go handleTargetPodCreation holds a migration while
+        # ParallelMigrationsPerCluster (5 here, tests/sim/kubevirt_install.py) run; tests/sim/kubevirt_migration.py
+        # _advance does not: refuse a measurement KubeVirt would not allow
         ap.error("--running-every needs --parallel <= 5 (the KubeVirt CR's parallelMigrationsPerCluster)")
     from kubectl_vmmig import resources as R
     from kubectl_vmmig.kube import Kube
