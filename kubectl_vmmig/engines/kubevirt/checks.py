@@ -12,7 +12,7 @@ Each finding is ``{name, severity: ok|warning|error, message}``; a message says 
 from typing import Dict, List, Optional
 
 from ...findings import finding
-from ...inventory import schedulable
+from ...placement import live_node_findings
 from ...kubevirt_capabilities import kubevirt_version, live_migration_blockers, parse_version
 from .build import LABEL_MIGRATION
 from .volumes import legacy_wffc_class
@@ -76,19 +76,6 @@ def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
                       f"KubeVirt is {status.get('phase') or 'not Deployed'} (or being upgraded): volume "
                       "migrations do not start until it is Deployed again"))
     return out
-
-
-def node_findings(nodes: List[dict], tolerations=(), vm: str = "") -> List[dict]:
-    """Nodes a launcher pod of the VM (with ``tolerations``) can land on (inventory.schedulable)."""
-    names = sorted(n["metadata"]["name"] for n in nodes if schedulable(n, tolerations))
-    who = f" for VM {vm}" if vm else ""
-    if len(names) < 2:
-        return [_f("schedulable-nodes", "error",
-                   f"{len(names)} schedulable node(s){who} ({', '.join(names) or 'none'}; KubeVirt needs Ready, "
-                   "uncordoned nodes labelled kubevirt.io/schedulable=true without a NoSchedule taint the VM does "
-                   "not tolerate): a live storage migration copies the disks to a VM started on ANOTHER node, so "
-                   "it needs at least two; use --mode offline")]
-    return [_f("schedulable-nodes", "ok", f"{len(names)} schedulable nodes{who}")]
 
 
 def destination_class_findings(target_sc: str, cluster: dict) -> List[dict]:
@@ -252,16 +239,7 @@ def kubevirt_engine_findings(plan: dict, inventory: dict, cluster: dict) -> List
     out = list(kubevirt_findings(kv, any_live))
     if any_live:
         live_vms = [v for v, ms in groups.items() if vm_mode(ms) == "live"]
-        tols = {v: tuple(map(repr, (inventory["vms"].get(f"{ns}/{v}") or {}).get("tolerations") or []))
-                for v in live_vms}
-        if len(set(tols.values())) <= 1:
-            v0 = live_vms[0]
-            out += node_findings(cluster.get("nodes") or [],
-                                 (inventory["vms"].get(f"{ns}/{v0}") or {}).get("tolerations") or ())
-        else:
-            for v in live_vms:
-                out += node_findings(cluster.get("nodes") or [],
-                                     (inventory["vms"].get(f"{ns}/{v}") or {}).get("tolerations") or (), v)
+        out += live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms)
         out += destination_class_findings(plan["targetStorageClass"], cluster)
     for vm_name, moves in groups.items():
         facts = inventory["vms"].get(f"{ns}/{vm_name}")
