@@ -121,13 +121,15 @@ class LiveSource:
         scope = StatusScope(ns, self.all, self.options)
         read, said = [], []
         for _, cls in engines.classes():
-            said.append([])
-            read.append((cls, cls.fetch_objects(self.kube, scope, said[-1].append)))
-        if all(said):
+            try:
+                read.append((cls, cls.fetch_objects(self.kube, scope)))
+            except errors.Forbidden as exc:  # e.g. a user bound to another engine's roles only
+                said.append(f"cannot read {cls.status_subject}: {exc.message}")
+        if not read:
             # No engine's objects may be read at all: a refusal, as `kubectl get` answers it (exit 7), not an
             # empty answer. One engine refused while others answer: a warning, their migrations still show.
-            raise errors.Forbidden("; ".join(w[0] for w in said), status=403)
-        for message in (m for w in said for m in w):
+            raise errors.Forbidden("; ".join(said), status=403)
+        for message in said:
             self._warn_once(message)
         vms = self._vm_list() if any(objs for _, objs in read) else []
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
