@@ -20,7 +20,8 @@ errors reach the caller as a LIST's would), and a thread then follows client-go 
 
 While a store's connection is down, ``items`` raises its ConnectionFailed, so the follow loop says "reconnecting"
 and bounds the outage as before; once the watch is back (or relisted) the store answers again. A kind that is not
-served (404) or not readable (403) is remembered and asked again only every ``recheck_seconds``. ``wait(interval)``
+served (404) or not readable (403) is remembered and asked again only every ``recheck_seconds``; a kind that
+may be listed but not watched (a WATCH answered 403) is LISTed at each refresh instead, as before watches. ``wait(interval)``
 returns when an event changed a store (after a short pause that gathers a burst into one frame), else after
 ``interval``: the view redraws elapsed times on ticks without a request.
 """
@@ -63,6 +64,7 @@ class Store:
     def __init__(self):
         self.lock = threading.Lock()
         self.objects, self.rv, self.error = {}, None, None
+        self.polled = False  # the WATCH was forbidden: readers LIST instead (CachedReads.items)
 
     def replace(self, items, rv):  # reflector.syncWith
         with self.lock:
@@ -128,8 +130,15 @@ class Reflector(threading.Thread):
                     self._relist()
                     relist = False
                 started = time.monotonic()
-                self.response, events = self.kube.watch(self.res, resource_version=self.store.rv,
-                                                        timeout_seconds=self._timeout_seconds(), **self.query)
+                try:
+                    self.response, events = self.kube.watch(self.res, resource_version=self.store.rv,
+                                                            timeout_seconds=self._timeout_seconds(), **self.query)
+                except errors.Forbidden as exc:
+                    # Allowed to list, not to watch: the readers LIST at each refresh, as status -w did before
+                    # it watched. Nothing is lost but requests.
+                    self.log(f"cannot watch {self.res.plural} ({exc.message}); listing at each refresh")
+                    self.store.polled = True
+                    return
                 with self.store.lock:
                     self.store.error = None  # connected again: the store (resumed from RV) is current
                 count = 0
@@ -191,6 +200,9 @@ class CachedReads:
         ns = None if all_namespaces else self.kube._ns(res, namespace)
         key = (res.group, res.plural, ns, label_selector, field_selector)
         store = self.stores.get(key)
+        if store is not None and store.polled:
+            out = self.kube.list(res, **self.reflectors[key].query)
+            store.replace(out.get("items") or [], (out.get("metadata") or {}).get("resourceVersion"))
         if store is not None:
             return store.items()
         refused = self.refused.get(key)

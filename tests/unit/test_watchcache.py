@@ -174,3 +174,17 @@ def test_backoff_doubles_to_the_cap_and_resets_after_two_quiet_minutes():
     assert [b.delay() for _ in range(6)] == [0.8, 1.6, 3.2, 6.4, 8.0, 8.0]
     now[0] = 200.0
     assert b.delay() == 0.8
+
+
+def test_a_kind_that_may_be_listed_but_not_watched_is_listed_at_each_refresh():
+    page = {"metadata": {"resourceVersion": "10"}, "items": [obj("a", 5)]}
+    kube = FakeKube([page, page, {"metadata": {"resourceVersion": "12"}, "items": [obj("a", 5), obj("b", 11)]}])
+    kube.watches.put(errors.Forbidden('virtualmachines is forbidden: cannot watch', status=403))
+    reads = CachedReads(kube)
+    try:
+        assert names(reads) == ["a"]
+        assert eventually(lambda: reads.stores[("kubevirt.io", "virtualmachines", "ns", None, None)].polled)
+        assert names(reads) == ["a"] and names(reads) == ["a", "b"]  # a LIST each: no error, no stale answer
+        assert [c[0] for c in kube.calls] == ["LIST", "WATCH", "LIST", "LIST"]
+    finally:
+        reads.close()
