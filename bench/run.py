@@ -107,7 +107,8 @@ class Bench:
         window = min(res["seconds"], seconds)
         per_min = len(res["requests"]) * 60.0 / window if window else None
         # A poll cycle starts with the MigPlan LIST (engines/mtc/progress.py fetch_objects): one when status -w watches.
-        polls = sum(k for t, k in summary["byTemplate"].items() if t.endswith("/migplans"))
+        polls = sum(1 for r in res["requests"]
+                    if r["url"].split("?")[0].endswith("/migplans") and not measure.is_watch(r["url"]))
         cost = measure.watch_cost(res["requests"])
         steady_per_min = cost["steady"] * 60.0 / window if window else None
         out = {"n": n, "seconds": window, "exitSecondsAfterSigint": max(0.0, res["seconds"] - seconds),
