@@ -137,3 +137,39 @@ def test_a_change_while_watching_is_in_the_next_frame_within_seconds(cp, kubectl
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_a_user_who_may_list_but_not_watch_still_follows_by_listing(cp, kubectl, manual_namespace):
+    """The shipped roles grant list, not watch: each refused WATCH turns into a LIST per refresh, with no error
+    and no missing migration."""
+    from .reliability_kit import Grant
+
+    ns = manual_namespace
+    seed_mtc(cp.admin, ns)
+    grant = Grant(cp.admin, "mtc", ns)
+    try:
+        proc = subprocess.Popen([cp.kubectl_bin, "vm-storage", "status", "-w", "--interval", "1", "-n", ns,
+                                 "-v", "6", "--kubeconfig", cp.restricted_kubeconfig],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(cp.env),
+                                stdin=subprocess.DEVNULL)
+        try:
+            line, _ = _lines_until(proc, r"vm-0/rootdisk.*Running 50%", 60)
+            assert line, "status -w showed no first state"
+            time.sleep(4)
+            [dvm] = [d for d in cp.admin.items(R.DVM, MTC_NS) if d["metadata"]["name"].endswith("-" + tag(ns))]
+            status = json.loads(json.dumps(sample("dvm-live-migration-running")["status"]).replace('"ns"', f'"{ns}"'))
+            status["runningLiveMigration"][0]["lastObservedProgressPercent"] = "75%"
+            set_status(cp.admin, R.DVM, dvm["metadata"]["name"], MTC_NS, status)
+            line, _ = _lines_until(proc, r"vm-0/rootdisk.*Running 75%", 20)
+            assert line, "the change was not shown"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        reqs = requests_of(err)
+        refused = [r for r in reqs if r[2].get("watch") == ["true"] and r[3] == "403"]
+        assert refused, err[-2000:]  # it did try to watch
+        dvmp_lists = [r for r in reqs if r[1].endswith("/directvolumemigrationprogresses") and "watch" not in r[2]]
+        assert len(dvmp_lists) >= 3, reqs  # then listed at each refresh
+        assert "error:" not in err and "Traceback" not in err, err[-2000:]
+    finally:
+        grant.revoke()
