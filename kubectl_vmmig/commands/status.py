@@ -172,8 +172,7 @@ class StatusOptions:
                     all_namespaces=all_namespaces, name=self.name)
 
     def run(self):
-        from .. import errors, render
-        from .. import progress as P
+        from .. import errors
 
         conn, name = self.conn, self.name
         if self.files:
