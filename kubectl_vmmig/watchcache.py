@@ -105,7 +105,7 @@ class Reflector(threading.Thread):
 
     def _timeout_seconds(self):
         t = MIN_WATCH_TIMEOUT + random.random() * MIN_WATCH_TIMEOUT  # reflector.go watch(): timeoutSeconds
-        limit = getattr(self.kube.access, "timeout", None)
+        limit = getattr(getattr(self.kube, "access", None), "timeout", None)
         return max(1, int(min(t, limit) if limit else t))
 
     def _relist(self):

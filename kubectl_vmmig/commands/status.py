@@ -202,6 +202,12 @@ class StatusOptions:
                 self._run_live(reads, name)
             finally:
                 reads.close()
+                import gc
+
+                # The stores hold every object read (at 1 000 VMs a million dicts): the interpreter's last
+                # collection at exit walked them for seconds after Ctrl-C (measured: 1.4 s idle, 9 s loaded).
+                # Frozen objects are left out of collections; the process ends right after this command.
+                gc.freeze()
         else:
             self._run_live(kube, name)
 
