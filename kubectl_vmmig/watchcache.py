@@ -21,9 +21,9 @@ errors reach the caller as a LIST's would), and a thread then follows client-go 
 While a store's connection is down, ``items`` raises its ConnectionFailed, so the follow loop says "reconnecting"
 and bounds the outage as before; once the watch is back (or relisted) the store answers again. A kind that is not
 served (404) or not readable (403) is remembered and asked again only every ``recheck_seconds``; a kind that
-may be listed but not watched (a WATCH answered 403) is LISTed at each refresh instead, as before watches. ``wait(interval)``
-returns when an event changed a store (after a short pause that gathers a burst into one frame), else after
-``interval``: the view redraws elapsed times on ticks without a request.
+may be listed but not watched (a WATCH answered 403) is LISTed at each refresh instead, as before watches.
+``wait(interval)`` returns when an event changed a store (after a short pause that gathers a burst into one
+frame), else after ``interval``: the view redraws elapsed times on ticks without a request.
 """
 import random
 import threading
