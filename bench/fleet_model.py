@@ -281,7 +281,8 @@ def table(doc: dict) -> str:
             ("plugin CPU seconds / peak RSS", f"{_f(m['cpuSeconds'])} s / {_f(m['maxrssMB'], '{:.0f}')} MB"),
             ("idle `status -w -A`: requests/minute (steady, after warm-up)",
              f"{_f(w.get('steadyPerMinute'))} ({w.get('requests', '–')} requests in {_f(w.get('seconds'))} s, "
-             f"{w.get('watchRequests', '–')} watches)"),
+             f"{w.get('watchRequests', '–')} watches; long run + re-watch "
+             f"{_f((w.get('watchCost') or {}).get('rewatchPerMinute'), '{:.2f}')}/min)"),
             ("load average start / during the migrate (median, max) / end",
              f"{_f(doc['load']['start'], '{:.1f}')} / {_f((m.get('loadAverage') or {}).get('median'))}, "
              f"{_f((m.get('loadAverage') or {}).get('max'))} / {_f(doc['load']['end'], '{:.1f}')}")]
