@@ -3,7 +3,8 @@
 
 Same order as one namespace, for the whole fleet: every namespace is read, planned and judged before the first
 write, so one refusal anywhere leaves nothing behind; one confirmation for the fleet; then each namespace is
-started (and, with --wait, followed) in turn.
+started: by the engine at once when it offers ``apply_fleet`` (engines/base.py: one window over the fleet, e.g.
+the kubevirt engine), else namespace after namespace (each followed to its end with --wait).
 """
 import dataclasses
 
@@ -50,6 +51,8 @@ def run(opts, conn) -> None:
     found = [h for one, p in fresh for h in hazards(p, one)]
     if fresh:
         confirm_hazard(fresh[0][1], opts, found=found, plans=[p.plan for _, p in fresh])
+    if _fleet_engine(preps) is not None:
+        return _apply_fleet(preps, opts)
     failures = []
     for one, p in preps:
         try:
@@ -64,3 +67,73 @@ def run(opts, conn) -> None:
     if failures:
         raise failures[0]
     return None
+
+
+def _fleet_engine(preps):
+    """The engine that takes the whole fleet in one ``apply_fleet`` call, else None (each namespace in turn)."""
+    engines = [p.engine for _, p in preps if not (p.existing is not None and p.existing.ref is not None)]
+    if not engines or len({type(e) for e in engines}) != 1:
+        return None
+    return engines[0] if callable(getattr(engines[0], "apply_fleet", None)) else None
+
+
+def _apply_fleet(preps, opts) -> None:
+    """One ``apply_fleet`` call with every namespace's plan (namespaces whose run is already over are only
+    re-attached to); with --wait one live view of the whole fleet, fed by the engine's passes."""
+    from .migrate_run import _follower, after_apply
+
+    say = opts.streams.say
+    fleet = [(one, p) for one, p in preps if not (p.existing is not None and p.existing.ref is not None)]
+    engine = _fleet_engine(preps)
+    request = fleet[0][0].request()
+    follower = _follower(fleet[0][1], opts)
+    if follower is not None:
+        from ..view.follow import ViewEvents
+
+        follower.enrich = _sizes([p.plan for _, p in fleet], follower.enrich)
+        events = ViewEvents(follower, lambda migration: [])
+        with follower:
+            refs = engine.apply_fleet([p.plan for _, p in fleet], request, events)
+            if events.latest is not None:
+                follower.step(events.latest)
+            follower.finish()
+    else:
+        refs = engine.apply_fleet([p.plan for _, p in fleet], request, say)
+    failures = []
+    for one, p in preps:
+        if p.existing is not None and p.existing.ref is not None:
+            say(p.existing.message)
+            try:
+                after_apply(p, p.existing.ref, one)
+            except (errors.MigrationFailed, errors.MigrationCanceled) as exc:
+                failures.append(exc)
+    for (one, p), ref in zip(fleet, refs):
+        if follower is None:
+            after_apply(p, ref, one)  # --detach / server dry run: what started, how to follow it
+            continue
+        hint = f"kubectl vm-storage status {ref['migration']} -n {ref['namespace']}"
+        if ref.get("result") == "Canceled":
+            failures.append(errors.MigrationCanceled(f"migration {ref['migration']} was canceled", None))
+        elif ref.get("result") not in ("Succeeded", "Running"):
+            failures.append(errors.MigrationFailed(
+                f"migration {ref['migration']} in namespace {ref['namespace']} {str(ref.get('result')).lower()}"
+                + (f": {ref['message']}" if ref.get("message") else ""), f"details: {hint}"))
+    for exc in failures[1:]:
+        say(exc.message)
+    if failures:
+        raise failures[0]
+
+
+def _sizes(plans, enrich):
+    """The live view's byte counts: every namespace's disk sizes from its plan."""
+    sizes = {(pl["namespace"], mv["vm"], mv["sourcePVC"]): mv.get("sizeBytes")
+             for pl in plans for mv in pl.get("moves") or []}
+
+    def more(ms):
+        for m in ms:
+            for d in m.get("disks") or []:
+                size = sizes.get((m.get("namespace"), d.get("vm"), d.get("sourcePVC")))
+                if size:
+                    d.setdefault("_sizeBytes", size)
+        return enrich(ms)
+    return more

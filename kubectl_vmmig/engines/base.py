@@ -140,6 +140,18 @@ class Engine(ABC):
         """Create (or adopt) what the migration needs; idempotent. Returns a reference dict with at least
         ``migration`` and ``plan`` (the name ``status`` shows)."""
 
+    # Optional: ``apply_fleet(plans, request, events) -> [reference dict]`` - ``migrate -A``'s every namespace at
+    # once. An engine that offers it gets ONE call with every namespace's prepared plan (after every namespace's
+    # preflight and the fleet's one confirmation) and owns the fleet's throttle: never more than the request's
+    # ``--parallel`` copies in flight across all namespaces (``--max-per-node`` per node, nodes being
+    # cluster-wide), the next VM of any namespace started as one ends, namespaces overlapping. It returns one
+    # reference per plan, in the plans' order (``namespace`` set), as ``apply`` does; it is as idempotent as
+    # ``apply`` (re-running the command re-attaches to what an earlier run made and redoes nothing finished).
+    # With ``request.wait`` it returns once every plan ended; ``events`` are progress lines, and when the caller
+    # shows a live view ``events.show(migrations)`` takes the fleet's Migration dicts (every namespace's) after
+    # each pass, so following costs no request of its own. An engine without it is applied namespace after
+    # namespace (commands/migrate_fleet.py: e.g. MTC, one MigPlan per namespace).
+
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod
     @abstractmethod

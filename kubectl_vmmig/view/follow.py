@@ -249,9 +249,20 @@ class ViewEvents:
                  clock: Callable[[], float] = time.monotonic):
         self.follower, self.fetch, self.min_interval, self.clock = follower, fetch, min_interval, clock
         self._last = None
+        self.latest: Optional[List[dict]] = None  # the last migrations an engine showed (show)
 
     def __call__(self, message: str) -> None:
         self.follower.on_event(message)
+
+    def show(self, migrations: List[dict]) -> None:
+        """An engine that holds the migrations already (a fleet's passes: engines/base.py ``apply_fleet``)
+        hands them over: redrawn at most once per ``min_interval``, no read of its own."""
+        self.latest = migrations
+        now = self.clock()
+        if self._last is not None and now - self._last < self.min_interval:
+            return
+        self._last = now
+        self.follower.step(migrations)
 
     def progress(self, migration: str) -> None:
         now = self.clock()

@@ -138,13 +138,36 @@ class KubevirtEngine:
     def apply(self, plan, dry_run_server=False) -> dict:
         """Create the record and destination DVs, apply the patches; with options wait (default) drive the
         migration to its end. Re-running the same command re-attaches to the record and resumes."""
+        rec, cm = self.open_record(plan, dry_run_server)
+        wait = self.options.get("wait", True) and not dry_run_server
+        self._drive(rec, cm, wait, dry_run_server)
+        return self.ref(rec)
+
+    def apply_fleet(self, plans, dry_run_server=False, show=None) -> List[dict]:
+        """Every namespace's plan of a fleet under one window (fleet.py); a server dry run runs nothing, so
+        each plan is simply sent as ``apply`` sends it."""
+        if dry_run_server:
+            return [self.apply(p, dry_run_server=True) for p in plans]
+        from .fleet import apply_fleet
+
+        return [self.ref(rec) for rec in apply_fleet(self, plans, show)]
+
+    def ref(self, rec) -> dict:
+        migration = rec["name"]
+        return {"migration": migration, "plan": migration, "name": migration, "namespace": rec["namespace"],
+                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+
+    def open_record(self, plan, dry_run_server=False, vms=None, vmis=None):
+        """-> (record, its ConfigMap): the running record of this plan re-attached to, else a new one written
+        (``vms``/``vmis`` by name: already read, e.g. by a fleet's LISTs, else read here)."""
         ns, migration = plan["namespace"], B.migration_name(plan)
         cm, rec = (None, None) if dry_run_server else self._load(migration, ns)
         if rec is not None and B.resume_given_up(rec):
             self.echo(f"migration {migration}: following again the VMs it had stopped following")
         if rec is None or rec.get("result") != "Running":
-            vms, vmis = self._read_vms(plan)
-            fresh = B.new_record(plan, vms, migration, started=now(), **self._record_kw(vmis))
+            if vms is None or any(m["vm"] not in vms for m in plan.get("moves") or []):
+                vms, vmis = self._read_vms(plan)  # a VM gone since it was listed: its GET says so
+            fresh = B.new_record(plan, vms, migration, started=now(), **self._record_kw(vmis or {}))
             if rec is not None:
                 self._refuse_stale_clones(fresh)
             rec = fresh
@@ -153,10 +176,7 @@ class KubevirtEngine:
                 self.echo(f"migration {migration}: record configmap/{B.record_name(migration)} in {ns}")
         else:
             self.echo(f"migration {migration} is already running: re-attaching")
-        wait = self.options.get("wait", True) and not dry_run_server
-        self._drive(rec, cm, wait, dry_run_server)
-        return {"migration": migration, "plan": migration, "name": migration, "namespace": ns,
-                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+        return rec, cm
 
     def _drive(self, rec, cm, wait, dry_run_server=False):
         """Advance the record until it ends (wait), or - detached - until nothing more can be done without
@@ -212,8 +232,7 @@ class KubevirtEngine:
                                   f"see 'kubectl vm-storage status {rec['name']} -n {ns}'")
         self.echo(f"migration {rec['name']}: resuming")
         self._drive(rec, cm, wait=True)
-        return {"migration": rec["name"], "plan": rec["name"], "name": rec["name"], "namespace": ns,
-                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+        return self.ref(rec)
 
     def _refuse_stale_clones(self, rec):
         for vm_name, r in rec["vms"].items():

@@ -1,0 +1,97 @@
+"""What a pass of the kubevirt engine's driver reads (shell): one LIST per kind per pass, answered by name.
+
+A GET per VM/VMI/DV and a VMIM LIST per VM made the waiting loop's cost grow with the number of VMs; a pass
+LISTs each kind it needs once and answers every VM from that. A LIST without resourceVersion is a consistent
+read of the most recent state, as a GET is (the API's "resourceVersion unset" semantics), so nothing is staler
+than a GET would be.
+
+- ``NamespaceReads``: one namespace's record (``migrate -n``): a write drops that kind's snapshot, so a step that
+  follows a write in the same pass re-reads it.
+- ``FleetReads``: every namespace of a fleet (``migrate -A``): one LIST per kind per pass across all namespaces
+  (``/apis/.../virtualmachines`` without a namespace), split by namespace - the number of requests per pass does
+  not grow with the namespaces either. A user whose rights are namespaced gets 403 for that LIST: from then on
+  that kind is LISTed per namespace. A write does not re-read the fleet's kind: the VM written to waits for the
+  next pass (``wrote`` returns False), the other VMs are not concerned by it (each step reads only its own VM's
+  objects).
+"""
+from typing import Dict, Iterable, Optional
+
+from ... import errors
+
+
+def _by_name(items) -> Dict[str, dict]:
+    return {(o.get("metadata") or {}).get("name"): o for o in items}
+
+
+class NamespaceReads:
+    def __init__(self, kube, namespace: str):
+        self.kube, self.namespace = kube, namespace
+        self._seen: Dict[str, dict] = {}
+
+    def new_pass(self) -> None:
+        self._seen = {}
+
+    def kind(self, res, namespace: Optional[str] = None) -> Dict[str, dict]:
+        if res.kind not in self._seen:
+            self._seen[res.kind] = _by_name(self.kube.items(res, self.namespace))
+        return self._seen[res.kind]
+
+    def wrote(self, *resources) -> bool:
+        """After a write: True when the VM's next step may go on in this pass (it re-reads)."""
+        for res in resources:
+            self._seen.pop(res.kind, None)
+        return True
+
+
+class FleetReads:
+    def __init__(self, kube, namespaces: Iterable[str]):
+        self.kube = kube
+        self.namespaces = sorted(set(namespaces))
+        self._seen: Dict[str, Dict[str, Dict[str, dict]]] = {}   # kind -> namespace -> name -> object
+        self.last: Dict[str, Dict[str, Dict[str, dict]]] = {}    # the latest LIST of each kind (the view's)
+        self._per_namespace = set()                              # kinds whose cluster-wide LIST was refused
+
+    def new_pass(self) -> None:
+        self._seen = {}
+
+    def _list(self, res) -> Dict[str, Dict[str, dict]]:
+        out: Dict[str, Dict[str, dict]] = {ns: {} for ns in self.namespaces}
+        if res.kind not in self._per_namespace and len(self.namespaces) > 1:
+            try:
+                for o in self.kube.items(res, None, all_namespaces=True):
+                    ns = (o.get("metadata") or {}).get("namespace")
+                    if ns in out:
+                        out[ns][(o.get("metadata") or {}).get("name")] = o
+                return out
+            except errors.Forbidden:
+                self._per_namespace.add(res.kind)  # namespaced rights: one LIST per namespace from now on
+        for ns in self.namespaces:
+            out[ns] = _by_name(self.kube.items(res, ns))
+        return out
+
+    def kind(self, res, namespace: Optional[str] = None) -> Dict[str, dict]:
+        if res.kind not in self._seen:
+            self._seen[res.kind] = self.last[res.kind] = self._list(res)
+        return self._seen[res.kind].get(namespace, {})
+
+    def wrote(self, *resources) -> bool:
+        return False
+
+    def view(self, namespace: str) -> "FleetView":
+        return FleetView(self, namespace)
+
+
+class FleetView:
+    """One namespace's window on the fleet's reads (what a namespace's Driver is given)."""
+
+    def __init__(self, fleet: FleetReads, namespace: str):
+        self.fleet, self.namespace = fleet, namespace
+
+    def new_pass(self) -> None:
+        """The fleet starts each pass once for every namespace."""
+
+    def kind(self, res, namespace: Optional[str] = None) -> Dict[str, dict]:
+        return self.fleet.kind(res, self.namespace)
+
+    def wrote(self, *resources) -> bool:
+        return self.fleet.wrote(*resources)

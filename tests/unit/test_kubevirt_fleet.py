@@ -1,0 +1,175 @@
+"""A fleet of namespaces driven under ONE window (engines/kubevirt/fleet.py, schedule.fleet_queue), in memory."""
+import copy
+
+import jsonpatch
+
+from kubectl_vmmig import errors
+from kubectl_vmmig.engines.kubevirt import build as B
+from kubectl_vmmig.engines.kubevirt.fleet import fleet_pass, migrations_seen
+from kubectl_vmmig.engines.kubevirt.reads import FleetReads
+from kubectl_vmmig.engines.kubevirt.schedule import DONE, QUEUED, RUNNING, admit, fleet_queue
+from kubectl_vmmig.engines.kubevirt.steps import Driver
+
+SPACES = ("ns-a", "ns-b", "ns-c")
+
+
+class NamespacedKube:
+    """Objects by (kind, namespace, name); LISTs of one namespace or of all (``forbid_all``: a user whose rights
+    are namespaced gets 403 for the cluster-wide LIST, as kube-apiserver's RBAC answers it). Records every call."""
+
+    def __init__(self, *objs, forbid_all=False):
+        self.objs = {(o["kind"], o["metadata"]["namespace"], o["metadata"]["name"]): copy.deepcopy(o) for o in objs}
+        self.calls, self.forbid_all = [], forbid_all
+
+    def items(self, res, ns=None, all_namespaces=False, **kw):
+        self.calls.append(("list", res.kind, None if all_namespaces else ns))
+        if all_namespaces and self.forbid_all:
+            raise errors.Forbidden(f"{res.plural} is forbidden at the cluster scope", status=403)
+        return [copy.deepcopy(o) for (k, n, _), o in self.objs.items() if k == res.kind and (all_namespaces or n == ns)]
+
+    def create(self, res, body, ns=None, dry_run=False):
+        self.calls.append(("create", res.kind, ns))
+        self.objs[(res.kind, ns, body["metadata"]["name"])] = copy.deepcopy(dict(body, kind=res.kind))
+        return body
+
+    def patch(self, res, name, ops, ns=None, patch_type="json", dry_run=False):
+        self.calls.append(("patch", res.kind, ns, name))
+        before = self.objs[(res.kind, ns, name)]
+        after = jsonpatch.apply_patch(before, ops)
+        after["metadata"]["generation"] = before["metadata"].get("generation", 0) + 1
+        self.objs[(res.kind, ns, name)] = after
+        return after
+
+
+def a_vm(ns, i):
+    return {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": f"vm{i}", "namespace": ns, "generation": 3, "uid": f"{ns}-uid{i}"},
+            "spec": {"runStrategy": "Halted", "template": {"spec": {"volumes": [
+                {"name": "data", "persistentVolumeClaim": {"claimName": f"p{i}"}}]}}}}
+
+
+def plan_of(ns, n):
+    return {"namespace": ns, "vms": [f"vm{i}" for i in range(n)], "targetStorageClass": "fast",
+            "moves": [{"vm": f"vm{i}", "namespace": ns, "volume": "data", "kind": "pvc", "sourcePVC": f"p{i}",
+                       "targetPVC": f"p{i}-fast", "sourceSC": "standard", "targetSC": "fast", "mode": "offline",
+                       "size": "1Gi", "sizeBytes": 2 ** 30, "accessModes": ["ReadWriteOnce"],
+                       "volumeMode": "Filesystem", "targetBindingMode": "Immediate", "dataVolumeTemplateIndex": None}
+                      for i in range(n)]}
+
+
+def a_fleet(n=4, **kw):
+    kube = NamespacedKube(*[a_vm(ns, i) for ns in SPACES for i in range(n)], **kw)
+    recs = [B.new_record(plan_of(ns, n), {f"vm{i}": a_vm(ns, i) for i in range(n)}, f"m-{ns}", "t")
+            for ns in SPACES]
+    reads = FleetReads(kube, SPACES)
+    drivers = [Driver(kube, rec, {"parallel": 3}, lambda line: None, reads=reads.view(rec["namespace"]))
+               for rec in recs]
+    return kube, recs, reads, drivers
+
+
+def in_flight(recs):
+    return sorted((rec["namespace"], v) for rec in recs for v, r in rec["vms"].items()
+                  if r["phase"] not in ("Queued", "Pending", "Completed"))
+
+
+def copy_one(kube):
+    """CDI finishes the oldest destination still copying (one copy ends)."""
+    for (kind, _, _), o in kube.objs.items():
+        if kind == "DataVolume" and (o.get("status") or {}).get("phase") != "Succeeded":
+            o["status"] = {"phase": "Succeeded", "progress": "100.0%"}
+            return
+
+
+def test_the_fleet_queue_takes_each_namespace_in_turn():
+    recs = [{"namespace": ns, "vms": {f"vm{i}": {"phase": "Pending", "mode": "offline"} for i in range(2)}}
+            for ns in ("a", "b")]
+    assert [k for k, _, _, _ in fleet_queue(recs)] == [("a", "vm0"), ("b", "vm0"), ("a", "vm1"), ("b", "vm1")]
+    # one window: 3 slots over the fleet, not 3 per namespace
+    assert admit(fleet_queue(recs), 3, None) == [("a", "vm0"), ("b", "vm0"), ("a", "vm1")]
+
+
+def test_the_per_node_limit_counts_the_live_moves_of_every_namespace():
+    recs = [{"namespace": "a", "vms": {"x": {"phase": "Migrating", "mode": "live", "sourceNode": "n1"},
+                                       "y": {"phase": "Pending", "mode": "live", "sourceNode": "n1"}}},
+            {"namespace": "b", "vms": {"x": {"phase": "Migrating", "mode": "live", "sourceNode": "n1"},
+                                       "z": {"phase": "Pending", "mode": "live", "sourceNode": "n2"}}}]
+    queue = fleet_queue(recs)
+    assert [s for _, s, _, _ in queue] == [RUNNING, RUNNING, QUEUED, QUEUED]
+    assert admit(queue, 10, 2) == [("b", "z")]  # n1 already has 2 outbound moves, one from each namespace
+    assert DONE not in [s for _, s, _, _ in queue]
+
+
+def test_one_window_over_the_fleet_and_the_namespaces_overlap():
+    kube, recs, reads, drivers = a_fleet()
+    saved = []
+    fleet_pass(drivers, reads, 3, None, lambda d: saved.append(d.ns))
+    # 3 copies across the fleet (one per namespace), not 3 per namespace
+    assert in_flight(recs) == [("ns-a", "vm0"), ("ns-b", "vm0"), ("ns-c", "vm0")]
+    assert sorted(set(saved)) == list(SPACES)
+    peak, spans = 3, {}
+    for step in range(60):
+        copy_one(kube)
+        fleet_pass(drivers, reads, 3, None, lambda d: None)
+        now = in_flight(recs)
+        peak = max(peak, len(now))
+        for ns, _ in now:
+            spans.setdefault(ns, [step, step])[1] = step
+        if all(r["result"] != "Running" for r in recs):
+            break
+    assert all(r["result"] == "Succeeded" for r in recs) and peak <= 3
+    # every namespace was in flight while another one was: not one after another
+    (a0, a1), (b0, b1), (c0, c1) = (spans[ns] for ns in SPACES)
+    assert max(a0, b0, c0) < min(a1, b1, c1)
+    assert sum(1 for c in kube.calls if c[0] == "patch") == 12
+
+
+def test_a_pass_lists_each_kind_once_across_the_namespaces():
+    kube, recs, reads, drivers = a_fleet(n=6)
+    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    copy_one(kube)
+    kube.calls.clear()
+    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    lists = [c for c in kube.calls if c[0] == "list"]
+    assert sorted(lists) == sorted(set(lists)) and all(ns is None for _, _, ns in lists), lists
+
+
+def test_namespaced_rights_list_per_namespace():
+    kube, recs, reads, drivers = a_fleet(forbid_all=True)
+    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    assert in_flight(recs) == [("ns-a", "vm0"), ("ns-b", "vm0"), ("ns-c", "vm0")]
+    kube.calls.clear()
+    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    lists = [c for c in kube.calls if c[0] == "list"]
+    assert lists and all(ns in SPACES for _, _, ns in lists)  # no second refused cluster-wide LIST
+
+
+def test_a_rerun_of_the_fleet_does_not_redo_finished_vms():
+    kube, recs, reads, drivers = a_fleet(n=2)
+    for _ in range(4):
+        copy_one(kube)
+        fleet_pass(drivers, reads, 3, None, lambda d: None)
+    done = {(rec["namespace"], v) for rec in recs for v, r in rec["vms"].items() if r["phase"] == "Completed"}
+    assert 0 < len(done) < 6
+    # interrupted: the re-run loads every namespace's saved record and goes on
+    again = [B.record_from_configmap(copy.deepcopy(B.record_configmap(rec))) for rec in recs]
+    reads2 = FleetReads(kube, SPACES)
+    drivers2 = [Driver(kube, rec, {"parallel": 3}, lambda line: None, reads=reads2.view(rec["namespace"]))
+                for rec in again]
+    patched_before = len([c for c in kube.calls if c[0] == "patch"])
+    for _ in range(20):
+        copy_one(kube)
+        fleet_pass(drivers2, reads2, 3, None, lambda d: None)
+    assert all(r["result"] == "Succeeded" for r in again)
+    patched = [(c[2], c[3]) for c in kube.calls if c[0] == "patch"][patched_before:]
+    assert sorted(patched) == sorted({(ns, f"vm{i}") for ns in SPACES for i in range(2)} - done)
+
+
+def test_the_view_is_built_from_the_pass_reads_without_a_request():
+    kube, recs, reads, drivers = a_fleet(n=2)
+    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    kube.calls.clear()
+    ms = migrations_seen(recs, reads, "2026-01-01T00:00:00Z")
+    assert kube.calls == []
+    assert [m["namespace"] for m in ms] == list(SPACES)
+    phases = sorted(d["phase"] for m in ms for d in m["disks"])
+    assert phases.count("Queued") == 3
