@@ -12,18 +12,54 @@ from .. import errors
 from .. import resources as R
 
 
-def fleet_namespaces(kube, selector) -> list:
-    """The namespaces holding a VM the selector chooses: one LIST across all namespaces."""
-    if not kube.has_api("kubevirt.io", "v1"):
+def fleet_vms(kube, selector) -> dict:
+    """namespace -> the VMs the selector chooses in it: one LIST across all namespaces."""
+    from .migrate_run import kubevirt_served
+
+    if not kubevirt_served(kube):
         raise errors.PreflightRefused("KubeVirt is not installed (kubevirt.io/v1 VirtualMachines are not served)",
                                       "install KubeVirt first, or check the kubeconfig context")
-    vms = kube.items(R.VM, None, label_selector=selector, all_namespaces=True)
-    spaces = sorted({(v.get("metadata") or {}).get("namespace") or "" for v in vms} - {""})
-    if not spaces:
+    out = {}
+    for v in kube.items(R.VM, None, label_selector=selector, all_namespaces=True):
+        ns = (v.get("metadata") or {}).get("namespace")
+        if ns:
+            out.setdefault(ns, []).append(v)
+    if not out:
         how = f"matching -l {selector}" if selector else "at all"
         raise errors.NotFoundInput(f"no VirtualMachine {how} in any namespace",
                                    f"check -l (kubectl get vm -A{' -l ' + selector if selector else ''})")
-    return spaces
+    return out
+
+
+def fleet_objects(kube, vms_by_ns) -> dict:
+    """namespace -> the objects by kind the plan and the checks read (migrate_run.read_cluster's kinds, plus the
+    VMIMs), each kind LISTed once across all namespaces; per namespace when the user may not LIST across them."""
+    from .migrate_run import LAUNCHER, storage_classes
+
+    spaces = sorted(vms_by_ns)
+    out = {ns: {"VirtualMachine": vms_by_ns[ns]} for ns in spaces}
+    kinds = (("VirtualMachineInstance", R.VMI, None), ("PersistentVolumeClaim", R.PVC, None),
+             ("DataVolume", R.DATAVOLUME, None), ("Pod", R.POD, LAUNCHER),
+             ("VirtualMachineInstanceMigration", R.VMIM, None))
+    for kind, res, selector in kinds:
+        try:
+            try:
+                every = kube.items(res, None, label_selector=selector, all_namespaces=True)
+                for ns in spaces:
+                    out[ns][kind] = []
+                for o in every:
+                    ns = (o.get("metadata") or {}).get("namespace")
+                    if ns in out:
+                        out[ns][kind].append(o)
+            except errors.Forbidden:
+                for ns in spaces:
+                    out[ns][kind] = kube.items(res, ns, label_selector=selector)
+        except errors.NotFound:  # CDI not installed (DataVolumes): plain PVC disks still work with MTC
+            for ns in spaces:
+                out[ns][kind] = []
+    for ns in spaces:
+        out[ns]["StorageClass"] = storage_classes(kube)
+    return out
 
 
 def run(opts, conn) -> None:
@@ -33,10 +69,11 @@ def run(opts, conn) -> None:
     say = opts.streams.say
     kube = Kube.connect(conn)
     preps, skipped = [], []
-    for ns in fleet_namespaces(kube, opts.selector):
+    objects = fleet_objects(kube, fleet_vms(kube, opts.selector))
+    for ns in sorted(objects):
         one = dataclasses.replace(opts, namespace=ns, all_namespaces=False, vms=())
         try:
-            preps.append((one, prepare(one, conn, write=True, kube=kube)))
+            preps.append((one, prepare(one, conn, write=True, kube=kube, objs=objects[ns])))
         except (errors.BadInput, errors.NotFoundInput) as exc:  # e.g. already on --to: the rest still moves
             skipped.append((ns, exc))
     for ns, exc in skipped:

@@ -79,12 +79,17 @@ class KubevirtEngine:
         rec = B.new_record(plan, vms, B.migration_name(plan), started="", **self._record_kw(vmis or {}))
         return B.preview_from_record(rec, checks)
 
-    def checks(self, plan, inventory) -> List[dict]:
-        return kubevirt_engine_findings(plan, inventory, self.cluster_facts(plan))
+    def checks(self, plan, inventory, objects=None) -> List[dict]:
+        return kubevirt_engine_findings(plan, inventory, self.cluster_facts(plan, objects))
 
-    def cluster_facts(self, plan) -> dict:
+    def cluster_facts(self, plan, objects=None) -> dict:
+        """``objects``: what the command already LISTed in the namespace (PVCs, DataVolumes, VMIMs by kind):
+        not read again. Cluster-scoped reads are shared by every namespace of the command (kube.shared)."""
+        from ...kube import shared
+
         ns = plan["namespace"]
         k = self.kube
+        objects = objects or {}
 
         def soft(fn, default):
             try:
@@ -92,11 +97,14 @@ class KubevirtEngine:
             except (errors.NotFound, errors.Forbidden):
                 return default
 
-        kvs = soft(lambda: k.items(R.KUBEVIRT, all_namespaces=True), [])
-        cdi = soft(lambda: k.has_api("cdi.kubevirt.io", "v1beta1"), False)
+        def listed(res):
+            return objects[res.kind] if objects.get(res.kind) is not None else k.items(res, ns)
+
+        kvs = soft(lambda: shared(k, "kubevirts", lambda: k.items(R.KUBEVIRT, all_namespaces=True)), [])
+        cdi = soft(lambda: shared(k, "api cdi", lambda: k.has_api("cdi.kubevirt.io", "v1beta1")), False)
         existing = {}
         for res in (R.PVC, R.DATAVOLUME) if cdi else (R.PVC,):
-            for o in soft(lambda: k.items(res, ns), []):
+            for o in soft(lambda: listed(res), []):
                 md = o.get("metadata") or {}
                 existing.setdefault(md.get("name"), {"kind": res.kind, "labels": md.get("labels") or {}})
         rbac = []
@@ -104,13 +112,14 @@ class KubevirtEngine:
             allowed, reason = k.can_i(verb, res.plural, res.group, ns if scoped else None, sub)
             rbac.append({"verb": verb, "resource": res.plural, "group": res.group, "subresource": sub,
                          "allowed": allowed, "reason": reason})
-        classes = soft(lambda: k.items(R.STORAGECLASS), [])
-        drivers = soft(lambda: [d["metadata"]["name"] for d in k.items(R.CSIDRIVER)], None)
+        classes = soft(lambda: shared(k, "storageclasses", lambda: k.items(R.STORAGECLASS)), [])
+        drivers = soft(lambda: [d["metadata"]["name"] for d in shared(k, "csidrivers", lambda: k.items(R.CSIDRIVER))],
+                       None)
         return {"kubevirt": kvs[0] if kvs else None, "cdi": cdi,
-                "nodes": soft(lambda: k.items(R.NODE), []),
+                "nodes": soft(lambda: shared(k, "nodes", lambda: k.items(R.NODE)), []),
                 "storageClasses": {s["metadata"]["name"] for s in classes},
                 "storageClassObjects": {s["metadata"]["name"]: s for s in classes}, "csiDrivers": drivers,
-                "existing": existing, "vmims": soft(lambda: k.items(R.VMIM, ns), []), "rbac": rbac,
+                "existing": existing, "vmims": soft(lambda: listed(R.VMIM), []), "rbac": rbac,
                 "stop": bool(self.options.get("stop")), "migration": B.migration_name(plan)}
 
     # ---- record I/O ----------------------------------------------------------------------------

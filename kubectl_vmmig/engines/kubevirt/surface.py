@@ -39,7 +39,7 @@ class Kubevirt(Engine):
 
     def checks(self, plan, inventory, request, objects, write=True) -> List[dict]:
         if self.kube is not None:
-            found = self.shell.checks(plan, inventory)
+            found = self.shell.checks(plan, inventory, objects)
         else:
             from .checks import kubevirt_engine_findings
 
