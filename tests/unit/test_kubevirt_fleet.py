@@ -173,3 +173,23 @@ def test_the_view_is_built_from_the_pass_reads_without_a_request():
     assert [m["namespace"] for m in ms] == list(SPACES)
     phases = sorted(d["phase"] for m in ms for d in m["disks"])
     assert phases.count("Queued") == 3
+
+
+def test_a_record_is_written_back_at_once_for_a_state_change_and_later_for_a_message():
+    from kubectl_vmmig.engines.kubevirt.steps import Saves
+
+    clock = [0.0]
+    rec = {"name": "m", "namespace": "a", "result": "Running",
+           "vms": {"vm0": {"phase": "WaitingForVolumes", "message": "waiting for p0-fast: 10%", "result": "Running"}}}
+    saves = Saves(rec, every=10, clock=lambda: clock[0])
+    assert not saves.due(rec)
+    rec["vms"]["vm0"]["message"] = "waiting for p0-fast: 40%"
+    assert not saves.due(rec)            # a progress message alone waits...
+    clock[0] = 10.0
+    assert saves.due(rec)                # ...at most ``every`` seconds
+    saves.saved(rec)
+    rec["vms"]["vm0"].update(phase="Completed", result="Succeeded")
+    assert saves.due(rec)                # a state change is written at once
+    saves.saved(rec)
+    rec["vms"]["vm0"]["message"] = "done"
+    assert not saves.due(rec) and saves.due(rec, final=True)  # and whatever is left, at the end

@@ -219,6 +219,14 @@ def new_record(plan: dict, vms: Dict[str, dict], migration: str, started: str, *
     return rec
 
 
+def record_state(rec: dict) -> str:
+    """The record without its progress messages: what a re-run, ``cancel`` and ``status`` must see at once (each
+    VM's phase and result, patchedAt, stoppedByPlugin, knownVMIMs, the verdict), as one comparable text. The
+    driver writes the record back as soon as this changes; a message alone waits (steps.Saves)."""
+    vms = {v: {k: x for k, x in r.items() if k != "message"} for v, r in (rec.get("vms") or {}).items()}
+    return json.dumps(dict(rec, vms=vms), sort_keys=True)
+
+
 def record_configmap(rec: dict) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": record_name(rec["name"]), "namespace": rec["namespace"],

@@ -18,7 +18,7 @@ from ... import resources as R
 from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
-from .steps import Driver, PatchRefused, guarded_patch, now
+from .steps import Driver, PatchRefused, Saves, guarded_patch, now
 from .track import cancel_done, judge_live, vmims_of
 
 
@@ -199,14 +199,15 @@ class KubevirtEngine:
         if not dry_run_server and bool(rec.get("detached")) == wait:
             rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
             cm = self._save(rec, cm)
+        saves = Saves(rec, float(self.options.get("save_every") or 10))
         try:
             while True:
-                before = repr(rec)
                 try:
                     driver.advance()
                 finally:
-                    if not dry_run_server and repr(rec) != before:
+                    if not dry_run_server and saves.due(rec):
                         cm = self._save(rec, cm)
+                        saves.saved(rec)
                 if not dry_run_server:
                     self.on_pass(migration)
                 if rec["result"] != "Running":
@@ -222,6 +223,9 @@ class KubevirtEngine:
             self.echo(f"stopped following; run 'kubectl vm-storage resume {migration} -n {ns}' (or the same "
                       "command) to resume it")
             raise
+        finally:
+            if not dry_run_server and saves.due(rec, final=True):
+                cm = self._save(rec, cm)
         if not wait and rec["result"] == "Running" and not dry_run_server:
             for line in B.detached_summary(rec):
                 self.echo(line)

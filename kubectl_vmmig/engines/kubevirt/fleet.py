@@ -43,7 +43,8 @@ def apply_fleet(shell, plans: List[dict], show: Optional[Callable[[List[dict]], 
 
 def fleet_pass(drivers, reads, parallel: Optional[int], max_per_node: Optional[int], save):
     """One pass over the fleet: the one window admits across every record, then each running record advances
-    (its VMs' reads answered from the pass's shared LISTs); ``save(driver)`` for each record the pass changed.
+    (its VMs' reads answered from the pass's shared LISTs); ``save(driver)`` after each record's pass (the
+    caller writes it back when steps.Saves says so).
     Returns the PatchRefused a VM met (recorded as its failure; the other VMs and namespaces went on), or None."""
     from .schedule import admit, fleet_queue
     from .steps import PatchRefused
@@ -55,14 +56,12 @@ def fleet_pass(drivers, reads, parallel: Optional[int], max_per_node: Optional[i
     for d in drivers:
         if d.rec["result"] != "Running":
             continue
-        before = repr(d.rec)
         try:
             d.advance(None if admitted is None else {vm for ns, vm in admitted if ns == d.ns})
         except PatchRefused as exc:
             refused = refused or exc
         finally:
-            if repr(d.rec) != before:
-                save(d)
+            save(d)
     return refused
 
 
@@ -72,7 +71,7 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
     one window, until every record ended (``wait``) or - detached - until nothing more can be done without
     waiting (at most ``detach_wait`` seconds); returns the records."""
     from .reads import FleetReads
-    from .steps import Driver, now
+    from .steps import Driver, Saves, now
 
     kube, options, echo = shell.kube, shell.options, shell.echo
     recs = [rec for rec, _ in entries]
@@ -89,9 +88,12 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
     deadline = started + float(options["timeout"]) if options.get("timeout") else None
     detach_end = started + float(options.get("detach_wait") or 10)
     refused = None
+    saves = {rec["namespace"]: Saves(rec, float(options.get("save_every") or 10)) for rec in recs}
 
-    def save(d):
-        cms[d.ns] = shell._save(d.rec, cms[d.ns])
+    def save(d, final=False):
+        if saves[d.ns].due(d.rec, final):
+            cms[d.ns] = shell._save(d.rec, cms[d.ns])
+            saves[d.ns].saved(d.rec)
 
     try:
         while True:
@@ -112,6 +114,9 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
                 echo(f"stopped following; run 'kubectl vm-storage resume {rec['name']} -n {rec['namespace']}' "
                      "(or the same command) to resume it")
         raise
+    finally:
+        for d in drivers:
+            save(d, final=True)
     if not wait:
         for rec in recs:
             if rec["result"] == "Running":
