@@ -52,6 +52,8 @@ def style_for(stream, tty: Optional[bool] = None) -> Style:
 def change_lines(migrations, style: Style) -> dict:
     """key -> one-line description of everything that may change; used to print only changes."""
     lines = {}
+    if layout.is_fleet(migrations):  # several namespaces: their queued/running/done counts change too
+        lines[("f",)] = layout.fleet_line(migrations, None, style)
     for m in migrations:
         where = f"{m.get('namespace')}/{m.get('plan')}"
         lines[("m", where)] = (f"{where} {m.get('engine')} {m.get('type')}: {m.get('_step') or m.get('phase')} "
