@@ -191,5 +191,26 @@ def test_a_record_is_written_back_at_once_for_a_state_change_and_later_for_a_mes
     rec["vms"]["vm0"].update(phase="Completed", result="Succeeded")
     assert saves.due(rec)                # a state change is written at once
     saves.saved(rec)
+    rec["vms"]["vm1"] = {"phase": "Queued", "message": "", "result": "Running"}
+    saves.saved(rec)
+    rec["vms"]["vm1"]["phase"] = "WaitingForVolumes"  # before the VM is touched: found again by a re-run
+    assert not saves.due(rec)
+    rec["vms"]["vm1"]["phase"] = "Patching"
+    assert saves.due(rec)
+    saves.saved(rec)
     rec["vms"]["vm0"]["message"] = "done"
     assert not saves.due(rec) and saves.due(rec, final=True)  # and whatever is left, at the end
+
+
+def test_status_shows_a_vm_copying_even_before_its_record_says_it_left_the_queue():
+    from kubectl_vmmig.engines.kubevirt import progress as KP
+
+    kube, recs, reads, drivers = a_fleet(n=2)
+    saved = [B.record_from_configmap(copy.deepcopy(B.record_configmap(r))) for r in recs]
+    for r in saved:  # as written before the first pass: every VM still Queued
+        for v in r["vms"].values():
+            v["phase"] = "Queued"
+    fleet_pass(drivers, reads, 3, None, lambda d: None)  # the run admits and creates destinations
+    objs = [dict(B.record_configmap(r), kind="ConfigMap") for r in saved] + list(kube.objs.values())
+    rows = {(m["namespace"], d["vm"]): d["phase"] for m in KP.from_objects(objs) for d in m["disks"]}
+    assert rows[("ns-a", "vm0")] != "Queued" and rows[("ns-a", "vm1")] == "Queued"

@@ -199,7 +199,7 @@ class KubevirtEngine:
         if not dry_run_server and bool(rec.get("detached")) == wait:
             rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
             cm = self._save(rec, cm)
-        saves = Saves(rec, float(self.options.get("save_every") or 10))
+        saves = Saves(rec, float(self.options.get("save_every") or 30))
         try:
             while True:
                 try:

@@ -88,7 +88,7 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
     deadline = started + float(options["timeout"]) if options.get("timeout") else None
     detach_end = started + float(options.get("detach_wait") or 10)
     refused = None
-    saves = {rec["namespace"]: Saves(rec, float(options.get("save_every") or 10)) for rec in recs}
+    saves = {rec["namespace"]: Saves(rec, float(options.get("save_every") or 30)) for rec in recs}
 
     def save(d, final=False):
         if saves[d.ns].due(d.rec, final):

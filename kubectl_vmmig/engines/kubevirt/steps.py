@@ -75,7 +75,7 @@ class Saves:
     every record on every pass): at once when its state changed (build.record_state), a new progress message at
     most every ``every`` seconds (``status`` shows it, nothing depends on it), and whatever is left at the end."""
 
-    def __init__(self, rec: dict, every: float = 10.0, clock: Callable[[], float] = None):
+    def __init__(self, rec: dict, every: float = 30.0, clock: Callable[[], float] = None):
         import time
 
         self.every, self.clock = every, clock or time.monotonic
