@@ -2,6 +2,7 @@
 `--parallel 3`, through the real kubectl against the real API server, CDI/KubeVirt stand-ins playing the
 controllers; a sampler counts the copies in flight while it runs."""
 import threading
+import time
 import uuid
 
 import pytest
@@ -44,12 +45,14 @@ def test_three_namespaces_by_label_never_more_than_three_copies_in_flight(kv, ku
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    began = time.monotonic()
     try:
         res = kubectl("vm-storage", "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "kubevirt",
                       "--parallel", "3", "--wait", "--yes", "-v", "6", timeout=420)
     finally:
         stop.set()
         sampler.join(5)
+    seconds = time.monotonic() - began
     assert res.returncode == 0, res.stderr[-2000:]
     assert "fleet: 24 VM(s) in 3 namespace(s)" in res.stderr
     for ns in spaces:
@@ -75,6 +78,18 @@ def test_three_namespaces_by_label_never_more_than_three_copies_in_flight(kv, ku
     assert by.get(("POST", "datavolumes")) == 24
     assert by.get(("PATCH", "virtualmachines")) == 24
     assert not any(v == "DELETE" for v, _ in by)
+    # the record: one per namespace, rewritten when a VM is touched (coalesced per namespace and pass) and for
+    # progress messages at most every 30 s - 3 writes per one-disk VM at most (README "Requests")
+    assert by.get(("POST", "configmaps")) == 3
+    assert by.get(("PUT", "configmaps"), 0) <= 24 + 3 * (int(seconds // 30) + 1), (by, seconds)
+    # permissions: one rules review per namespace, an access review only per cluster-scoped permission (4)
+    assert by.get(("POST", "selfsubjectrulesreviews")) == 3 and by.get(("POST", "selfsubjectaccessreviews")) <= 4
+    # the preflight reads each kind once for the whole fleet, not once per namespace
+    for kind in ("storageclasses", "nodes", "kubevirts", "csidrivers", "pods", "persistentvolumeclaims",
+                 "virtualmachineinstancemigrations"):
+        assert by.get(("LIST", kind)) == 1, (kind, by)
+    # it was 21 per VM (a SelfSubjectAccessReview per permission per namespace, every record written every pass)
+    assert len(calls) / 24 <= 8, (len(calls), by)
 
 
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
