@@ -145,17 +145,14 @@ class Follower:
         self._durations(ms, now)
         self.migrations = ms
         if self.output in ("json", "yaml"):
-            doc = P.document(ms)
-            if doc != self.last_doc:
-                if self.output == "json":
-                    text = json.dumps(doc)
-                else:
-                    import yaml
-
-                    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n") + "\n---"
-                self.out.write(text + "\n")
-                self.out.flush()
-                self.last_doc = doc
+            # a fleet: one document per namespace's migration that changed (the shape of a one-namespace run)
+            docs = [((m.get("namespace"), m.get("plan")), P.document([m])) for m in ms] if layout.is_fleet(ms) \
+                else [(None, P.document(ms))]
+            last = self.last_doc if isinstance(self.last_doc, dict) else {}
+            for key, doc in docs:
+                if doc != last.get(key):
+                    self._document(doc)
+            self.last_doc = dict(docs)
         elif self.screen is not None:
             if ms:
                 self.screen.show(self._frame)
@@ -173,6 +170,16 @@ class Follower:
                     self.err.write(f"warning: {s}\n")
             self.out.flush()
         return P.ended(ms) or not ms
+
+    def _document(self, doc) -> None:
+        if self.output == "json":
+            text = json.dumps(doc)
+        else:
+            import yaml
+
+            text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n") + "\n---"
+        self.out.write(text + "\n")
+        self.out.flush()
 
     def finish(self) -> None:
         """After the end: the final table (not a terminal), the summary and the next step."""

@@ -44,8 +44,12 @@ class NamespaceReads:
 
 
 class FleetReads:
-    def __init__(self, kube, namespaces: Iterable[str]):
-        self.kube = kube
+    """``source``: what answers the LISTs (default: the connection; anything with Kube's ``items`` - e.g. a store
+    kept current by WATCHes - may stand there: a VM written to waits for the next pass, and a destination a lagging
+    store does not show yet is created again only to get 409, which the driver takes as made)."""
+
+    def __init__(self, kube, namespaces: Iterable[str], source=None):
+        self.kube = source or kube
         self.namespaces = sorted(set(namespaces))
         self._seen: Dict[str, Dict[str, Dict[str, dict]]] = {}   # kind -> namespace -> name -> object
         self.last: Dict[str, Dict[str, Dict[str, dict]]] = {}    # the latest LIST of each kind (the view's)
