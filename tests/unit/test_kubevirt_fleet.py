@@ -176,7 +176,7 @@ def test_the_view_is_built_from_the_pass_reads_without_a_request():
 
 
 def test_a_record_is_written_back_at_once_for_a_state_change_and_later_for_a_message():
-    from kubectl_vmmig.engines.kubevirt.steps import Saves
+    from kubectl_vmmig.engines.kubevirt.saves import Saves
 
     clock = [0.0]
     rec = {"name": "m", "namespace": "a", "result": "Running",

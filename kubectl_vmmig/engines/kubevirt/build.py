@@ -229,7 +229,7 @@ def record_state(rec: dict) -> str:
     """What a re-run, ``cancel`` and ``status`` must see at once, as one comparable text: each VM's phase once
     the VM is touched (Stopping, Patching and after), its result, patchedAt, stoppedByPlugin, knownVMIMs, the
     verdict - not the progress messages nor the steps before the VM is written to (BEFORE_THE_VM). The driver
-    writes the record back as soon as this changes; the rest waits (steps.Saves)."""
+    writes the record back as soon as this changes; the rest waits (saves.Saves)."""
     vms = {}
     for v, r in (rec.get("vms") or {}).items():
         vms[v] = {k: x for k, x in r.items() if k != "message"}

@@ -18,7 +18,8 @@ from ... import resources as R
 from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
-from .steps import Driver, PatchRefused, Saves, guarded_patch, now
+from .saves import Saves
+from .steps import Driver, PatchRefused, guarded_patch, now
 from .track import cancel_done, judge_live, vmims_of
 
 
@@ -80,47 +81,9 @@ class KubevirtEngine:
         return B.preview_from_record(rec, checks)
 
     def checks(self, plan, inventory, objects=None) -> List[dict]:
-        return kubevirt_engine_findings(plan, inventory, self.cluster_facts(plan, objects))
+        from .facts import cluster_facts
 
-    def cluster_facts(self, plan, objects=None) -> dict:
-        """``objects``: what the command already LISTed in the namespace (PVCs, DataVolumes, VMIMs by kind):
-        not read again. Cluster-scoped reads are shared by every namespace of the command (kube.shared)."""
-        from ...kube import shared
-
-        ns = plan["namespace"]
-        k = self.kube
-        objects = objects or {}
-
-        def soft(fn, default):
-            try:
-                return fn()
-            except (errors.NotFound, errors.Forbidden):
-                return default
-
-        def listed(res):
-            return objects[res.kind] if objects.get(res.kind) is not None else k.items(res, ns)
-
-        kvs = soft(lambda: shared(k, "kubevirts", lambda: k.items(R.KUBEVIRT, all_namespaces=True)), [])
-        cdi = soft(lambda: shared(k, "api cdi", lambda: k.has_api("cdi.kubevirt.io", "v1beta1")), False)
-        existing = {}
-        for res in (R.PVC, R.DATAVOLUME) if cdi else (R.PVC,):
-            for o in soft(lambda: listed(res), []):
-                md = o.get("metadata") or {}
-                existing.setdefault(md.get("name"), {"kind": res.kind, "labels": md.get("labels") or {}})
-        rbac = []
-        for verb, res, sub, scoped in PERMISSIONS:
-            allowed, reason = k.can_i(verb, res.plural, res.group, ns if scoped else None, sub)
-            rbac.append({"verb": verb, "resource": res.plural, "group": res.group, "subresource": sub,
-                         "allowed": allowed, "reason": reason})
-        classes = soft(lambda: shared(k, "storageclasses", lambda: k.items(R.STORAGECLASS)), [])
-        drivers = soft(lambda: [d["metadata"]["name"] for d in shared(k, "csidrivers", lambda: k.items(R.CSIDRIVER))],
-                       None)
-        return {"kubevirt": kvs[0] if kvs else None, "cdi": cdi,
-                "nodes": soft(lambda: shared(k, "nodes", lambda: k.items(R.NODE)), []),
-                "storageClasses": {s["metadata"]["name"] for s in classes},
-                "storageClassObjects": {s["metadata"]["name"]: s for s in classes}, "csiDrivers": drivers,
-                "existing": existing, "vmims": soft(lambda: listed(R.VMIM), []), "rbac": rbac,
-                "stop": bool(self.options.get("stop")), "migration": B.migration_name(plan)}
+        return kubevirt_engine_findings(plan, inventory, cluster_facts(self.kube, plan, objects, self.options))
 
     # ---- record I/O ----------------------------------------------------------------------------
     def _load(self, name, ns):

@@ -44,7 +44,7 @@ def apply_fleet(shell, plans: List[dict], show: Optional[Callable[[List[dict]], 
 def fleet_pass(drivers, reads, parallel: Optional[int], max_per_node: Optional[int], save):
     """One pass over the fleet: the one window admits across every record, then each running record advances
     (its VMs' reads answered from the pass's shared LISTs); ``save(driver)`` after each record's pass (the
-    caller writes it back when steps.Saves says so).
+    caller writes it back when saves.Saves says so).
     Returns the PatchRefused a VM met (recorded as its failure; the other VMs and namespaces went on), or None."""
     from .schedule import admit, fleet_queue
     from .steps import PatchRefused
@@ -71,7 +71,8 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
     one window, until every record ended (``wait``) or - detached - until nothing more can be done without
     waiting (at most ``detach_wait`` seconds); returns the records."""
     from .reads import FleetReads
-    from .steps import Driver, Saves, now
+    from .saves import Saves
+    from .steps import Driver, now
 
     kube, options, echo = shell.kube, shell.options, shell.echo
     recs = [rec for rec, _ in entries]

@@ -70,26 +70,6 @@ def guarded_patch(kube, name: str, ns: str, ops: List[dict], what: str, dry_run=
                  "(destination DataVolumes already created are reused)") from None
 
 
-class Saves:
-    """When a driven record is written back (each write is a request, a fleet's passes would otherwise write
-    every record on every pass): at once when its state changed (build.record_state), a new progress message at
-    most every ``every`` seconds (``status`` shows it, nothing depends on it), and whatever is left at the end."""
-
-    def __init__(self, rec: dict, every: float = 30.0, clock: Callable[[], float] = None):
-        import time
-
-        self.every, self.clock = every, clock or time.monotonic
-        self.saved(rec)
-
-    def saved(self, rec: dict) -> None:
-        self.state, self.text, self.at = B.record_state(rec), repr(rec), self.clock()
-
-    def due(self, rec: dict, final: bool = False) -> bool:
-        if repr(rec) == self.text:
-            return False
-        return final or B.record_state(rec) != self.state or self.clock() - self.at >= self.every
-
-
 class Driver:
     """Advances one migration record. ``save(record)`` persists it; ``echo(msg)`` tells the user."""
 
