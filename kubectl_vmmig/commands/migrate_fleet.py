@@ -116,7 +116,8 @@ def _fleet_engine(preps):
 
 def _apply_fleet(preps, opts) -> None:
     """One ``apply_fleet`` call with every namespace's plan (namespaces whose run is already over are only
-    re-attached to); with --wait one live view of the whole fleet, fed by the engine's passes."""
+    re-attached to). An engine that drives the fleet itself (``events.show`` fed, the references' results final)
+    gets one live view of the whole fleet; a reference still Running is followed as after ``apply``."""
     from .migrate_run import _follower, after_apply
 
     say = opts.streams.say
@@ -124,6 +125,7 @@ def _apply_fleet(preps, opts) -> None:
     engine = _fleet_engine(preps)
     request = fleet[0][0].request()
     follower = _follower(fleet[0][1], opts)
+    shown = False
     if follower is not None:
         from ..view.follow import ViewEvents
 
@@ -131,27 +133,34 @@ def _apply_fleet(preps, opts) -> None:
         events = ViewEvents(follower, lambda migration: [])
         with follower:
             refs = engine.apply_fleet([p.plan for _, p in fleet], request, events)
-            if events.latest is not None:
+            if events.latest is not None:  # the engine drove the fleet and showed it: the view's end
                 follower.step(events.latest)
-            follower.finish()
+                follower.finish()
+                shown = True
     else:
         refs = engine.apply_fleet([p.plan for _, p in fleet], request, say)
+    if isinstance(refs, dict):  # {namespace: reference}
+        refs = [refs[p.namespace] for _, p in fleet]
     failures = []
+
+    def follow(p, ref, one):
+        try:
+            after_apply(p, ref, one)
+        except (errors.MigrationFailed, errors.MigrationCanceled) as exc:  # the other namespaces still move
+            failures.append(exc)
+
     for one, p in preps:
         if p.existing is not None and p.existing.ref is not None:
             say(p.existing.message)
-            try:
-                after_apply(p, p.existing.ref, one)
-            except (errors.MigrationFailed, errors.MigrationCanceled) as exc:
-                failures.append(exc)
+            follow(p, p.existing.ref, one)
     for (one, p), ref in zip(fleet, refs):
-        if follower is None:
-            after_apply(p, ref, one)  # --detach / server dry run: what started, how to follow it
+        if not shown or ref.get("result") in (None, "Running"):
+            follow(p, ref, one)  # --detach / server dry run: what started; else followed to its end
             continue
         hint = f"kubectl vm-storage status {ref['migration']} -n {ref['namespace']}"
         if ref.get("result") == "Canceled":
             failures.append(errors.MigrationCanceled(f"migration {ref['migration']} was canceled", None))
-        elif ref.get("result") not in ("Succeeded", "Running"):
+        elif ref.get("result") != "Succeeded":
             failures.append(errors.MigrationFailed(
                 f"migration {ref['migration']} in namespace {ref['namespace']} {str(ref.get('result')).lower()}"
                 + (f": {ref['message']}" if ref.get("message") else ""), f"details: {hint}"))
