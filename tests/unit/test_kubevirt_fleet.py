@@ -214,3 +214,25 @@ def test_status_shows_a_vm_copying_even_before_its_record_says_it_left_the_queue
     objs = [dict(B.record_configmap(r), kind="ConfigMap") for r in saved] + list(kube.objs.values())
     rows = {(m["namespace"], d["vm"]): d["phase"] for m in KP.from_objects(objs) for d in m["disks"]}
     assert rows[("ns-a", "vm0")] != "Queued" and rows[("ns-a", "vm1")] == "Queued"
+
+
+def test_a_cancel_of_one_namespace_stops_it_before_a_vm_is_swapped_and_the_others_go_on():
+    kube, recs, reads, drivers = a_fleet(n=2)
+    for d in drivers:
+        cm = dict(B.record_configmap(d.rec), kind="ConfigMap")
+        cm["metadata"]["resourceVersion"] = "1"
+        kube.objs[("ConfigMap", d.ns, cm["metadata"]["name"])] = cm
+        d.record_version = "1"
+    # `kubectl vm-storage cancel` of ns-b's migration writes Canceling into its record (a new resourceVersion)
+    theirs = kube.objs[("ConfigMap", "ns-b", B.record_name(recs[1]["name"]))]
+    theirs["data"] = B.record_configmap(dict(recs[1], phase="Canceling"))["data"]
+    theirs["metadata"]["resourceVersion"] = "2"
+    for _ in range(20):
+        copy_one(kube)
+        fleet_pass(drivers, reads, 3, None, lambda d: None)
+        if all(r["result"] != "Running" for r in recs):
+            break
+    patched = {(c[2], c[3]) for c in kube.calls if c[0] == "patch"}
+    assert not [p for p in patched if p[0] == "ns-b"]  # no VM of the canceled namespace was swapped
+    assert patched == {(ns, f"vm{i}") for ns in ("ns-a", "ns-c") for i in range(2)}
+    assert [r["result"] for r in recs] == ["Succeeded", "Canceled", "Succeeded"]

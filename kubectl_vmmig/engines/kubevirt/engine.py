@@ -162,6 +162,7 @@ class KubevirtEngine:
         if not dry_run_server and bool(rec.get("detached")) == wait:
             rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
             cm = self._save(rec, cm)
+        driver.record_version = _version(cm)
         saves = Saves(rec, float(self.options.get("save_every") or 30))
         try:
             while True:
@@ -171,6 +172,7 @@ class KubevirtEngine:
                     if not dry_run_server and saves.due(rec):
                         cm = self._save(rec, cm)
                         saves.saved(rec)
+                        driver.record_version = _version(cm)
                 if not dry_run_server:
                     self.on_pass(migration)
                 if rec["result"] != "Running":
@@ -358,6 +360,10 @@ class KubevirtEngine:
     def _last_migration_state(self, rec, vm_name, r) -> Optional[dict]:
         """targetNodeDomainReadyTimestamp from the VMI, the VMIM (when final) or what the record last saw."""
         return self._judge(rec, vm_name, r)["migrationState"] or r.get("migrationState")
+
+
+def _version(cm) -> Optional[str]:
+    return ((cm or {}).get("metadata") or {}).get("resourceVersion")
 
 
 def _by_name(objs, namespace) -> Dict[str, dict]:

@@ -13,6 +13,7 @@ work as for ``migrate -n``), but the records are driven together, pass after pas
 import time
 from typing import Callable, List, Optional
 
+from ... import errors
 from ... import resources as R
 from . import build as B
 
@@ -54,14 +55,20 @@ def fleet_pass(drivers, reads, parallel: Optional[int], max_per_node: Optional[i
     admitted = set(admit(fleet_queue([d.rec for d in drivers]), parallel, max_per_node)) if limited else None
     refused = None
     for d in drivers:
-        if d.rec["result"] != "Running":
+        if d.rec["result"] != "Running" or getattr(d, "canceled", False):
             continue
         try:
-            d.advance(None if admitted is None else {vm for ns, vm in admitted if ns == d.ns})
-        except PatchRefused as exc:
-            refused = refused or exc
-        finally:
-            save(d)
+            try:
+                d.advance(None if admitted is None else {vm for ns, vm in admitted if ns == d.ns})
+            except PatchRefused as exc:
+                refused = refused or exc
+            finally:
+                save(d)
+        except errors.MigrationCanceled:
+            # `cancel` wrote this namespace's record (steps.Driver._still_ours, engine._save): it is cancel's now,
+            # this run never writes it again; the other namespaces go on
+            d.canceled = True
+            d.rec["result"] = "Canceled"
     return refused
 
 
@@ -81,10 +88,11 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
     opts = dict(options, detach=not wait)
     drivers = [Driver(kube, rec, opts, echo, reads=reads.view(rec["namespace"])) for rec in recs]
     parallel, per_node = opts.get("parallel"), opts.get("max_per_node")
-    for rec in recs:
-        if bool(rec.get("detached")) == wait:
-            rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
-            cms[rec["namespace"]] = shell._save(rec, cms[rec["namespace"]])
+    for d in drivers:
+        if bool(d.rec.get("detached")) == wait:
+            d.rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
+            cms[d.ns] = shell._save(d.rec, cms[d.ns])
+        d.record_version = _version(cms[d.ns])
     started = time.monotonic()
     deadline = started + float(options["timeout"]) if options.get("timeout") else None
     detach_end = started + float(options.get("detach_wait") or 10)
@@ -92,9 +100,10 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
     saves = {rec["namespace"]: Saves(rec, float(options.get("save_every") or 30)) for rec in recs}
 
     def save(d, final=False):
-        if saves[d.ns].due(d.rec, final):
+        if not getattr(d, "canceled", False) and saves[d.ns].due(d.rec, final):
             cms[d.ns] = shell._save(d.rec, cms[d.ns])
             saves[d.ns].saved(d.rec)
+            d.record_version = _version(cms[d.ns])
 
     try:
         while True:
@@ -126,3 +135,7 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
     if refused is not None:
         raise refused
     return recs
+
+
+def _version(cm):
+    return ((cm or {}).get("metadata") or {}).get("resourceVersion")

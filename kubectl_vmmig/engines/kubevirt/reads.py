@@ -17,6 +17,11 @@ than a GET would be.
 from typing import Dict, Iterable, Optional
 
 from ... import errors
+from ... import labels as L
+from ... import resources as R
+
+RECORDS = "records"                    # the pass's LIST of the plugin's migration records
+RECORD_LABEL = f"{L.ENGINE}=kubevirt"  # build.labels: every record carries it
 
 
 def _by_name(items) -> Dict[str, dict]:
@@ -35,6 +40,12 @@ class NamespaceReads:
         if res.kind not in self._seen:
             self._seen[res.kind] = _by_name(self.kube.items(res, self.namespace))
         return self._seen[res.kind]
+
+    def records(self, namespace: Optional[str] = None) -> Dict[str, dict]:
+        """The plugin's record ConfigMaps (by their engine label), once per pass."""
+        if RECORDS not in self._seen:
+            self._seen[RECORDS] = _by_name(self.kube.items(R.CONFIGMAP, self.namespace, label_selector=RECORD_LABEL))
+        return self._seen[RECORDS]
 
     def wrote(self, *resources) -> bool:
         """After a write: True when the VM's next step may go on in this pass (it re-reads)."""
@@ -58,20 +69,26 @@ class FleetReads:
     def new_pass(self) -> None:
         self._seen = {}
 
-    def _list(self, res) -> Dict[str, Dict[str, dict]]:
+    def _list(self, res, selector=None, key=None) -> Dict[str, Dict[str, dict]]:
+        key = key or res.kind
         out: Dict[str, Dict[str, dict]] = {ns: {} for ns in self.namespaces}
-        if res.kind not in self._per_namespace and len(self.namespaces) > 1:
+        if key not in self._per_namespace and len(self.namespaces) > 1:
             try:
-                for o in self.kube.items(res, None, all_namespaces=True):
+                for o in self.kube.items(res, None, label_selector=selector, all_namespaces=True):
                     ns = (o.get("metadata") or {}).get("namespace")
                     if ns in out:
                         out[ns][(o.get("metadata") or {}).get("name")] = o
                 return out
             except errors.Forbidden:
-                self._per_namespace.add(res.kind)  # namespaced rights: one LIST per namespace from now on
+                self._per_namespace.add(key)  # namespaced rights: one LIST per namespace from now on
         for ns in self.namespaces:
-            out[ns] = _by_name(self.kube.items(res, ns))
+            out[ns] = _by_name(self.kube.items(res, ns, label_selector=selector))
         return out
+
+    def records(self, namespace: Optional[str] = None) -> Dict[str, dict]:
+        if RECORDS not in self._seen:
+            self._seen[RECORDS] = self._list(R.CONFIGMAP, RECORD_LABEL, RECORDS)
+        return self._seen[RECORDS].get(namespace, {})
 
     def kind(self, res, namespace: Optional[str] = None) -> Dict[str, dict]:
         if res.kind not in self._seen:
@@ -96,6 +113,9 @@ class FleetView:
 
     def kind(self, res, namespace: Optional[str] = None) -> Dict[str, dict]:
         return self.fleet.kind(res, self.namespace)
+
+    def records(self, namespace: Optional[str] = None) -> Dict[str, dict]:
+        return self.fleet.records(self.namespace)
 
     def wrote(self, *resources) -> bool:
         return self.fleet.wrote(*resources)

@@ -85,6 +85,9 @@ class Driver:
         # this pass's LIST of each kind (reads.py): the namespace's own, or a fleet's shared across namespaces
         self.reads = reads or NamespaceReads(kube, self.ns)
         self._hold = False  # a write this pass whose effect the reads cannot show yet: the VM waits a pass
+        # the record's resourceVersion as this run last wrote it (the loop sets it after each save): before it
+        # stops or swaps a VM, the driver makes sure nobody else wrote the record since (_still_ours)
+        self.record_version: Optional[str] = None
 
     # ---- reads: one LIST per kind per pass (reads.py) -------------------------------------------
     def _kind(self, res) -> dict:
@@ -101,6 +104,19 @@ class Driver:
 
     def _vmims(self, vm_name):
         return vmims_of(list(self._kind(R.VMIM).values()), vm_name)
+
+    def _still_ours(self):
+        """Before a write that moves a VM (stop, volume swap): the record as this pass LISTed it must be the one
+        this run last wrote. ``cancel`` writes Canceling into it first (engine.cancel), so a cancel from another
+        terminal stops the run here, before the VM is touched - not only at the run's next record write."""
+        if self.dry or self.record_version is None:
+            return
+        cm = self.reads.records(self.ns).get(B.record_name(self.rec["name"]))
+        if cm is None or (cm.get("metadata") or {}).get("resourceVersion") == self.record_version:
+            return
+        theirs = B.record_from_configmap(cm) or {}
+        if theirs.get("phase") in ("Canceling", "Canceled"):
+            raise errors.MigrationCanceled(f"migration {self.rec['name']} was canceled by another command")
 
     def _wrote(self, *resources):
         if not self.reads.wrote(*resources):
@@ -215,6 +231,7 @@ class Driver:
     def _stop(self, vm_name, r):
         vm = self._must(R.VM, vm_name)
         if not r.get("stoppedByPlugin"):
+            self._still_ours()
             guarded_patch(self.kube, vm_name, self.ns, r["stopPatch"], "stop", self.dry)
             self._wrote(R.VM, R.VMI)
             r["stoppedByPlugin"] = True
@@ -281,6 +298,7 @@ class Driver:
                 state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
                 if state.get("migrationUid"):
                     r["knownVMIMs"].append(state["migrationUid"])  # a migration before ours, VMIM maybe gone
+            self._still_ours()
             guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
             self._wrote(R.VM, R.VMI, R.VMIM)
             r["patchedAt"] = now()
