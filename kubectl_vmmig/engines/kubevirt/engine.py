@@ -129,11 +129,18 @@ class KubevirtEngine:
         return {"migration": migration, "plan": migration, "name": migration, "namespace": rec["namespace"],
                 "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
 
-    def open_record(self, plan, dry_run_server=False, vms=None, vmis=None):
+    def open_record(self, plan, dry_run_server=False, vms=None, vmis=None, records=None):
         """-> (record, its ConfigMap): the running record of this plan re-attached to, else a new one written
-        (``vms``/``vmis`` by name: already read, e.g. by a fleet's LISTs, else read here)."""
+        (``vms``/``vmis`` by name, ``records`` the namespace's record ConfigMaps by name: already read, e.g. by a
+        fleet's LISTs across all namespaces, else read here)."""
         ns, migration = plan["namespace"], B.migration_name(plan)
-        cm, rec = (None, None) if dry_run_server else self._load(migration, ns)
+        if dry_run_server:
+            cm, rec = None, None
+        elif records is not None:
+            cm = records.get(B.record_name(migration))
+            rec = B.record_from_configmap(cm) if cm is not None else None
+        else:
+            cm, rec = self._load(migration, ns)
         if rec is not None and B.resume_given_up(rec):
             self.echo(f"migration {migration}: following again the VMs it had stopped following")
         if rec is None or rec.get("result") != "Running":

@@ -32,13 +32,13 @@ def migrations_seen(records: List[dict], reads, now: str) -> List[dict]:
 
 
 def apply_fleet(shell, plans: List[dict], show: Optional[Callable[[List[dict]], None]] = None) -> List[dict]:
-    """Open (or re-attach to) every namespace's record - the VMs and VMIs they are built from read with one LIST
-    each for the whole fleet - then drive them together; returns the records."""
+    """Open (or re-attach to) every namespace's record - the records, and the VMs and VMIs new ones are built
+    from, read with one LIST each for the whole fleet - then drive them together; returns the records."""
     from .reads import FleetReads
 
     reads = FleetReads(shell.kube, [p["namespace"] for p in plans])
-    entries = [shell.open_record(p, vms=reads.kind(R.VM, p["namespace"]), vmis=reads.kind(R.VMI, p["namespace"]))
-               for p in plans]
+    entries = [shell.open_record(p, vms=reads.kind(R.VM, p["namespace"]), vmis=reads.kind(R.VMI, p["namespace"]),
+                                 records=reads.records(p["namespace"])) for p in plans]
     return drive_fleet(shell, entries, bool(shell.options.get("wait", True)), show, reads)
 
 
