@@ -167,3 +167,56 @@ def test_an_interrupted_fleet_run_rerun_finishes_only_what_is_left(kv, cp):  # n
     assert w1.get(("PATCH", "virtualmachines"), 0) + w2.get(("PATCH", "virtualmachines"), 0) == 10, (w1, w2)
     assert w2.get(("PATCH", "virtualmachines"), 0) == 10 - done_before  # only the VMs left
     assert not any(v == "DELETE" for v, _ in list(w1) + list(w2))
+
+
+def test_max_per_node_counts_the_live_moves_of_every_namespace(kv, kubectl, cp):  # noqa: F811
+    """Running VMs in 2 namespaces, all on one node (the KubeVirt stand-in places every VMI on the first node):
+    `--max-per-node 1` lets ONE live move leave that node at a time across the fleet - nodes are cluster-wide -
+    although `--parallel 4` would admit every VM. Before the fleet's one window each namespace counted its own."""
+    from tests.e2e.test_kubevirt_engine import running_vm
+
+    tag = uuid.uuid4().hex[:6]
+    spaces = [make_namespace(kv, f"pernode-{i}") for i in range(2)]
+    for ns in spaces:
+        for i in range(2):
+            running_vm(kv, ns, f"vm{i}", [F.pvc_disk("data", size="1Gi")])
+            kv.patch(R.VM, f"vm{i}", {"metadata": {"labels": {"fleet": tag}}}, ns)
+    nodes = {kv.get(R.VMI, f"vm{i}", ns)["status"]["nodeName"] for ns in spaces for i in range(2)}
+    assert len(nodes) == 1, nodes  # the premise: every live move leaves the same node
+
+    def moving():
+        """VMs whose destination exists while their VMI does not run on it yet (a live move under way)."""
+        n = 0
+        for ns in spaces:
+            made = {dv["metadata"]["name"] for dv in kv.items(R.DATAVOLUME, ns)}
+            for i in range(2):
+                if f"vm{i}-data-fast" not in made:
+                    continue
+                vmi = kv.get_or_none(R.VMI, f"vm{i}", ns) or {}
+                claims = [(v.get("persistentVolumeClaim") or {}).get("claimName")
+                          for v in (vmi.get("spec") or {}).get("volumes") or []]
+                if f"vm{i}-data-fast" not in claims:
+                    n += 1
+        return n
+
+    peak, stop = [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], moving())
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        res = kubectl("vm-storage", "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "kubevirt",
+                      "--mode", "live", "--parallel", "4", "--max-per-node", "1", "--wait", "--yes", timeout=420)
+    finally:
+        stop.set()
+        sampler.join(5)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for ns in spaces:
+        for i in range(2):
+            vols = kv.get(R.VM, f"vm{i}", ns)["spec"]["template"]["spec"]["volumes"]
+            assert {"name": "data", "persistentVolumeClaim": {"claimName": f"vm{i}-data-fast"}} in vols, (ns, i)
+    assert peak[0] == 1, peak[0]
