@@ -236,3 +236,39 @@ def test_a_cancel_of_one_namespace_stops_it_before_a_vm_is_swapped_and_the_other
     assert not [p for p in patched if p[0] == "ns-b"]  # no VM of the canceled namespace was swapped
     assert patched == {(ns, f"vm{i}") for ns in ("ns-a", "ns-c") for i in range(2)}
     assert [r["result"] for r in recs] == ["Succeeded", "Canceled", "Succeeded"]
+
+
+def test_a_lost_api_server_during_a_pass_is_ridden_out_and_the_fleet_goes_on(monkeypatch):
+    from kubectl_vmmig.engines.kubevirt import fleet as FL
+
+    kube, recs, _, _ = a_fleet(n=1)
+    down = [2]  # the next two LISTs find the API server gone
+
+    real = kube.items
+
+    def items(res, ns=None, **kw):
+        if down[0] > 0:
+            down[0] -= 1
+            raise errors.ConnectionFailed("cannot reach the API server")
+        if res.kind == "DataVolume":
+            for (kind, _, _), o in kube.objs.items():
+                if kind == "DataVolume":
+                    o["status"] = {"phase": "Succeeded", "progress": "100.0%"}
+        return real(res, ns, **kw)
+
+    kube.items = items
+    said = []
+
+    class Shell:
+        options = {"parallel": 3, "poll": 0.01}
+
+        def __init__(self):
+            self.kube, self.echo = kube, said.append
+
+        def _save(self, rec, cm, dry=False):
+            return {"metadata": {"resourceVersion": "1"}}
+
+    monkeypatch.setattr(FL.time, "sleep", lambda s: None)
+    out = FL.drive_fleet(Shell(), [(r, None) for r in recs], True, pause=lambda s: None)
+    assert [r["result"] for r in out] == ["Succeeded"] * 3
+    assert said.count("reconnected") == 1 and any(s.startswith("reconnecting") for s in said)

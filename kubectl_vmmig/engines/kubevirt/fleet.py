@@ -6,15 +6,18 @@ work as for ``migrate -n``), but the records are driven together, pass after pas
 - one window for the whole fleet (schedule.fleet_queue + schedule.admit over ``(namespace, vm)`` keys): never
   more than ``--parallel`` copies in flight across all namespaces, at most ``--max-per-node`` live moves leaving
   one node (nodes are cluster-wide), the next VM of any namespace starts as soon as one ends;
-- one LIST per kind per pass across all namespaces (reads.FleetReads), whatever the number of namespaces and
-  VMs; a record is written back only when its pass changed it;
+- each pass reads each kind once across all namespaces (reads.FleetReads), from stores a WATCH per kind keeps
+  current (watchcache.CachedReads): after the first LIST and WATCH of a kind, reading costs no request, whatever
+  the number of namespaces, VMs or passes; a record is written back only when its state changed (saves.Saves);
 - the live view is built from those same reads (progress.build, pure): following costs no request of its own.
 """
+import os
 import time
 from typing import Callable, List, Optional
 
 from ... import errors
 from ... import resources as R
+from ...watchcache import TRANSIENT  # 429/5xx: an API server restarting answers these for a while
 from . import build as B
 
 
@@ -34,12 +37,24 @@ def migrations_seen(records: List[dict], reads, now: str) -> List[dict]:
 def apply_fleet(shell, plans: List[dict], show: Optional[Callable[[List[dict]], None]] = None) -> List[dict]:
     """Open (or re-attach to) every namespace's record - the records, and the VMs and VMIs new ones are built
     from, read with one LIST each for the whole fleet - then drive them together; returns the records."""
+    from ...watchcache import CachedReads
     from .reads import FleetReads
 
-    reads = FleetReads(shell.kube, [p["namespace"] for p in plans])
-    entries = [shell.open_record(p, vms=reads.kind(R.VM, p["namespace"]), vmis=reads.kind(R.VMI, p["namespace"]),
-                                 records=reads.records(p["namespace"])) for p in plans]
-    return drive_fleet(shell, entries, bool(shell.options.get("wait", True)), show, reads)
+    # Each kind LISTed once, then kept current by its WATCH (watchcache.py, client-go's reflector): a pass costs
+    # no request at all, whatever the length of the run; only the writes do.
+    source = CachedReads(shell.kube)
+    reads = FleetReads(shell.kube, [p["namespace"] for p in plans], source=source)
+    try:
+        entries = [shell.open_record(p, vms=reads.kind(R.VM, p["namespace"]),
+                                     vmis=reads.kind(R.VMI, p["namespace"]), records=reads.records(p["namespace"]))
+                   for p in plans]
+        return drive_fleet(shell, entries, bool(shell.options.get("wait", True)), show, reads, pause=source.wait)
+    finally:
+        source.close()
+        import gc
+
+        # as status -w (commands/status.py): the stores hold every object read; left out of the collection at exit
+        gc.freeze()
 
 
 def fleet_pass(drivers, reads, parallel: Optional[int], max_per_node: Optional[int], save):
@@ -73,10 +88,13 @@ def fleet_pass(drivers, reads, parallel: Optional[int], max_per_node: Optional[i
 
 
 def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]], None]] = None,
-                reads=None) -> List[dict]:
+                reads=None, pause: Optional[Callable[[float], None]] = None) -> List[dict]:
     """``entries``: [(record, its ConfigMap)] of every namespace (engine.open_record). Advances them all, under
     one window, until every record ended (``wait``) or - detached - until nothing more can be done without
-    waiting (at most ``detach_wait`` seconds); returns the records."""
+    waiting (at most ``detach_wait`` seconds); returns the records. ``pause(seconds)`` between passes (default
+    sleep; a watched store's ``wait`` returns as soon as something changed). A lost API server (or 5xx while it
+    restarts) is ridden out for KUBECTL_VM_STORAGE_RECONNECT_TIMEOUT seconds (120), as the live view does: a
+    pass is idempotent (each step finds what an interrupted one did), so the next pass simply goes on."""
     from .reads import FleetReads
     from .saves import Saves
     from .steps import Driver, now
@@ -105,9 +123,27 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
             saves[d.ns].saved(d.rec)
             d.record_version = _version(cms[d.ns])
 
+    pause = pause or time.sleep
+    reconnect = float(os.environ.get("KUBECTL_VM_STORAGE_RECONNECT_TIMEOUT") or 120.0)
+    down_since, backoff = None, 1.0
     try:
         while True:
-            refused = fleet_pass(drivers, reads, parallel, per_node, save) or refused
+            try:
+                refused = fleet_pass(drivers, reads, parallel, per_node, save) or refused
+            except errors.ApiError as exc:
+                if not (isinstance(exc, errors.ConnectionFailed) or exc.status in TRANSIENT):
+                    raise
+                down_since = down_since or time.monotonic()
+                if backoff == 1.0:
+                    echo(f"reconnecting... ({exc.message})")
+                if time.monotonic() - down_since >= reconnect:
+                    raise
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 15.0)
+                continue
+            if down_since is not None:
+                echo("reconnected")
+                down_since, backoff = None, 1.0
             if show is not None:
                 show(migrations_seen(recs, reads, now()))
             if all(r["result"] != "Running" for r in recs):
@@ -117,7 +153,7 @@ def drive_fleet(shell, entries, wait: bool, show: Optional[Callable[[List[dict]]
             if deadline and time.monotonic() > deadline:
                 echo("timed out waiting; the migrations go on - follow them with 'kubectl vm-storage status -A -w'")
                 break
-            time.sleep(float(options.get("poll") or 1.0))
+            pause(float(options.get("poll") or 1.0))
     except KeyboardInterrupt:
         for rec in recs:
             if rec["result"] == "Running":
