@@ -235,7 +235,17 @@ class Kube:
         """One LIST request; returns the List object (items + metadata.resourceVersion)."""
         ns = None if all_namespaces else self._ns(res, namespace)
         q = {"labelSelector": label_selector, "fieldSelector": field_selector}
-        out = self.request("GET", res.path(ns), query=q)
+        # A LIST across the cluster answers "may I list this at cluster scope?" as a SelfSubjectAccessReview of
+        # it would (the API server authorizes exactly that request), so can_i asks no review for it afterwards.
+        asked = ("list", res.plural, res.group, None, None, None) if ns is None and not field_selector else None
+        try:
+            out = self.request("GET", res.path(ns), query=q)
+        except errors.Forbidden as exc:
+            if asked:
+                self._reviews[asked] = (False, exc.message)
+            raise
+        if asked:
+            self._reviews[asked] = (True, "")
         for item in out.get("items") or []:
             # LIST responses omit apiVersion/kind on items; restore them so items are complete objects.
             item.setdefault("apiVersion", res.api_version)

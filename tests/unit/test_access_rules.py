@@ -72,3 +72,31 @@ def test_cluster_scoped_permissions_are_access_reviews_asked_once_per_command():
     for _ in range(3):
         assert k.can_i("list", "storageclasses", "storage.k8s.io", None)[0] is True
     assert k.posts == [("selfsubjectaccessreviews", None)]
+
+
+def test_a_cluster_wide_list_answers_its_own_permission():
+    from kubectl_vmmig import errors
+    from kubectl_vmmig import resources as R
+
+    class Lists(Recorded):
+        def request(self, method, path, query=None, body=None, **kw):
+            if method == "GET":
+                self.posts.append(("GET", path))
+                if "nodes" in path:
+                    raise errors.Forbidden("nodes is forbidden", status=403)
+                return {"items": []}
+            return super().request(method, path, query, body, **kw)
+
+    k = Lists([])
+    k.access = type("A", (), {"server": "", "namespace": "default"})()
+    k.items(R.STORAGECLASS)
+    try:
+        k.items(R.NODE)
+    except errors.Forbidden:
+        pass
+    assert k.can_i("list", "storageclasses", "storage.k8s.io", None) == (True, "")
+    assert k.can_i("list", "nodes", "", None)[0] is False
+    assert [p for p in k.posts if p[0] != "GET"] == []  # no review asked: the LISTs answered
+    k.items(R.PVC, "ns1")  # a namespaced LIST says nothing about cluster scope
+    assert k.can_i("list", "persistentvolumeclaims", "", None)[0] is True
+    assert k.posts[-1] == ("selfsubjectaccessreviews", None)

@@ -34,16 +34,18 @@ def cluster_facts(kube, plan, objects=None, options=None) -> dict:
         for o in soft(lambda: listed(res), []):
             md = o.get("metadata") or {}
             existing.setdefault(md.get("name"), {"kind": res.kind, "labels": md.get("labels") or {}})
+    classes = soft(lambda: shared(k, "storageclasses", lambda: k.items(R.STORAGECLASS)), [])
+    drivers = soft(lambda: [d["metadata"]["name"] for d in shared(k, "csidrivers", lambda: k.items(R.CSIDRIVER))],
+                   None)
+    nodes = soft(lambda: shared(k, "nodes", lambda: k.items(R.NODE)), [])
+    # the permissions last: a cluster-scoped LIST just made answers its own (Kube.list), no review is asked for it
     rbac = []
     for verb, res, sub, scoped in PERMISSIONS:
         allowed, reason = k.can_i(verb, res.plural, res.group, ns if scoped else None, sub)
         rbac.append({"verb": verb, "resource": res.plural, "group": res.group, "subresource": sub,
                      "allowed": allowed, "reason": reason})
-    classes = soft(lambda: shared(k, "storageclasses", lambda: k.items(R.STORAGECLASS)), [])
-    drivers = soft(lambda: [d["metadata"]["name"] for d in shared(k, "csidrivers", lambda: k.items(R.CSIDRIVER))],
-                   None)
     return {"kubevirt": kvs[0] if kvs else None, "cdi": cdi,
-            "nodes": soft(lambda: shared(k, "nodes", lambda: k.items(R.NODE)), []),
+            "nodes": nodes,
             "storageClasses": {s["metadata"]["name"] for s in classes},
             "storageClassObjects": {s["metadata"]["name"]: s for s in classes}, "csiDrivers": drivers,
             "existing": existing, "vmims": soft(lambda: listed(R.VMIM), []), "rbac": rbac,
