@@ -39,6 +39,14 @@ def shared(kube, key, read):
     return memo[key]
 
 
+def remember(kube, key, value) -> None:
+    """What a read just proved, for ``shared(kube, key, ...)`` to answer (e.g. a LIST that succeeded: its API is
+    served), so it is not asked again."""
+    memo = getattr(kube, "_shared", None)
+    if memo is not None:
+        memo[key] = value
+
+
 class Kube:
     """A connection to one API server. Create with ``Kube.connect(ConnectionOptions)``."""
 

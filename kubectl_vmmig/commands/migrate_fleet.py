@@ -14,13 +14,16 @@ from .. import resources as R
 
 def fleet_vms(kube, selector) -> dict:
     """namespace -> the VMs the selector chooses in it: one LIST across all namespaces."""
-    from .migrate_run import kubevirt_served
+    from ..kube import remember
 
-    if not kubevirt_served(kube):
+    try:
+        vms = kube.items(R.VM, None, label_selector=selector, all_namespaces=True)
+    except errors.NotFound:  # the CRD is not there: /apis/kubevirt.io/v1/virtualmachines is not served
         raise errors.PreflightRefused("KubeVirt is not installed (kubevirt.io/v1 VirtualMachines are not served)",
-                                      "install KubeVirt first, or check the kubeconfig context")
+                                      "install KubeVirt first, or check the kubeconfig context") from None
+    remember(kube, "api kubevirt", True)  # the LIST was answered: no discovery request for it (migrate_run)
     out = {}
-    for v in kube.items(R.VM, None, label_selector=selector, all_namespaces=True):
+    for v in vms:
         ns = (v.get("metadata") or {}).get("namespace")
         if ns:
             out.setdefault(ns, []).append(v)
@@ -34,6 +37,7 @@ def fleet_vms(kube, selector) -> dict:
 def fleet_objects(kube, vms_by_ns) -> dict:
     """namespace -> the objects by kind the plan and the checks read (migrate_run.read_cluster's kinds, plus the
     VMIMs), each kind LISTed once across all namespaces; per namespace when the user may not LIST across them."""
+    from ..kube import remember
     from .migrate_run import LAUNCHER, storage_classes
 
     spaces = sorted(vms_by_ns)
@@ -54,9 +58,13 @@ def fleet_objects(kube, vms_by_ns) -> dict:
             except errors.Forbidden:
                 for ns in spaces:
                     out[ns][kind] = kube.items(res, ns, label_selector=selector)
+            if res is R.DATAVOLUME:
+                remember(kube, "api cdi", True)  # served: the engines' checks ask no discovery for it
         except errors.NotFound:  # CDI not installed (DataVolumes): plain PVC disks still work with MTC
             for ns in spaces:
                 out[ns][kind] = []
+            if res is R.DATAVOLUME:
+                remember(kube, "api cdi", False)
     for ns in spaces:
         out[ns]["StorageClass"] = storage_classes(kube)
     return out

@@ -90,8 +90,12 @@ def test_three_namespaces_by_label_never_more_than_three_copies_in_flight(kv, ku
     for kind in ("storageclasses", "nodes", "kubevirts", "csidrivers", "pods", "persistentvolumeclaims",
                  "virtualmachineinstancemigrations"):
         assert by.get(("LIST", kind)) == 1, (kind, by)
-    # it was 21 per VM (a SelfSubjectAccessReview per permission per namespace, every record written every pass)
-    assert len(calls) / 24 <= 8, (len(calls), by)
+    # issue 16's floor: requests per VM <= writes per disk x disks + 1, with the kubevirt engine's 3 writes per disk
+    # (README "Requests": DataVolume, VM patch, record update) - the passes read through WATCHes, the preflight
+    # once for the fleet. Only a namespace whose copy outlasts 30 s may add a progress rewrite of its record.
+    # It was 21 per VM (a SelfSubjectAccessReview per permission per namespace, every record written every pass).
+    floor = (3 * 1 + 1) * 24
+    assert len(calls) <= floor + 3 * int(seconds // 30), (len(calls), floor, seconds, by)
 
 
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
