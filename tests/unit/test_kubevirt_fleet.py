@@ -272,3 +272,40 @@ def test_a_lost_api_server_during_a_pass_is_ridden_out_and_the_fleet_goes_on(mon
     out = FL.drive_fleet(Shell(), [(r, None) for r in recs], True, pause=lambda s: None)
     assert [r["result"] for r in out] == ["Succeeded"] * 3
     assert said.count("reconnected") == 1 and any(s.startswith("reconnecting") for s in said)
+
+
+def test_a_store_that_lags_behind_our_own_write_does_not_make_it_twice():
+    """Reads from a WATCH-fed store may not show a DataVolume just created (nor a VM just patched): the API
+    server's answer stands in until the store shows the object in a new version - no second POST."""
+    kube, recs, reads, drivers = a_fleet(n=1)
+    lagging = {"on": True}
+    real = kube.items
+
+    def items(res, ns=None, **kw):
+        got = real(res, ns, **kw)
+        if lagging["on"] and res.kind == "DataVolume":
+            return []  # the store has not seen the create yet
+        return got
+
+    kube.items = items
+    real_create = kube.create
+
+    def create(res, body, ns=None, dry_run=False):
+        made = real_create(res, body, ns, dry_run)
+        made = copy.deepcopy(dict(made, kind=res.kind))
+        made["metadata"] = dict(made["metadata"], namespace=ns, resourceVersion="7")
+        kube.objs[(res.kind, ns, body["metadata"]["name"])]["metadata"]["resourceVersion"] = "7"
+        return made
+
+    kube.create = create
+    for _ in range(3):
+        fleet_pass(drivers, reads, 3, None, lambda d: None)
+    assert [c for c in kube.calls if c[0] == "create"] == [("create", "DataVolume", ns) for ns in SPACES]
+    assert all(r["vms"]["vm0"]["phase"] == "WaitingForVolumes" for r in recs)
+    lagging["on"] = False  # the store catches up, CDI finishes: the run goes on from the store
+    for (kind, _, _), o in kube.objs.items():
+        if kind == "DataVolume":
+            o["status"], o["metadata"]["resourceVersion"] = {"phase": "Succeeded", "progress": "100.0%"}, "9"
+    for _ in range(3):
+        fleet_pass(drivers, reads, 3, None, lambda d: None)
+    assert [r["result"] for r in recs] == ["Succeeded"] * 3

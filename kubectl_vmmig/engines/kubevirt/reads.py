@@ -14,14 +14,20 @@ than a GET would be.
   next pass (``wrote`` returns False), the other VMs are not concerned by it (each step reads only its own VM's
   objects).
 """
+import time
 from typing import Dict, Iterable, Optional
 
 from ... import errors
 from ... import labels as L
 from ... import resources as R
 
+OWN_WRITE_SECONDS = 10.0
 RECORDS = "records"                    # the pass's LIST of the plugin's migration records
 RECORD_LABEL = f"{L.ENGINE}=kubevirt"  # build.labels: every record carries it
+
+
+def _version(obj) -> Optional[str]:
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion")
 
 
 def _by_name(items) -> Dict[str, dict]:
@@ -47,7 +53,7 @@ class NamespaceReads:
             self._seen[RECORDS] = _by_name(self.kube.items(R.CONFIGMAP, self.namespace, label_selector=RECORD_LABEL))
         return self._seen[RECORDS]
 
-    def wrote(self, *resources) -> bool:
+    def wrote(self, *resources, made=None) -> bool:
         """After a write: True when the VM's next step may go on in this pass (it re-reads)."""
         for res in resources:
             self._seen.pop(res.kind, None)
@@ -65,6 +71,8 @@ class FleetReads:
         self._seen: Dict[str, Dict[str, Dict[str, dict]]] = {}   # kind -> namespace -> name -> object
         self.last: Dict[str, Dict[str, Dict[str, dict]]] = {}    # the latest LIST of each kind (the view's)
         self._per_namespace = set()                              # kinds whose cluster-wide LIST was refused
+        self._own: Dict[tuple, tuple] = {}                       # (kind, ns, name) -> (our write's answer, when)
+        self.clock = time.monotonic
 
     def new_pass(self) -> None:
         self._seen = {}
@@ -92,10 +100,32 @@ class FleetReads:
 
     def kind(self, res, namespace: Optional[str] = None) -> Dict[str, dict]:
         if res.kind not in self._seen:
-            self._seen[res.kind] = self.last[res.kind] = self._list(res)
+            self._seen[res.kind] = self.last[res.kind] = self._own_writes(res.kind, self._list(res))
         return self._seen[res.kind].get(namespace, {})
 
-    def wrote(self, *resources) -> bool:
+    def _own_writes(self, kind, listed):
+        """Our writes the reads do not show yet stand in for the objects read (see ``wrote``)."""
+        for key in [k for k in self._own if k[0] == kind]:
+            made, before, when = self._own[key]
+            _, ns, name = key
+            seen = (listed.get(ns) or {}).get(name)
+            if (seen is not None and _version(seen) != before) or self.clock() - when > OWN_WRITE_SECONDS:
+                del self._own[key]  # the store moved past our write, or we gave up waiting for it
+            elif ns in listed:
+                listed[ns] = dict(listed[ns], **{name: made})
+        return listed
+
+    def wrote(self, *resources, made=None) -> bool:
+        """A store fed by a WATCH shows our own write a moment later: until it does, the API server's answer
+        stands in for the object - so a destination just created is not created again, a VM just patched not
+        judged from before the patch. "Until it does" without comparing resourceVersions (opaque to clients):
+        until the store shows the object in another version than it showed before our write (a WATCH delivers
+        events in order, so that version includes ours), at most OWN_WRITE_SECONDS."""
+        md = (made or {}).get("metadata") or {}
+        if resources and md.get("name") and md.get("resourceVersion"):  # an API server's answer
+            kind, ns, name = resources[0].kind, md.get("namespace"), md["name"]
+            before = ((self.last.get(kind) or {}).get(ns) or {}).get(name)
+            self._own[(kind, ns, name)] = (made, _version(before), self.clock())
         return False
 
     def view(self, namespace: str) -> "FleetView":
@@ -117,5 +147,5 @@ class FleetView:
     def records(self, namespace: Optional[str] = None) -> Dict[str, dict]:
         return self.fleet.records(self.namespace)
 
-    def wrote(self, *resources) -> bool:
-        return self.fleet.wrote(*resources)
+    def wrote(self, *resources, made=None) -> bool:
+        return self.fleet.wrote(*resources, made=made)

@@ -118,8 +118,11 @@ class Driver:
         if theirs.get("phase") in ("Canceling", "Canceled"):
             raise errors.MigrationCanceled(f"migration {self.rec['name']} was canceled by another command")
 
-    def _wrote(self, *resources):
-        if not self.reads.wrote(*resources):
+    def _wrote(self, *resources, made=None):
+        """After a write: ``made`` (the API server's answer: the object as written) is what this run reads for it
+        until the reads show it (reads.FleetReads); the VM written to waits for the next pass when they cannot
+        re-read at once."""
+        if not self.reads.wrote(*resources, made=made):
             self._hold = True
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -232,8 +235,8 @@ class Driver:
         vm = self._must(R.VM, vm_name)
         if not r.get("stoppedByPlugin"):
             self._still_ours()
-            guarded_patch(self.kube, vm_name, self.ns, r["stopPatch"], "stop", self.dry)
-            self._wrote(R.VM, R.VMI)
+            made = guarded_patch(self.kube, vm_name, self.ns, r["stopPatch"], "stop", self.dry)
+            self._wrote(R.VM, R.VMI, made=made)
             r["stoppedByPlugin"] = True
             if self.dry:
                 self._set(r, vm_name, "CreatingVolumes")
@@ -255,8 +258,8 @@ class Driver:
                     return
                 continue
             try:
-                self.kube.create(R.DATAVOLUME, body, self.ns, dry_run=self.dry)
-                self._wrote(R.DATAVOLUME, R.PVC)
+                made = self.kube.create(R.DATAVOLUME, body, self.ns, dry_run=self.dry)
+                self._wrote(R.DATAVOLUME, R.PVC, made=made)
             except errors.Conflict:
                 continue  # created concurrently by a re-run: checked on the next pass
         self._set(r, vm_name, "WaitingForVolumes", "waiting for destination DataVolumes to be usable")
@@ -299,8 +302,8 @@ class Driver:
                 if state.get("migrationUid"):
                     r["knownVMIMs"].append(state["migrationUid"])  # a migration before ours, VMIM maybe gone
             self._still_ours()
-            guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
-            self._wrote(R.VM, R.VMI, R.VMIM)
+            made = guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
+            self._wrote(R.VM, R.VMI, R.VMIM, made=made)
             r["patchedAt"] = now()
         if self.dry:
             self._set(r, vm_name, "Completed", "server dry run: every request was accepted", "Succeeded")
@@ -380,8 +383,8 @@ class Driver:
         spec = vm.get("spec") or {}
         halted = spec.get("runStrategy") == "Halted" or ("running" in spec and spec.get("running") is False)
         if halted and r.get("startPatch"):
-            guarded_patch(self.kube, vm_name, self.ns, r["startPatch"], "restart")
-            self._wrote(R.VM, R.VMI)
+            made = guarded_patch(self.kube, vm_name, self.ns, r["startPatch"], "restart")
+            self._wrote(R.VM, R.VMI, made=made)
         how = f"run strategy {r.get('originalRunStrategy')} restored"
         if r.get("originalRunStrategy") == "Manual":
             # vm.go syncRunStrategy, case RunStrategyManual: with no VMI it starts only on a start request
