@@ -56,7 +56,7 @@ CASES = [
 
 def probe(argv, **env_extra):
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("https_proxy", "http_proxy", "no_proxy")}
-    env.update(PYTHONPATH=REPO, KUBECONFIG=os.devnull, **env_extra)
+    env.update({"PYTHONPATH": REPO, "KUBECONFIG": os.devnull, **env_extra})
     res = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)], capture_output=True,
                          text=True, env=env, cwd=REPO, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -81,3 +81,13 @@ def test_a_proxy_brings_urllib3():
     got = probe(["version", "-s", "http://example.invalid:9", "--request-timeout", "1s"],
                 HTTP_PROXY="http://127.0.0.1:9")
     assert "urllib3" in got["heavy"], got
+
+
+def test_a_kubeconfig_in_kubectls_style_is_read_without_pyyaml(tmp_path):
+    cfg = tmp_path / "config"
+    cfg.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- cluster:\n"
+                   "    server: http://127.0.0.1:9\n  name: s\ncontexts:\n- context:\n    cluster: s\n    user: u\n"
+                   "    namespace: demo\n  name: c\nusers:\n- name: u\n  user:\n    token: t0ken\n")
+    got = probe(["version", "--request-timeout", "1s"], KUBECONFIG=str(cfg))
+    assert "http" in got["heavy"], got  # it did read the kubeconfig and try the server
+    assert "yaml" not in got["heavy"], got
