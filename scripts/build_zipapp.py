@@ -1,11 +1,20 @@
 #!/usr/bin/env python3
-"""Build dist/kubectl-vm_storage: one zipapp (``#!/usr/bin/env python3``) with every dependency inside.
+"""Build dist/kubectl-vm_storage: one zipapp (a ``#!/bin/sh`` launcher line) with every dependency inside.
 
 Why a zipapp of pure Python: krew ships one archive per platform selector, and a pure-Python file serves
 linux and darwin on amd64 and arm64 alike. The dependencies are resolved for the oldest Python we support
 (3.9, so environment markers pick 3.9-compatible releases that also run on newer Pythons), then every compiled
 extension is removed: PyYAML falls back to its pure-Python loader, charset_normalizer has pure-Python twins
-of its mypyc modules. ``kubernetes<36`` keeps aiohttp (36+) and pydantic-core (37+) out.
+of its mypyc modules. ``kubernetes<36`` keeps aiohttp (36+) and pydantic-core (37+) out. PySocks is bundled
+too (urllib3's socks5 proxy support needs it), because the launcher keeps site-packages off sys.path.
+
+Why a shell launcher in front of the archive (zip readers find the archive from its end, so a prefix is
+allowed - that is how a zipapp carries its shebang at all): it runs ``python3 -I -S``. Every dependency is
+inside, so the host's site-packages have nothing to offer but start-up cost - ``site`` runs every ``.pth``
+file there (editable-install finders, CA injectors importing certifi: 30-50 ms on a developer machine) - and
+the user's PYTHONPATH/PYTHONHOME could shadow the bundled packages. ``-I`` (isolated: no PYTHON* variables,
+no user site) and ``-S`` (no site module) both exist since Python 3.4; ``KUBECTL_VM_STORAGE_PYTHON`` names
+another interpreter than ``python3``.
 
 Usage: python3 scripts/build_zipapp.py [--out dist/kubectl-vm_storage] [--python-version 3.9]
 Runs on Python >= 3.9 with pip available.
@@ -22,7 +31,10 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "kubectl_vmmig"
-SHEBANG = b"#!/usr/bin/env python3\n"
+LAUNCHER = (b"#!/bin/sh\n"
+            b"# kubectl-vm_storage: a Python zipapp; the archive follows this launcher (scripts/build_zipapp.py)\n"
+            b'exec "${KUBECTL_VM_STORAGE_PYTHON:-python3}" -I -S "$0" "$@"\n')
+ZIPAPP_EXTRA = ["PySocks>=1.7"]  # urllib3.contrib.socks: the socks5 proxy-url (site-packages are off the path)
 MAIN = """# kubectl-vm_storage zipapp entry point (built by scripts/build_zipapp.py)
 import os
 import sys
@@ -150,7 +162,7 @@ def write_zipapp(site, out):
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     with open(tmp, "wb") as fh:
-        fh.write(SHEBANG)
+        fh.write(LAUNCHER)
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
             main_info = zipfile.ZipInfo("__main__.py", ZIP_DATE)
             main_info.external_attr = 0o644 << 16
@@ -173,7 +185,7 @@ def verify(out):
     if compiled:
         raise SystemExit(f"error: compiled files left in {out}: {compiled}")
     for must in ("__main__.py", f"{PACKAGE}/cli.py", "click/__init__.py", "urllib3/__init__.py",
-                 "yaml/__init__.py", "kubernetes/config/exec_provider.py"):
+                 "yaml/__init__.py", "kubernetes/config/exec_provider.py", "socks.py"):
         if must not in names:
             raise SystemExit(f"error: {must} missing from {out}")
 
@@ -185,7 +197,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vmstorage-zipapp-") as tmp:
         site = os.path.join(tmp, "site")
-        pip_install(site, requirements(), args.python_version)
+        pip_install(site, requirements() + ZIPAPP_EXTRA, args.python_version)
         removed = strip_compiled(site)
         copy_package(site)
         count = write_zipapp(site, args.out)
