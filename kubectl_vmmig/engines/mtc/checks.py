@@ -6,7 +6,7 @@ cluster facts. Pure: the shell (``engine.py`` ``gather_facts``) reads the cluste
     {"engine": "mtc"|"kubevirt",
      "mtc": {"installed", "namespace", "hostCluster", "hostReady", "hostMessage"},
      "kubevirt": {"installed", "cr": KubeVirt CR dict or None},
-     "cdi": bool, "schedulableNodes": int,
+     "cdi": bool, "nodes": [Node] (None: not readable),
      "rbac": [{"verb", "resource", "group", "namespace", "allowed", "reason"}],
      "plans": {"own": name|None, "foreign": ["ns/name"], "running": "ns/name"|None},
      "hooks": {name: exists}, "workloads": ["Deployment/web (2 replicas)", ...]}
@@ -14,6 +14,7 @@ cluster facts. Pure: the shell (``engine.py`` ``gather_facts``) reads the cluste
 from typing import List, Optional
 
 from ...findings import ERROR, OK, WARNING, finding
+from ...placement import live_node_findings
 from ...kubevirt_capabilities import kubevirt_capabilities
 from .build import SUPERSEDED_ANNOTATION
 
@@ -28,6 +29,7 @@ MTC_READ_PERMISSIONS = (
     ("list", "apps", "deployments", "namespace"), ("list", "apps", "statefulsets", "namespace"),
     ("list", "apps", "replicasets", "namespace"), ("list", "apps", "daemonsets", "namespace"),
     ("list", "batch", "jobs", "namespace"), ("list", "batch", "cronjobs", "namespace"),
+    ("list", "apps.openshift.io", "deploymentconfigs", "namespace"),  # quiesced too, where OpenShift serves them
     ("list", "migration.openshift.io", "migclusters", "mtc"), ("get", "migration.openshift.io", "migplans", "mtc"),
     ("list", "migration.openshift.io", "migplans", "mtc"), ("get", "migration.openshift.io", "migmigrations", "mtc"),
     ("list", "migration.openshift.io", "migmigrations", "mtc"), ("get", "migration.openshift.io", "mighooks", "mtc"),
@@ -211,13 +213,9 @@ def check_live(plan, inventory, facts) -> List[dict]:
             out.append(finding("target-size", ERROR, f"VM {m['vm']} volume {m['volume']}: MTC sizes the target from the "
                                f"DataVolume request ({d['requestedSize']}), smaller than the source capacity "
                                f"({d['size']}); a smaller destination fails live migration: use --mode offline"))
-    nodes = facts.get("schedulableNodes")
-    if nodes is not None and any(m["mode"] == "live" for m in plan["moves"]):
-        if nodes < 2:
-            out.append(finding("nodes", ERROR, f"{nodes} schedulable node(s); live storage migration moves the VM to "
-                               "another node, so it needs at least two: use --mode offline"))
-        else:
-            out.append(finding("nodes", OK, f"{nodes} schedulable nodes"))
+    live_vms = sorted({m["vm"] for m in plan["moves"] if m["mode"] == "live"})
+    if facts.get("nodes") is not None and live_vms:  # None: the user may not list nodes
+        out += live_node_findings(facts["nodes"], inventory, plan["namespace"], live_vms)
     return out
 
 
@@ -250,8 +248,38 @@ def check_rbac(facts) -> List[dict]:
                     + "; ask an admin for this permission (see README, RBAC)") for r in denied]
 
 
+def _pod_template(kind, obj) -> dict:
+    spec = obj.get("spec") or {}
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return ((spec.get("template") or {}).get("spec")) or {}
+
+
+def quiesced_workload(kind, obj, selected, multiple_plans) -> Optional[str]:
+    """``Kind/name (what changes)`` when MTC's cutover quiesces ``obj``, else None - mig-controller
+    migmigration/quiesce.go quiesce<Kind>s: with one plan for the namespace every object (shouldQuiesce :=
+    !multiplePlans), with several only those whose pod template mounts a selected claim (getSelectedPVCs);
+    already quiesced-looking objects are left alone (replicas 0, Job parallelism 0, CronJob suspended), and a
+    ReplicaSet with any ownerReference is skipped (its Deployment is quiesced)."""
+    spec, md = obj.get("spec") or {}, obj.get("metadata") or {}
+    if kind == "ReplicaSet" and md.get("ownerReferences"):
+        return None
+    claims = {(v.get("persistentVolumeClaim") or {}).get("claimName") for v in _pod_template(kind, obj).get("volumes") or []}
+    if multiple_plans and not claims & set(selected):
+        return None
+    name = f"{kind}/{md.get('name')}"
+    if kind == "CronJob":
+        return None if spec.get("suspend") is True else f"{name} (suspended)"
+    if kind == "Job":
+        return None if spec.get("parallelism") == 0 else f"{name} (parallelism 0)"
+    if kind == "DaemonSet":
+        return f"{name} (no node to run on)"  # quiesce.go quiesceDaemonSets: an impossible nodeSelector
+    replicas = spec.get("replicas", 1)  # defaulted by the API server (DeploymentConfig: 0 stays 0)
+    return None if replicas == 0 else f"{name} ({replicas} replicas)"
+
+
 def quiesce_hazard(plan, inventory, workloads) -> Optional[dict]:
-    """The cutover stops every workload of the namespace, and (offline) every running VM being moved."""
+    """The cutover stops the namespace's workloads (quiesced_workload), and (offline) every running VM moved."""
     stopped = list(workloads or [])
     for vm_name in plan["vms"]:
         f = inventory["vms"].get(f"{plan['namespace']}/{vm_name}") or {}
