@@ -111,7 +111,8 @@ class _Parser:
 
 
 def load(data):
-    """The document in ``data`` (bytes) if it is a mapping inside the subset, else raise Unsupported."""
+    """The document in ``data`` (bytes) if it is a mapping inside the subset (None if it is empty), else raise
+    Unsupported."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -126,7 +127,9 @@ def load(data):
         if not raw.isprintable() or content.startswith(("---", "...", "%")) or " #" in content:
             raise Unsupported(raw)
         lines.append((len(raw) - len(content), content.rstrip(" ")))
-    if not lines or lines[0][0] != 0 or _is_item(lines[0][1]):
+    if not lines:
+        return None  # empty, blank or comments only: PyYAML's safe_load gives None too
+    if lines[0][0] != 0 or _is_item(lines[0][1]):
         raise Unsupported("not a mapping")
     doc, i = _Parser(lines).block(0, 0)
     if i != len(lines):

@@ -1,9 +1,10 @@
-"""HTTP/1.1 to the API server on the standard library (http.client + ssl): every connection without a proxy.
+"""HTTP/1.1 to the API server on socket + ssl (messages: http11.py): every connection without a proxy.
 
 Why not urllib3 here: importing it costs about 45 ms on every command (it pulls logging, email, hashlib,
 importlib.metadata, zipfile... besides http.client and ssl), more than twice the request itself; talking to one
-API server without a proxy needs only http.client. Connections through a proxy (CONNECT tunnels, TLS to an https
-proxy, socks5) keep urllib3: ``transport.ProxiedPool``, with the same ``request`` and ``Response`` shapes.
+API server without a proxy needs a socket, TLS and HTTP/1.1 framing. Connections through a proxy (CONNECT
+tunnels, TLS to an https proxy, socks5) keep urllib3: ``transport.ProxiedPool``, with the same ``request`` and
+``Response`` shapes.
 
 What it keeps from urllib3's HTTPConnectionPool, so both paths behave alike: idle keep-alive connections are
 reused after a check that the server has not closed them (urllib3 util/connection.py is_connection_dropped),
@@ -13,15 +14,16 @@ the connect timeout bounds TCP connect + TLS handshake, the read timeout what is
 Like Go's net/http (transport.go persistConn.shouldRetryRequest, Request.isReplayable), a replayable request
 that finds its reused connection closed by the server is sent once more on a new connection.
 """
-import http.client
 import select
 import socket
 import ssl
 import time
 from urllib.parse import urlsplit
 
+from . import http11
+
 REPLAYABLE = {"GET", "HEAD", "OPTIONS", "TRACE"}  # net/http Request.isReplayable
-STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+STALE = (http11.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
 class Failure(Exception):
@@ -42,7 +44,7 @@ def timeouts(seconds, stream):
 
 
 def failure(exc, host):
-    """The Failure for an exception of socket, ssl or http.client."""
+    """The Failure for an exception of socket, ssl or http11."""
     if isinstance(exc, Failure):
         return exc
     if isinstance(exc, socket.timeout):  # before OSError: a subclass (TimeoutError since 3.10), also TLS handshakes
@@ -67,33 +69,42 @@ def lines(chunks):
         yield buf
 
 
-class _Connection(http.client.HTTPConnection):
+class _Connection:
     """One TCP (+ TLS) connection; ``server_hostname``: the TLS name checked and sent as SNI (tls-server-name)."""
 
     def __init__(self, host, port, ctx, server_hostname):
-        super().__init__(host, port)
-        self._ctx, self._sni = ctx, server_hostname or host
+        self.host, self.port, self._ctx, self._sni = host, port, ctx, server_hostname or host
+        self.sock = self.fp = None
 
-    def connect(self):
+    def connect(self, timeout):
         try:
-            super().connect()  # socket.create_connection with self.timeout, TCP_NODELAY
+            sock = socket.create_connection((self.host, self.port), timeout)
         except (socket.timeout, socket.gaierror):
             raise
-        except OSError as exc:
+        except OSError as exc:  # urllib3 connection.py _new_conn: NewConnectionError
             raise Failure("connect", f"Failed to establish a new connection: {exc}", "NewConnectionError") from None
-        if self._ctx is not None:
-            try:
-                self.sock = self._ctx.wrap_socket(self.sock, server_hostname=self._sni)
-            except BaseException:
-                self.close()
-                raise
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as http.client and Go do
+            if self._ctx is not None:
+                sock = self._ctx.wrap_socket(sock, server_hostname=self._sni)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock, self.fp = sock, sock.makefile("rb")
+
+    def close(self):
+        for part in (self.fp, self.sock):
+            if part is not None:
+                part.close()
+        self.sock = self.fp = None
 
 
 def _dropped(conn):
     """urllib3 util/connection.py is_connection_dropped: an idle connection that is readable has been closed
     (or sent something unasked, which makes it unusable just the same)."""
     try:
-        return bool(select.select([conn.sock], [], [], 0)[0])
+        pending = conn.sock.pending() if isinstance(conn.sock, ssl.SSLSocket) else 0
+        return bool(pending or select.select([conn.sock], [], [], 0)[0])
     except (OSError, ValueError):
         return True
 
@@ -132,7 +143,7 @@ class Response:
         return lines(self.stream())
 
     def release_conn(self):
-        if self._raw.isclosed():  # read to the end: the connection can carry the next request
+        if self._raw.isclosed() and not self._raw.will_close:  # read to the end: it can carry the next request
             self._pool.put(self._conn)
         else:
             self._raw.close()
@@ -147,6 +158,7 @@ class DirectPool:
         self.host = parts.hostname or ""
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._host_header = parts.netloc  # Go's net/http: Host is the URL's host[:port] as written
         self._ctx = ctx if parts.scheme == "https" else None
         self._sni = server_hostname
         self._maxsize = maxsize
@@ -170,7 +182,7 @@ class DirectPool:
     def request(self, method, url, body=None, headers=(), timeout=None, stream=False):
         """Send one request (``url``: this server's URL; ``headers``: (name, value) pairs, names may repeat)."""
         connect_timeout, read_timeout, total = timeouts(timeout, stream)
-        target = url[len(self._origin):] if url.startswith(self._origin) else url
+        target = (url[len(self._origin):] if url.startswith(self._origin) else url) or "/"
         if isinstance(body, str):
             body = body.encode("utf-8")
         start = time.monotonic()
@@ -178,20 +190,14 @@ class DirectPool:
             conn, reused = self._get()
             try:
                 if conn.sock is None:
-                    conn.timeout = connect_timeout
-                    conn.connect()
+                    conn.connect(connect_timeout)
                 if total is not None:
                     read_timeout = total - (time.monotonic() - start)
                     if read_timeout <= 0:
                         raise socket.timeout("timed out")
                 conn.sock.settimeout(read_timeout)
-                conn.putrequest(method, target)  # Host (with [] for IPv6) and Accept-Encoding: identity
-                for name, value in headers:
-                    conn.putheader(name, value)
-                if body is not None or method in ("POST", "PUT", "PATCH"):
-                    conn.putheader("Content-Length", str(len(body or b"")))
-                conn.endheaders(body)
-                raw = conn.getresponse()
+                http11.write_request(conn.sock, method, target, self._host_header, headers, body)
+                raw = http11.read_response(conn.fp, method)
             except STALE as exc:
                 conn.close()
                 if reused and attempt == 1 and method in REPLAYABLE:

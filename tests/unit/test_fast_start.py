@@ -1,5 +1,5 @@
-"""--help, `completion` and static completion must not import the kubernetes client nor urllib3 (nor http.client);
-a request without a proxy must not import urllib3 (kubectl_vmmig/wire.py speaks http.client).
+"""--help, `completion` and static completion must not import the kubernetes client nor urllib3 (nor ssl);
+a request without a proxy imports neither urllib3 nor http.client (kubectl_vmmig/wire.py + http11.py).
 
 Every TAB pays the start-up, so these paths may import click and our own light modules only. Each case runs
 in a fresh interpreter and reports which heavy top-level packages ended up in sys.modules.
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEAVY = ("kubernetes", "urllib3", "yaml", "requests", "tabulate", "http")
+HEAVY = ("kubernetes", "urllib3", "yaml", "requests", "tabulate", "http", "email", "ssl")
 
 PROBE = r"""
 import contextlib, io, json, sys
@@ -71,10 +71,10 @@ def test_light_paths_import_no_kubernetes_nor_urllib3(argv):
 
 
 def test_probe_detects_heavy_imports():
-    """The probe itself can fail: a command that talks to a server imports http.client - and not urllib3, which
-    only a proxy needs."""
+    """The probe itself can fail: a command that talks to a server imports ssl - and not urllib3, which only a
+    proxy needs, nor http.client (and the email package under it)."""
     got = probe(["version", "-s", "http://127.0.0.1:9", "--request-timeout", "1s"])
-    assert "http" in got["heavy"] and "urllib3" not in got["heavy"], got
+    assert got["heavy"] == ["ssl"], got
 
 
 def test_a_proxy_brings_urllib3():
@@ -89,5 +89,5 @@ def test_a_kubeconfig_in_kubectls_style_is_read_without_pyyaml(tmp_path):
                    "    server: http://127.0.0.1:9\n  name: s\ncontexts:\n- context:\n    cluster: s\n    user: u\n"
                    "    namespace: demo\n  name: c\nusers:\n- name: u\n  user:\n    token: t0ken\n")
     got = probe(["version", "--request-timeout", "1s"], KUBECONFIG=str(cfg))
-    assert "http" in got["heavy"], got  # it did read the kubeconfig and try the server
+    assert "ssl" in got["heavy"], got  # it did read the kubeconfig and try the server
     assert "yaml" not in got["heavy"], got

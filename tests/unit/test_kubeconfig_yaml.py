@@ -88,7 +88,7 @@ TRICKY = [
     "a: caf\u00e9", "a: b: c", "a: b:", "a: http://x:80/p?q=1&r=%20", "a: ./ca.crt", "a: ../x", "a: .hidden",
     "a: /abs/path", "a: _x", "a: x  y", "a:  spaced", "a: b \nc: d", "a:\n\n  b: 1\n\n# end", "a: ''",
     "'a': 1", '"a": 1', "a.b/c-d_e: 1", "a:\n  - name: x\n    value: y\n  -\n    name: z", "a: -", "a: - x",
-    "  a: 1", "a: 1\n  b: 2", "a:\n  b: 1\n c: 2", "a: 12345678901234567890", "a: 0", "a: 00",
+    "", "\n\n", "# only a comment\n", "  \n# c\n", "\t\n", "  a: 1", "a: 1\n  b: 2", "a:\n  b: 1\n c: 2", "a: 12345678901234567890", "a: 0", "a: 00",
 ]
 
 

@@ -112,3 +112,65 @@ def test_the_total_timeout_bounds_a_request_and_a_stream_each_read():
     assert wire.timeouts(2, stream=False) == (2, None, 2)
     assert wire.timeouts(70, stream=True) == (10, 70, None)
     assert wire.timeouts(None, stream=False) == (10, None, None)
+
+
+class CannedServer:
+    """Answers each request on a connection with the next canned bytes; records the request heads."""
+
+    def __init__(self, answers, close_after=False):
+        self.answers, self.close_after, self.heads = list(answers), close_after, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while self.answers:
+            conn, _ = self.sock.accept()
+            with conn:
+                while self.answers:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        data = conn.recv(4096)
+                        if not data:
+                            break
+                        head += data
+                    if not head:
+                        break
+                    self.heads.append(head.split(b"\r\n\r\n")[0].decode())
+                    conn.sendall(self.answers.pop(0))
+                    if self.close_after:
+                        break
+
+
+def test_http11_framings_close_delimited_chunked_with_trailers_1xx_and_bodyless():
+    srv = CannedServer([b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                        b"X-A: 1\r\nx-a: 2\r\n\r\n5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nX-Trailer: t\r\n\r\n",
+                        b"HTTP/1.1 204 No Content\r\n\r\n",
+                        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end"])
+    pool = wire.DirectPool(srv.url, None)
+    resp = pool.request("GET", srv.url + "/a b/\u00e9", timeout=5)
+    assert (resp.status, resp.data, resp.headers.get("X-A")) == (200, b"hello!", "1, 2")
+    assert srv.heads[0].startswith("GET /a%20b/%C3%A9 HTTP/1.1\r\nHost: 127.0.0.1:")
+    resp = pool.request("POST", srv.url + "/b", timeout=5)  # same connection, no body
+    assert (resp.status, resp.data) == (204, b"")
+    assert "Content-Length: 0" in srv.heads[1]
+    srv.sock.close()  # the HTTP/1.0 answer ends with the connection: read to the end, then not kept
+    resp = pool.request("GET", srv.url + "/c", timeout=5)
+    assert resp.data == b"until the end" and pool._idle == []
+
+
+def test_a_header_with_a_newline_is_refused_before_anything_is_sent():
+    srv = CannedServer([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
+    with pytest.raises(wire.Failure) as info:
+        wire.DirectPool(srv.url, None).request("GET", srv.url + "/", headers=[("Authorization", "Bearer x\r\nX: y")])
+    assert "CR or LF" in info.value.text and "Bearer" not in info.value.text
+    assert srv.heads == []
+
+
+def test_an_answer_that_is_not_http_is_a_connection_failure():
+    srv = CannedServer([b"SSH-2.0-OpenSSH_9.6\r\n"], close_after=True)
+    with pytest.raises(wire.Failure) as info:
+        wire.DirectPool(srv.url, None).request("GET", srv.url + "/version", timeout=5)
+    assert info.value.kind == "connect" and "not an HTTP answer" in info.value.text
