@@ -279,5 +279,10 @@ class _ProxiedResponse:
 
         return lines(self.stream())
 
+    def shutdown(self):
+        shutdown = getattr(self._resp, "shutdown", None)  # urllib3 >= 2.3
+        if shutdown is not None:
+            shutdown()
+
     def release_conn(self):
         self._resp.release_conn()

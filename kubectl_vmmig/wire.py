@@ -142,6 +142,15 @@ class Response:
         """The body line by line (without the newline), as each line arrives: a watch's events."""
         return lines(self.stream())
 
+    def shutdown(self):
+        """Unblock a read in progress in another thread (status -w stopping its watches): it then fails."""
+        sock = self._conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def release_conn(self):
         if self._raw.isclosed() and not self._raw.will_close:  # read to the end: it can carry the next request
             self._pool.put(self._conn)
