@@ -12,9 +12,12 @@ from ... import labels as L
 from ...conditions import condition
 from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, judge, migration, percent)
 from . import build as B
+from . import fleet as F
 
 KINDS = ("VirtualMachineStorageMigrationPlan", "VirtualMachineStorageMigration", "VirtualMachine",
-         "VirtualMachineInstance", "VirtualMachineInstanceMigration", "DataVolume")
+         "VirtualMachineInstance", "VirtualMachineInstanceMigration", "DataVolume",
+         "MultiNamespaceVirtualMachineStorageMigrationPlan")
+MN_PLAN = "MultiNamespaceVirtualMachineStorageMigrationPlan"
 
 
 def _md(o):
@@ -192,8 +195,14 @@ def build_one(plan_obj: dict, mig: Optional[dict], vms: Dict[str, dict], vmis: D
         completed = max([_md(m).get("creationTimestamp") or "" for m in vmims] + [started or ""]) or None
     return migration(md.get("name"), ns, B.ENGINE, "cutover", phase, result, started=started or
                      md.get("creationTimestamp"), completed=completed, disks=disks,
-                     inspect=f"virtualmachinestoragemigration/{md.get('name')}",
+                     inspect=f"virtualmachinestoragemigration/{md.get('name')}", fleet=_fleet_of(plan_obj),
                      started_by="plugin" if ours(plan_obj) else "migration-controller")
+
+
+def _fleet_of(plan_obj: dict) -> Optional[str]:
+    """``namespace/name`` of the MultiNamespace plan that made this plan (upstream's annotations), else None."""
+    parent = F.parent_of(plan_obj, F.PARENT_PLAN_NAME, F.PARENT_PLAN_NAMESPACE)
+    return f"{parent[0]}/{parent[1]}" if parent else None
 
 
 def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: Optional[str] = None) -> List[dict]:
@@ -202,8 +211,9 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
         if o.get("kind") in by:
             by[o["kind"]].append(o)
     out = []
-    for p in sorted(by["VirtualMachineStorageMigrationPlan"], key=lambda o: (_md(o).get("namespace"),
-                                                                           _md(o).get("creationTimestamp") or "")):
+    plans = by["VirtualMachineStorageMigrationPlan"] + _unmade_children(by[MN_PLAN], by[
+        "VirtualMachineStorageMigrationPlan"], namespace)
+    for p in sorted(plans, key=lambda o: (_md(o).get("namespace"), _md(o).get("creationTimestamp") or "")):
         ns = _md(p).get("namespace")
         if namespace and ns != namespace:  # plans of anyone: the console's and scripts' too (startedBy)
             continue
@@ -215,7 +225,46 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
         out.append(build_one(p, mig, in_ns("VirtualMachine"), in_ns("VirtualMachineInstance"),
                              [m for m in by["VirtualMachineInstanceMigration"] if _md(m).get("namespace") == ns],
                              in_ns("DataVolume")))
+    _tag_fleets(by[MN_PLAN], out, namespace)
     return out
+
+
+def _unmade_children(mn_plans: List[dict], plans: List[dict], namespace: Optional[str]) -> List[dict]:
+    """For a fleet of ours, the child plan upstream has not made (or the engine not marked) yet, as the engine will
+    mark it: its namespace's rows show NotStarted instead of missing (multinamespacestoragemigplan createNamespacePlan
+    runs one reconcile later)."""
+    import json
+
+    have = {(_md(p).get("namespace"), _md(p).get("name")) for p in plans if ours(p)}
+    out = []
+    for mp in mn_plans:
+        if not F.ours(mp):
+            continue
+        spec = {e.get("name"): e for e in (mp.get("spec") or {}).get("namespaces") or []}
+        for ns, rec in sorted(F.read_fleet_record(mp).items()):
+            name = F.child_name(_md(mp)["name"], ns)
+            if (ns, name) in have or (namespace and ns != namespace):
+                continue
+            out.append({"kind": "VirtualMachineStorageMigrationPlan", "metadata": {
+                "name": name, "namespace": ns, "labels": B.labels(name),
+                "creationTimestamp": _md(mp).get("creationTimestamp"),
+                "annotations": {B.RECORD: json.dumps(rec), F.PARENT_PLAN_NAME: _md(mp)["name"],
+                                F.PARENT_PLAN_NAMESPACE: _md(mp).get("namespace")}},
+                "spec": {"virtualMachines": (spec.get(ns) or {}).get("virtualMachines") or []}})
+    return out
+
+
+def _tag_fleets(mn_plans: List[dict], docs: List[dict], namespace: Optional[str]) -> None:
+    """Each child's document names its fleet and carries the fleet's one verdict (fleet.fleet_verdict), judged
+    from every namespace's document (when status reads one namespace only: from that namespace's)."""
+    for mp in mn_plans:
+        if not F.ours(mp):
+            continue
+        mine = [d for d in docs if d.get("_fleet") == f"{_md(mp).get('namespace')}/{_md(mp)['name']}"]
+        record = {ns: r for ns, r in F.read_fleet_record(mp).items() if not namespace or ns == namespace}
+        result = F.fleet_verdict(record, mine)
+        for d in mine:
+            d["_fleetResult"] = result
 
 
 def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[dict]:
@@ -229,6 +278,10 @@ def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[
         plans = kube.items(R.VMSM_PLAN, ns, all_namespaces=ns is None)
     except errors.NotFound:
         return []  # migrations.kubevirt.io not served
+    try:  # the fleets (a fleet's first namespace holds it; its children may not exist yet)
+        plans += kube.items(R.MN_VMSM_PLAN, ns, all_namespaces=ns is None)
+    except (errors.NotFound, errors.Forbidden):
+        pass  # an older controller, or a role without the fleet kinds: the per-namespace plans still show
     if not plans:
         return []
     out = list(plans)

@@ -1,0 +1,138 @@
+"""The migration-controller engine's fleet unit against the cluster (the rules are in fleet.py): apply_fleet writes
+ONE MultiNamespaceVirtualMachineStorageMigrationPlan for every namespace's prepared plan and, once the controller
+judged every child plan, the destination DataVolumes and ONE MultiNamespaceVirtualMachineStorageMigration;
+cancel_fleet stops all namespaces. Same order as the one-namespace ``MigrationController.apply``/``cancel``."""
+import time
+from typing import Dict, List
+
+from ... import errors
+from ... import resources as R
+
+
+def _take_back(k, name: str, home: str, namespaces: List[str]) -> None:
+    """Remove a refused fleet plan AND its children: upstream sets no ownerReference on them
+    (multinamespacestoragemigplan/controller.go createNamespacePlan), so nothing would collect them."""
+    from .fleet import child_name
+
+    for ns in namespaces:
+        try:
+            k.delete(R.VMSM_PLAN, child_name(name, ns), ns)
+        except errors.NotFound:
+            pass
+    try:
+        k.delete(R.MN_VMSM_PLAN, name, home)
+    except errors.NotFound:
+        pass
+
+
+def apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
+    """{namespace: ref}; every ref names its child migration (what status and --wait follow per namespace)."""
+    from . import build as B
+    from . import fleet as F
+    from .checks import plan_findings, plan_reconciled
+
+    k = eng.kube
+    name, home = F.fleet_name(plans), F.home_namespace(plans)
+    spaces = sorted(p["namespace"] for p in plans)
+    mp = F.fleet_plan(plans, name, home)
+    refs = {p["namespace"]: {"migration": F.child_name(name, p["namespace"]), "plan": F.child_name(name, p["namespace"]),
+                             "name": F.child_name(name, p["namespace"]), "namespace": p["namespace"],
+                             "engine": B.ENGINE, "result": "Running", "fleet": f"{home}/{name}"} for p in plans}
+    # the destination DataVolumes carry the one-namespace plan's name: the preflight's destination-name check
+    # (engines/kubevirt/checks.py move_findings) then accepts them again on a re-run
+    dvs = {p["namespace"]: B.destination_datavolumes(p, B.plan_name(p), eng._vms(p)) for p in plans}
+    if request.dry_run == "server":
+        for ns, ds in dvs.items():
+            for d in ds:
+                k.create(R.DATAVOLUME, d, ns, dry_run=True)
+        k.create(R.MN_VMSM_PLAN, mp, home, dry_run=True)
+        k.create(R.MN_VMSM, F.fleet_migration(mp), home, dry_run=True)
+        return refs
+    if k.get_or_none(R.MN_VMSM, name, home) is not None:
+        events(f"fleet migration {name} in {home} exists already: re-attaching")
+        return refs
+    current = k.get_or_none(R.MN_VMSM_PLAN, name, home) or k.create(R.MN_VMSM_PLAN, mp, home)
+    events(f"plan multinamespacevirtualmachinestoragemigrationplan/{name} in {home} for {len(spaces)} namespace(s): "
+           "waiting for kubevirt-migration-controller")
+    timeout = float(eng.options.get("plan_timeout") or 60)
+    deadline, marked = time.monotonic() + timeout, set()
+    by_ns = {p["namespace"]: p for p in plans}
+    while True:
+        mirror = F.mirrored(current)  # a namespace appears once its child plan exists (updateNamespacePlanStatus)
+        for ns in sorted(set(mirror) & set(spaces) - marked):
+            k.patch(R.VMSM_PLAN, F.child_name(name, ns), F.child_marks(name, by_ns[ns]), ns)
+            marked.add(ns)
+        if len(marked) == len(spaces) and all(plan_reconciled({"status": mirror[ns]}) for ns in spaces):
+            break
+        if time.monotonic() > deadline:
+            _take_back(k, name, home, spaces)
+            waiting = [ns for ns in spaces if ns not in marked or not plan_reconciled({"status": mirror[ns]})]
+            raise errors.PreflightRefused(
+                f"kubevirt-migration-controller did not judge fleet plan {name} within {int(timeout)}s (namespace "
+                f"{', '.join(waiting)}); the plans were removed again",
+                "check that the controller runs (kubectl get migcontroller -A) and re-run")
+        time.sleep(float(eng.options.get("poll") or 0.5))
+        current = k.get(R.MN_VMSM_PLAN, name, home)
+    found = {ns: plan_findings({"metadata": {"name": F.child_name(name, ns)}, "status": mirror[ns]},
+                               sorted(B.record_of(by_ns[ns]))) for ns in spaces}
+    bad = [(ns, f) for ns in spaces for f in found[ns] if f["severity"] == "error"]
+    if bad:
+        _take_back(k, name, home, spaces)
+        raise errors.PreflightRefused(
+            f"preflight refused by kubevirt-migration-controller in namespace {bad[0][0]}: {bad[0][1]['message']}"
+            + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""),
+            "nothing was changed in any namespace (the plans were removed again); fix it and re-run",
+            findings=[f for ns in spaces for f in found[ns]])
+    for ns in spaces:
+        for f in found[ns]:
+            if f["severity"] == "warning":
+                events(f"warning: namespace {ns}: {f['message']}")
+    for ns in spaces:
+        for dv in dvs[ns]:
+            if k.get_or_none(R.DATAVOLUME, dv["metadata"]["name"], ns) is None:
+                k.create(R.DATAVOLUME, dv, ns)
+    k.create(R.MN_VMSM, F.fleet_migration(current), home)
+    events(f"migration multinamespacevirtualmachinestoragemigration/{name} created in {home}: "
+           f"kubevirt-migration-controller moves {sum(len(p['moves']) for p in plans)} disk(s) in "
+           f"{len(spaces)} namespace(s); the sources are kept (retentionPolicy keepSource)")
+    return refs
+
+
+def cancel_fleet(eng, name: str, home: str) -> str:
+    """Every namespace's cancel is judged (MigrationController.refuse_cancel) before any write; then the
+    MultiNamespace migration is deleted FIRST (while it exists, multinamespacestoragemig/controller.go Reconcile
+    re-creates every deleted child migration: createNamespacedMigration), then each child migration, upstream's
+    cancel (storagemig/task.go Canceling)."""
+    from . import build as B
+    from . import fleet as F
+
+    k = eng.kube
+    mp = k.get_or_none(R.MN_VMSM_PLAN, name, home)
+    if mp is None or not F.ours(mp):
+        raise errors.NotFoundInput(f"no migration-controller fleet migration {name} in namespace {home}",
+                                   "list them with: kubectl vm-storage status -A")
+    spaces = sorted(F.read_fleet_record(mp))
+    children = {ns: F.child_name(name, ns) for ns in spaces}
+    running = {ns: c for ns, c in children.items() if k.get_or_none(R.VMSM, c, ns) is not None}
+    mig = k.get_or_none(R.MN_VMSM, name, home)
+    if mig is None and not running:
+        raise errors.PreflightRefused(f"fleet migration {name} has no MultiNamespaceVirtualMachineStorageMigration "
+                                      "(never started, finished or canceled already)", "see kubectl vm-storage status -A")
+    # raises for the first namespace whose cancel would do harm: nothing written yet; a finished one is left alone
+    running = {ns: c for ns, c in running.items() if not eng.refuse_cancel(c, ns)}
+    if not running:
+        raise errors.PreflightRefused(f"fleet migration {name} has finished: every disk of every namespace is on "
+                                      "the target", "to go back, migrate the VMs again to the source StorageClass")
+    if mig is not None:
+        k.delete(R.MN_VMSM, name, home)
+    for ns, c in running.items():
+        k.patch(R.VMSM_PLAN, c, {"metadata": {"annotations": {B.CANCELED: _now()}}}, ns)
+        k.delete(R.VMSM, c, ns)
+    return (f"fleet migration {name} cancel requested in {len(running)} namespace(s): kubevirt-migration-controller "
+            "reverts the VMs to their source volumes and deletes the destination DataVolumes")
+
+
+def _now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
