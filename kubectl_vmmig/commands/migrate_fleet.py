@@ -1,5 +1,6 @@
 """``migrate -A -l SELECTOR`` / ``migrate -A --all``: VMs of every namespace, per namespace the engine's unit
-(the kubevirt engine's per-namespace record of per-VM moves, MTC's plan per namespace).
+(the kubevirt engine's per-namespace record of per-VM moves, MTC's plan per namespace, migration-controller's
+ONE MultiNamespace plan for the whole fleet: an engine offering ``apply_fleet``).
 
 Same order as one namespace, for the whole fleet: every namespace is read, planned and judged before the first
 write, so one refusal anywhere leaves nothing behind; one confirmation for the fleet; then each namespace is
@@ -42,7 +43,7 @@ def run(opts, conn) -> None:
         say(f"namespace {ns}: skipped - {exc.message}")
     if not preps:
         raise skipped[0][1]
-    say(f"fleet: {sum(len(p.plan.get('vms') or []) for _, p in preps)} VM(s) in {len(preps)} namespace(s)")
+    say(f"fleet: {sum(len((p.plan or {}).get('vms') or []) for _, p in preps)} VM(s) in {len(preps)} namespace(s)")
     fresh = [(one, p) for one, p in preps if p.existing is None or p.existing.ref is None]
     done = [(one, p) for one, p in fresh if judge(p, one)]  # every refusal raises here, before any write
     if len(done) == len(fresh) and opts.dry_run == "client":
@@ -51,11 +52,17 @@ def run(opts, conn) -> None:
     if fresh:
         confirm_hazard(fresh[0][1], opts, found=found, plans=[p.plan for _, p in fresh])
     failures = []
+    # an engine whose unit is the fleet (migration-controller: one MultiNamespace plan) is called ONCE with every
+    # namespace's prepared plan and returns {namespace: ref}; each namespace is then followed as usual
+    fleet_apply = getattr(fresh[0][1].engine, "apply_fleet", None) if fresh else None
+    refs = fleet_apply([p.plan for _, p in fresh], fresh[0][0].request(), say) if fleet_apply else {}
     for one, p in preps:
         try:
             if p.existing is not None and p.existing.ref is not None:
                 say(p.existing.message)
                 after_apply(p, p.existing.ref, one)
+            elif fleet_apply:
+                after_apply(p, refs[p.namespace], one)
             else:
                 start(p, one)
         except (errors.MigrationFailed, errors.MigrationCanceled) as exc:  # the other namespaces still move
