@@ -11,7 +11,8 @@ VmFacts::
      "conditions": {type: {"status","reason","message"}}       # VM conditions
      "vmiConditions": {type: {...}},                           # VMI conditions (LiveMigratable, ...)
      "disks": [DiskFacts], "hostDisks": [volume names], "launcherPods": [pod names],
-     "volumeUpdateStrategy": spec.updateVolumesStrategy}
+     "volumeUpdateStrategy": spec.updateVolumesStrategy,
+     "placement": {"tolerations", "nodeSelector", "nodeSelectorTerms"}}  # placement.of_template
 
 DiskFacts (one per dataVolume / persistentVolumeClaim volume of the VM template)::
 
@@ -23,7 +24,8 @@ DiskFacts (one per dataVolume / persistentVolumeClaim volume of the VM template)
 import re
 from typing import Dict, Iterable, List, Optional
 
-from .labels import NODE_SCHEDULABLE as SCHEDULABLE_LABEL
+from .placement import of_template
+
 
 _SUFFIX = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60,
            "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
@@ -187,7 +189,7 @@ def vm_facts(vm, vmi=None, pvcs=None, dvs=None, launcher_pods=(), default_sc=Non
         "printableStatus": (vm.get("status") or {}).get("printableStatus"),
         "conditions": _conditions(vm), "vmiConditions": _conditions(vmi),
         "volumeUpdateStrategy": spec.get("updateVolumesStrategy"),
-        "tolerations": list(tspec.get("tolerations") or []),
+        "placement": of_template(tspec),  # where its launcher pod can run (placement.py)
         "snapshotInProgress": (vm.get("status") or {}).get("snapshotInProgress"),
         "restoreInProgress": (vm.get("status") or {}).get("restoreInProgress"),
         "disks": disks, "hostDisks": host_disks,
@@ -236,35 +238,3 @@ def claims_in_use(inventory, namespace) -> Dict[str, str]:
             if d["claim"]:
                 out[d["claim"]] = f"{d['vm']}/{d['volume']}"
     return out
-
-
-
-
-def tolerates(tolerations, taint: dict) -> bool:
-    """Kubernetes' toleration match (k8s.io/api core/v1 toleration.go ToleratesTaint)."""
-    for t in tolerations or ():
-        if t.get("effect") and t.get("effect") != taint.get("effect"):
-            continue
-        if t.get("operator") == "Exists":
-            if not t.get("key") or t.get("key") == taint.get("key"):
-                return True
-        elif t.get("key") == taint.get("key") and (t.get("value") or "") == (taint.get("value") or ""):
-            return True
-    return False
-
-
-def schedulable(node: dict, tolerations=()) -> bool:
-    """Whether a VM's virt-launcher (target) pod can land on this Node - the one rule both engines count for
-    live migration's second node: Ready, not cordoned, labelled ``kubevirt.io/schedulable=true`` (KubeVirt puts
-    that nodeSelector on every launcher pod, virt-controller services/nodeselectorrenderer.go; virt-handler sets
-    the label, heartbeat.go), and no NoSchedule/NoExecute taint the VM does not tolerate (control-plane taints
-    included: launcher pods carry no toleration for them by default)."""
-    if (node.get("spec") or {}).get("unschedulable"):
-        return False
-    if ((node.get("metadata") or {}).get("labels") or {}).get(SCHEDULABLE_LABEL) != "true":
-        return False
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (node.get("status") or {}).get("conditions") or [])
-    no_sched = any(t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, t)
-                   for t in (node.get("spec") or {}).get("taints") or [])
-    return ready and not no_sched

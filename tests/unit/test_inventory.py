@@ -109,24 +109,6 @@ def test_claims_in_use():
     assert claims_in_use(inv, "ns1") == {"p1": "a/x", "d1": "b/y"}
 
 
-def test_schedulable_nodes():
-    from kubectl_vmmig.inventory import schedulable
-
-    ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]},
-             "metadata": {"name": "a", "labels": {"kubevirt.io/schedulable": "true"}}}
-    assert schedulable(ready)
-    assert not schedulable(dict(ready, spec={"unschedulable": True}))
-    assert not schedulable(dict(ready, spec={"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}))
-    # finding 9: launcher pods select kubevirt.io/schedulable=true (nodeselectorrenderer.go) and tolerate no
-    # control-plane taint by default
-    assert not schedulable(dict(ready, metadata={"name": "a"}))
-    master = dict(ready, spec={"taints": [{"key": "node-role.kubernetes.io/master", "effect": "NoSchedule"}]})
-    assert not schedulable(master)
-    assert schedulable(master, [{"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"}])
-    assert schedulable(master, [{"operator": "Exists"}])
-    assert not schedulable(master, [{"key": "other", "operator": "Exists"}])
-    assert not schedulable({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
-
 
 def test_access_modes_are_what_the_pvc_asked_for():
     """Audit 17: KubeVirt's RWO rule reads pvc.Spec.AccessModes (vmi/storage.go, volume-migration.go); a PV that

@@ -1,6 +1,7 @@
 """Preflight findings of the kubevirt engine (pure)."""
 import pytest
 
+from kubectl_vmmig.placement import of_template
 from kubectl_vmmig.engines.kubevirt.checks import (kubevirt_engine_findings, kubevirt_findings, node_findings,
                                                    parse_version, rbac_findings, vm_findings)
 
@@ -102,7 +103,18 @@ def test_finding9_three_masters_and_one_worker_is_one_node_for_kubevirt():
     assert "kubevirt.io/schedulable=true" in out[0]["message"]
     # a VM that tolerates the control-plane taint can use the masters
     tol = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
-    assert node_findings(nodes, tol)[0]["severity"] == "ok"
+    assert node_findings(nodes, of_template({"tolerations": tol}))[0]["severity"] == "ok"
+
+
+def test_the_vms_node_selector_counts_for_the_second_node():
+    # template.go renderLaunchManifest: the target launcher pod carries the VM's nodeSelector, so two
+    # KubeVirt nodes of which one has the label are one node for this VM
+    nodes = [node("w1"), node("w2")]
+    nodes[0]["metadata"]["labels"]["disktype"] = "ssd"
+    place = of_template({"nodeSelector": {"disktype": "ssd"}})
+    out = node_findings(nodes, place, "vm1")
+    assert out[0]["severity"] == "error" and "1 schedulable node(s) for VM vm1 (w1" in out[0]["message"]
+    assert "nodeSelector" in out[0]["message"]
 
 
 def test_finding5_live_to_a_non_csi_wffc_class_is_refused_before_any_write():

@@ -99,7 +99,8 @@ def engine_findings(plan: dict, inventory: dict, cluster: dict) -> List[dict]:
     any_live = any(KB.vm_mode(ms) == "live" for ms in groups.values())
     out += [f for f in KC.kubevirt_findings(kv, any_live) if f["name"] != "kubevirt"]
     if any_live:
-        out += KC.node_findings(cluster.get("nodes") or [])
+        live_vms = [v for v, ms in groups.items() if KB.vm_mode(ms) == "live"]
+        out += KC.live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms)
     version = parse_version(((kv or {}).get("status") or {}).get("observedKubeVirtVersion"))
     for vm_name, moves in groups.items():
         facts = inventory["vms"].get(f"{ns}/{vm_name}")

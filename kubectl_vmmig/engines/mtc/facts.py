@@ -1,7 +1,7 @@
 """The MTC engine's reads for preflight (shell): everything ``checks.run_preflight`` judges, read before any write."""
 from ... import errors
 from ... import resources as R
-from ...inventory import schedulable
+from ...placement import schedulable
 from . import build as B
 from . import plans as PL
 
