@@ -91,3 +91,90 @@ def test_cancel_of_the_fleet_stops_every_namespace_a_part_alone_is_refused(mc, k
     st = vs(kubectl, "status", "-A", "-o", "json")
     rows = {m["namespace"]: m["result"] for m in json.loads(st.stdout)["migrations"] if m["namespace"] in spaces}
     assert rows == {ns: "Canceled" for ns in spaces}
+
+
+def test_fleet_as_a_user_with_only_the_shipped_roles_bound_as_the_readme_says(mc, kubectl):  # noqa: F811
+    """README, RBAC: the namespace role bound cluster-wide (migrate -A / status -A list across namespaces) + the
+    cluster role. A user of its own (impersonated with --as): no other test's grants leak into it."""
+    from tests.e2e.reliability_kit import CLUSTERROLEBINDING, Grant, _binding
+
+    tag = uuid.uuid4().hex[:6]
+    user = f"fleet-{tag}"
+    spaces = fleet(mc, tag, n=2)
+    g = Grant(mc, "migration-controller", spaces[0], user=user)
+    try:
+        role = next(n for res, n, _ in g.created if res.kind == "ClusterRole" and "-cluster-" not in n)
+        g._create(CLUSTERROLEBINDING, _binding("ClusterRoleBinding", {"kind": "ClusterRole", "metadata": {
+            "name": role}}, None, [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]), None)
+        r = vs(kubectl, "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller",
+               "--wait", "--yes", "--as", user, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+        assert len(ours(mc, R.MN_VMSM_PLAN, spaces)) == 1
+        st = vs(kubectl, "status", "-A", "-o", "json", "--as", user)
+        assert st.returncode == 0, st.stderr
+        rows = {m["namespace"]: m["result"] for m in json.loads(st.stdout)["migrations"] if m["namespace"] in spaces}
+        assert rows == {ns: "Succeeded" for ns in spaces}
+    finally:
+        g.revoke()
+
+
+def test_a_child_plan_the_controller_refuses_takes_the_whole_fleet_back_before_any_volume(mc, cp):  # noqa: F811
+    """fleet_run.apply_fleet in-process against the real API server, the MultiNamespace reconciler stepped by hand
+    and the child plans' verdicts written by hand (manual namespaces): one namespace refused (Critical
+    InvalidPVCs) -> the fleet plan AND both children (unowned upstream) are deleted, no DataVolume, no migration."""
+    import threading
+    import types
+
+    from kubectl_vmmig import errors
+    from kubectl_vmmig.engines.migration_controller.surface import MigrationController
+    from tests.sim import migration_controller as MC
+    from tests.sim import migration_controller_multi as MULTI
+
+    spaces = sorted(make_namespace(mc, f"mcref-{i}", manual=True) for i in range(2))
+    plans = []
+    for ns in spaces:
+        F.apply(mc, ns, *F.make_vm_bundle("vm1", [F.pvc_disk("data")], running=False))
+        plans.append({"namespace": ns, "vms": ["vm1"], "targetStorageClass": "fast", "requestedMode": "auto",
+                      "mode": "offline", "skipped": [], "findings": [], "moves": [{
+                          "vm": "vm1", "namespace": ns, "volume": "data", "kind": "pvc",
+                          "dataVolumeTemplateIndex": None, "sourcePVC": "vm1-data", "targetPVC": "vm1-data-fast",
+                          "sourceSC": "standard", "targetSC": "fast", "mode": "offline", "size": "1Gi",
+                          "sizeBytes": 1 << 30, "accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem",
+                          "targetAccessMode": None, "targetVolumeMode": "Filesystem"}]})
+    eng = MigrationController(cp.admin, {"poll": 0.05, "plan_timeout": 30})
+    got, events = {}, []
+
+    def run():
+        try:
+            eng.apply_fleet(plans, types.SimpleNamespace(dry_run="none"), events.append)
+        except errors.PreflightRefused as exc:
+            got["refused"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    ctl = MC.MigrationController(mc, namespaces=spaces)
+    name = FL.fleet_name(plans)
+    wait_for(lambda: mc.get_or_none(R.MN_VMSM_PLAN, name, spaces[0]), what="fleet plan created")
+    MULTI.reconcile_plan(ctl, mc.get(R.MN_VMSM_PLAN, name, spaces[0]))  # createNamespacePlan x2
+    from tests.sim.common import set_condition
+
+    for ns in spaces:  # what validation.go would write: namespace 0 ready, namespace 1 InvalidPVCs (Critical)
+        child = mc.get(R.VMSM_PLAN, FL.child_name(name, ns), ns)
+        entry = {"name": "vm1", "sourcePVCs": [{"volumeName": "data", "name": "vm1-data", "namespace": ns,
+                                                 "sourcePVC": {"spec": {"storageClassName": "standard"}}}],
+                 "targetMigrationPVCs": child["spec"]["virtualMachines"][0]["targetMigrationPVCs"]}
+        child["status"] = {"suffix": "ab12", "readyMigrations" if ns == spaces[0] else "invalidMigrations": [entry]}
+        if ns == spaces[1]:
+            set_condition(child, "InvalidPVCs", "True", "NotFound", "Critical", "storage class fast not found")
+        set_condition(child, "Ready", "True" if ns == spaces[0] else "False", None, "Required", None)
+        mc.request("PUT", R.VMSM_PLAN.path(ns, child["metadata"]["name"], "status"), body=child)
+    MULTI.reconcile_plan(ctl, mc.get(R.MN_VMSM_PLAN, name, spaces[0]))  # updateNamespacePlanStatus
+    worker.join(40)
+    assert not worker.is_alive()
+    exc = got.get("refused")
+    assert exc is not None and f"in namespace {spaces[1]}" in exc.message and "InvalidPVCs" in exc.message, got
+    assert mc.get_or_none(R.MN_VMSM_PLAN, name, spaces[0]) is None
+    for ns in spaces:
+        assert mc.get_or_none(R.VMSM_PLAN, FL.child_name(name, ns), ns) is None, ns
+        assert mc.items(R.DATAVOLUME, ns) == [] and mc.items(R.VMSM, ns) == []
+    assert mc.items(R.MN_VMSM, spaces[0]) == []
