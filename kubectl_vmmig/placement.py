@@ -10,8 +10,9 @@ nodeaffinity nodeaffinity.go GetRequiredNodeAffinity/Match) and a toleration for
 Preferred affinity, pod (anti-)affinity and resources are not counted: they rank nodes or depend on what else
 runs there, and a preflight that guessed them would refuse moves that work.
 """
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, List, Optional
 
+from .findings import finding
 from .labels import NODE_SCHEDULABLE
 
 ARCH_LABEL = "kubernetes.io/arch"  # k8sv1.LabelArchStable
@@ -102,5 +103,28 @@ def schedulable(node: dict, placement: Optional[dict] = None) -> bool:
     return ready and not no_sched
 
 
-def names(nodes: Iterable[dict], placement: Optional[dict] = None) -> list:
+def node_names(nodes: Iterable[dict], placement: Optional[dict] = None) -> list:
     return sorted((n.get("metadata") or {}).get("name") or "" for n in nodes if schedulable(n, placement))
+
+
+# ---- the finding every engine makes for its live moves -------------------------------------------------
+def node_findings(nodes: List[dict], placement: Optional[dict] = None, vm: str = "") -> List[dict]:
+    """Nodes a launcher pod of the VM (its nodeSelector, required node affinity, tolerations) can land on."""
+    names = node_names(nodes, placement)
+    who = f" for VM {vm}" if vm else ""
+    if len(names) < 2:
+        return [finding("schedulable-nodes", "error",
+                        f"{len(names)} schedulable node(s){who} ({', '.join(names) or 'none'}; KubeVirt needs Ready, "
+                        "uncordoned nodes labelled kubevirt.io/schedulable=true that match the VM's nodeSelector and "
+                        "required node affinity, without a NoSchedule taint the VM does not tolerate): a live storage "
+                        "migration copies the disks to a VM started on ANOTHER node, so it needs at least two; use "
+                        "--mode offline")]
+    return [finding("schedulable-nodes", "ok", f"{len(names)} schedulable nodes{who}")]
+
+
+def live_node_findings(nodes: List[dict], inventory: dict, ns: str, live_vms: List[str]) -> List[dict]:
+    """node_findings for the VMs that move live: one finding when they share a placement, else one each."""
+    places = {v: (inventory["vms"].get(f"{ns}/{v}") or {}).get("placement") for v in live_vms}
+    if len({repr(p) for p in places.values()}) <= 1:
+        return node_findings(nodes, places[live_vms[0]]) if live_vms else []
+    return [f for v in live_vms for f in node_findings(nodes, places[v], v)]

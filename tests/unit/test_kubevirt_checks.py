@@ -1,9 +1,9 @@
 """Preflight findings of the kubevirt engine (pure)."""
 import pytest
 
-from kubectl_vmmig.placement import of_template
-from kubectl_vmmig.engines.kubevirt.checks import (kubevirt_engine_findings, kubevirt_findings, node_findings,
-                                                   parse_version, rbac_findings, vm_findings)
+from kubectl_vmmig.engines.kubevirt.checks import (kubevirt_engine_findings, kubevirt_findings, parse_version,
+                                                   rbac_findings, vm_findings)
+from kubectl_vmmig.placement import node_findings, of_template
 
 
 def kv(version="v1.6.2", methods=("LiveMigrate",), rollout=None, gates=(), phase="Deployed"):

@@ -53,7 +53,7 @@ def test_required_node_affinity_terms_are_ored_and_their_expressions_anded():
     assert not schedulable(node("b", zone="z1", gpu="yes"), place)
     assert not schedulable(node("c", zone="z3"), place)
     assert schedulable(node("special"), place)
-    assert [n for n in P.names([node("a", zone="z2"), node("x"), node("special")], place)] == ["a", "special"]
+    assert [n for n in P.node_names([node("a", zone="z2"), node("x"), node("special")], place)] == ["a", "special"]
 
 
 def test_node_selector_requirement_operators():

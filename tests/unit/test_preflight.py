@@ -67,9 +67,15 @@ def test_one_live_capability_rule_for_both_engines(kv, live):
         assert "unknown" in caps["liveMigrationReason"] and "older" not in caps["liveMigrationReason"]
 
 
+def _nodes(n):
+    """n nodes KubeVirt can schedule a launcher pod on (placement.schedulable)."""
+    return [{"metadata": {"name": f"n{i}", "labels": {"kubevirt.io/schedulable": "true"}},
+             "status": {"conditions": [{"type": "Ready", "status": "True"}]}} for i in range(n)]
+
+
 def test_clean_offline_plan_has_no_errors():
     plan, inv = _setup([vm("a", pvcs=[("d", "pa")], run_strategy="Halted")], pvcs=[pvc("pa")], mode="offline")
-    f = P.run_preflight(plan, inv, {"schedulableNodes": 2})
+    f = P.run_preflight(plan, inv, {"nodes": _nodes(2)})
     assert blocking(f) == []
     assert "pvc-bound" in names(f, "ok") and "target-storageclass" in names(f, "ok")
 
@@ -81,7 +87,7 @@ def test_live_refusals_shareable_lun_virtiofs_hostdisk_not_running():
     v["spec"]["template"]["spec"]["domain"]["devices"]["filesystems"] = [{"name": "f", "virtiofs": {}}]
     plan, inv = _setup([v, vm("b", pvcs=[("d", "pb")], run_strategy="Halted")], [vmi("a")],
                        [pvc("ps"), pvc("pl"), pvc("pf"), pvc("pb")], mode="live")
-    f = P.run_preflight(plan, inv, {"schedulableNodes": 1})
+    f = P.run_preflight(plan, inv, {"nodes": _nodes(1)})
     msgs = " | ".join(x["message"] for x in blocking(f))
     for word in ("shareable", "LUN", "virtiofs", "hostDisk", "VM b is not running", "at least two"):
         assert word in msgs, word
@@ -92,7 +98,7 @@ def test_auto_mode_stopped_vm_is_fine_and_storage_live_migratable_false_blocks()
                               "message": "bridge"}])
     plan, inv = _setup([vm("a", pvcs=[("d", "pa")]), vm("b", pvcs=[("d", "pb")], run_strategy="Halted")], [i],
                        [pvc("pa"), pvc("pb")])
-    f = P.run_preflight(plan, inv, {"schedulableNodes": 3})
+    f = P.run_preflight(plan, inv, {"nodes": _nodes(3)})
     assert names(f, "error") == ["storage-live-migratable"]
 
 
@@ -151,5 +157,5 @@ def test_stage_warnings():
     assert [x["name"] for x in f if x["severity"] == "warning"] == ["stage"]
     assert "crash-consistent" in [x for x in f if x["name"] == "stage"][0]["message"]
     plan, inv = _setup([vm("a", pvcs=[("d", "pa")])], [vmi("a")], [pvc("pa")], mode="auto")
-    f = P.run_preflight(plan, inv, {"schedulableNodes": 2}, kind="stage")
+    f = P.run_preflight(plan, inv, {"nodes": _nodes(2)}, kind="stage")
     assert "skips the disks of running VMs" in [x for x in f if x["name"] == "stage"][0]["message"]

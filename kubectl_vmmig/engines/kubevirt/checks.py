@@ -12,7 +12,7 @@ Each finding is ``{name, severity: ok|warning|error, message}``; a message says 
 from typing import Dict, List, Optional
 
 from ...findings import finding
-from ...placement import names as schedulable_names
+from ...placement import live_node_findings
 from ...kubevirt_capabilities import kubevirt_version, live_migration_blockers, parse_version
 from .build import LABEL_MIGRATION
 from .volumes import legacy_wffc_class
@@ -76,28 +76,6 @@ def kubevirt_findings(kv: Optional[dict], live: bool) -> List[dict]:
                       f"KubeVirt is {status.get('phase') or 'not Deployed'} (or being upgraded): volume "
                       "migrations do not start until it is Deployed again"))
     return out
-
-
-def node_findings(nodes: List[dict], placement: Optional[dict] = None, vm: str = "") -> List[dict]:
-    """Nodes a launcher pod of the VM (its nodeSelector, required node affinity, tolerations) can land on."""
-    names = schedulable_names(nodes, placement)
-    who = f" for VM {vm}" if vm else ""
-    if len(names) < 2:
-        return [_f("schedulable-nodes", "error",
-                   f"{len(names)} schedulable node(s){who} ({', '.join(names) or 'none'}; KubeVirt needs Ready, "
-                   "uncordoned nodes labelled kubevirt.io/schedulable=true that match the VM's nodeSelector and "
-                   "required node affinity, without a NoSchedule taint the VM does not tolerate): a live storage "
-                   "migration copies the disks to a VM started on ANOTHER node, so it needs at least two; use "
-                   "--mode offline")]
-    return [_f("schedulable-nodes", "ok", f"{len(names)} schedulable nodes{who}")]
-
-
-def live_node_findings(nodes: List[dict], inventory: dict, ns: str, live_vms: List[str]) -> List[dict]:
-    """node_findings for the VMs that move live: one finding when they share a placement, else one each."""
-    places = {v: (inventory["vms"].get(f"{ns}/{v}") or {}).get("placement") for v in live_vms}
-    if len({repr(p) for p in places.values()}) <= 1:
-        return node_findings(nodes, places[live_vms[0]]) if live_vms else []
-    return [f for v in live_vms for f in node_findings(nodes, places[v], v)]
 
 
 def destination_class_findings(target_sc: str, cluster: dict) -> List[dict]:

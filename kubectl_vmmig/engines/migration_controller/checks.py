@@ -15,6 +15,7 @@ from typing import Dict, List, Optional
 from ...conditions import true_conditions
 from ...findings import finding
 from ...kubevirt_capabilities import parse_version
+from ...placement import live_node_findings
 from ..kubevirt import build as KB
 from ..kubevirt import checks as KC
 
@@ -100,7 +101,7 @@ def engine_findings(plan: dict, inventory: dict, cluster: dict) -> List[dict]:
     out += [f for f in KC.kubevirt_findings(kv, any_live) if f["name"] != "kubevirt"]
     if any_live:
         live_vms = [v for v, ms in groups.items() if KB.vm_mode(ms) == "live"]
-        out += KC.live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms)
+        out += live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms)
     version = parse_version(((kv or {}).get("status") or {}).get("observedKubeVirtVersion"))
     for vm_name, moves in groups.items():
         facts = inventory["vms"].get(f"{ns}/{vm_name}")

@@ -6,7 +6,7 @@ cluster facts. Pure: the shell (``engine.py`` ``gather_facts``) reads the cluste
     {"engine": "mtc"|"kubevirt",
      "mtc": {"installed", "namespace", "hostCluster", "hostReady", "hostMessage"},
      "kubevirt": {"installed", "cr": KubeVirt CR dict or None},
-     "cdi": bool, "schedulableNodes": int,
+     "cdi": bool, "nodes": [Node] (None: not readable),
      "rbac": [{"verb", "resource", "group", "namespace", "allowed", "reason"}],
      "plans": {"own": name|None, "foreign": ["ns/name"], "running": "ns/name"|None},
      "hooks": {name: exists}, "workloads": ["Deployment/web (2 replicas)", ...]}
@@ -14,6 +14,7 @@ cluster facts. Pure: the shell (``engine.py`` ``gather_facts``) reads the cluste
 from typing import List, Optional
 
 from ...findings import ERROR, OK, WARNING, finding
+from ...placement import live_node_findings
 from ...kubevirt_capabilities import kubevirt_capabilities
 from .build import SUPERSEDED_ANNOTATION
 
@@ -211,13 +212,9 @@ def check_live(plan, inventory, facts) -> List[dict]:
             out.append(finding("target-size", ERROR, f"VM {m['vm']} volume {m['volume']}: MTC sizes the target from the "
                                f"DataVolume request ({d['requestedSize']}), smaller than the source capacity "
                                f"({d['size']}); a smaller destination fails live migration: use --mode offline"))
-    nodes = facts.get("schedulableNodes")
-    if nodes is not None and any(m["mode"] == "live" for m in plan["moves"]):
-        if nodes < 2:
-            out.append(finding("nodes", ERROR, f"{nodes} schedulable node(s); live storage migration moves the VM to "
-                               "another node, so it needs at least two: use --mode offline"))
-        else:
-            out.append(finding("nodes", OK, f"{nodes} schedulable nodes"))
+    live_vms = sorted({m["vm"] for m in plan["moves"] if m["mode"] == "live"})
+    if facts.get("nodes") is not None and live_vms:  # None: the user may not list nodes
+        out += live_node_findings(facts["nodes"], inventory, plan["namespace"], live_vms)
     return out
 
 

@@ -1,7 +1,6 @@
 """The MTC engine's reads for preflight (shell): everything ``checks.run_preflight`` judges, read before any write."""
 from ... import errors
 from ... import resources as R
-from ...placement import schedulable
 from . import build as B
 from . import plans as PL
 
@@ -49,7 +48,7 @@ def gather(engine, plan, kind="cutover", write=True, hooks=(), pvcs=None):
     crs = kubevirt_crs(kube)
     facts["kubevirt"] = {"installed": kube.has_api("kubevirt.io", "v1"), "cr": (crs or [None])[0]}
     try:
-        facts["schedulableNodes"] = sum(1 for n in kube.items(R.NODE) if schedulable(n))
+        facts["nodes"] = kube.items(R.NODE)
     except errors.Forbidden:
         pass
     if pvcs is None:
