@@ -34,6 +34,16 @@ def test_migrate_all_namespaces_writes_one_multinamespace_plan_and_moves_every_v
     tag = uuid.uuid4().hex[:6]
     spaces = fleet(mc, tag)
     make_vm(mc, spaces[1], "other", [F.pvc_disk("data", size="1Gi")], running=False)  # no label: left alone
+    sel = ("-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller")
+    dry = vs(kubectl, "migrate", *sel, "--dry-run=client", "-o", "json")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    objs = json.loads(dry.stdout)["objects"]  # ONE preview: what apply_fleet writes
+    assert [o["kind"] for o in objs] == ["DataVolume"] * 3 + ["MultiNamespaceVirtualMachineStorageMigrationPlan",
+                                                              "MultiNamespaceVirtualMachineStorageMigration"]
+    assert [o["metadata"]["namespace"] for o in objs[:3]] == spaces
+    server = vs(kubectl, "migrate", *sel, "--dry-run=server", "--yes")
+    assert server.returncode == 0, server.stderr[-2000:]
+    assert not ours(mc, R.MN_VMSM_PLAN, spaces) and not ours(mc, R.DATAVOLUME, spaces)  # nothing persisted
     r = vs(kubectl, "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller",
            "--wait", "--yes", timeout=400)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]

@@ -88,3 +88,19 @@ def test_parent_of_reads_upstreams_annotations():
     child = {"metadata": {"annotations": {F.PARENT_MIG_NAME: "f", F.PARENT_MIG_NAMESPACE: "a"}}}
     assert F.parent_of(child) == ("a", "f")
     assert F.parent_of({"metadata": {}}) is None
+
+
+def test_preview_lists_every_namespaces_destinations_then_the_one_fleet_plan_and_migration():
+    plans = [ns_plan("b"), ns_plan("a", vols=("root", "data"))]
+    vms = {ns: {"vm1": {"metadata": {"name": "vm1", "uid": f"u-{ns}"}, "spec": {"template": {"spec": {"volumes": [
+        {"name": v, "persistentVolumeClaim": {"claimName": f"vm1-{v}"}} for v in ("root", "data")]}}}}}
+        for ns in ("a", "b")}
+    pv = F.preview(plans, vms, [{"name": "x", "severity": "ok", "message": "m"}])
+    kinds = [(o["kind"], o["metadata"]["namespace"]) for o in pv["objects"]]
+    assert kinds == [("DataVolume", "a"), ("DataVolume", "a"), ("DataVolume", "b"),
+                     ("MultiNamespaceVirtualMachineStorageMigrationPlan", "a"),
+                     ("MultiNamespaceVirtualMachineStorageMigration", "a")]
+    assert pv["objects"][3] == F.fleet_plan(plans, F.fleet_name(plans), "a")
+    assert [(x["namespace"], x["step"]) for x in pv["patches"]] == [("a", "by kubevirt-migration-controller"),
+                                                                     ("b", "by kubevirt-migration-controller")]
+    assert pv["checks"][0]["name"] == "x"

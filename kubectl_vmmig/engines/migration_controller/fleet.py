@@ -89,6 +89,19 @@ def child_marks(fleet: str, plan: dict) -> dict:
                          "annotations": {B.RECORD: json.dumps(B.record_of(plan), sort_keys=True)}}}
 
 
+def preview(plans: List[dict], vms_by_ns: Dict[str, Dict[str, dict]], checks: List[dict]) -> dict:
+    """What apply_fleet will write, for the client dry run: every namespace's destination DataVolumes, the ONE
+    MultiNamespace plan and its migration (the per-namespace plans and migrations are upstream's to make), and the
+    VM changes the controller will make in each namespace."""
+    name = fleet_name(plans)
+    mp = fleet_plan(plans, name, home_namespace(plans))
+    ordered = sorted(plans, key=lambda p: p["namespace"])
+    dvs = [d for p in ordered for d in B.destination_datavolumes(p, B.plan_name(p), vms_by_ns.get(p["namespace"], {}))]
+    return {"objects": dvs + [mp, fleet_migration(mp)],
+            "patches": [x for p in ordered for x in B.vm_patches(p, vms_by_ns.get(p["namespace"], {}))],
+            "checks": list(checks)}
+
+
 def read_fleet_record(mn_plan: Optional[dict]) -> Dict[str, dict]:
     rec = B.read_record(mn_plan)
     return {ns: r for ns, r in rec.items() if isinstance(r, dict)}

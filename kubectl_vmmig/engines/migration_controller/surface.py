@@ -217,6 +217,12 @@ class MigrationController(Engine):
             return F.ours(self._soft(lambda: self.kube.get_or_none(R.MN_VMSM_PLAN, name, namespace), None))
         return bool(p) and (p["metadata"].get("labels") or {}).get(B.L.ENGINE) == B.ENGINE
 
+    def preview_fleet(self, plans, objects_by_ns, checks) -> dict:
+        from . import fleet as F
+
+        return F.preview(plans, {p["namespace"]: self._vms(p, objects_by_ns.get(p["namespace"])) for p in plans},
+                         checks)
+
     def apply_fleet(self, plans, request, events) -> dict:
         """ONE MultiNamespace plan + migration for every namespace's prepared plan: {namespace: ref}."""
         from .fleet_run import apply_fleet
