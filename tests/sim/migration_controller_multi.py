@@ -91,8 +91,9 @@ def reconcile_plan(ctl, plan: dict) -> None:
     for ns_spec in (plan.get("spec") or {}).get("namespaces") or []:
         message = validate_namespace(kube, ns_spec)
         if message:
-            # SetCondition(Type InvalidNamespace, Status True, Message) — no reason, no category (not a blocker)
-            set_condition(new, INVALID_NAMESPACE, "True", None, None, message)
+            # SetCondition(Type InvalidNamespace, Status True, Message) — no reason, category "" (not a blocker;
+            # conditions.go Condition.Category has no omitempty)
+            set_condition(new, INVALID_NAMESPACE, "True", None, "", message)
             invalid = True
         name = namespaced_plan_name(plan["metadata"]["name"], ns_spec["name"])
         child = kube.get_or_none(R.VMSM_PLAN, name, ns_spec["name"])  # getNamespacePlan

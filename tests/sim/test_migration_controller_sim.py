@@ -388,3 +388,7 @@ def test_multi_namespace_migration_recreates_a_deleted_child_and_flags_a_missing
     mc.request("DELETE", R.VMSM.path(ns, f"fleet-{ns}"))  # no finalizer yet: gone at once
     MULTI.reconcile_migration(ctl, mc.get(R.MN_VMSM, "go", ns))
     assert mc.get(R.VMSM, f"fleet-{ns}", ns)  # re-created while the MultiNamespace migration exists
+    mc.request("DELETE", R.NAMESPACE.path(None, ns))  # Terminating for good: no namespace controller here
+    MULTI.reconcile_plan(ctl, mc.get(R.MN_VMSM_PLAN, "fleet", ns))
+    c = condition(mc.get(R.MN_VMSM_PLAN, "fleet", ns), MULTI.INVALID_NAMESPACE)
+    assert (c["status"], c["category"], c["message"]) == ("True", "", f"namespace {ns} is being deleted")
