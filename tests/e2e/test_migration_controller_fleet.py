@@ -68,6 +68,9 @@ def test_migrate_all_namespaces_writes_one_multinamespace_plan_and_moves_every_v
                                                          "Succeeded"), m
         assert [(d["vm"], d["targetPVC"], d["phase"]) for d in m["disks"]] == [("vm1", "vm1-data-fast", "Succeeded")]
     assert {d["mode"] for m in rows.values() for d in m["disks"]} == {"live", "offline"}
+    by_name = vs(kubectl, "status", name, "-A", "-o", "json")  # the fleet by its name: every namespace's row
+    assert by_name.returncode == 0, by_name.stderr
+    assert sorted(m["namespace"] for m in json.loads(by_name.stdout)["migrations"]) == spaces
     again = vs(kubectl, "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller",
                "--wait", "--yes", timeout=200)  # the same command again: every disk is there, nothing new
     assert again.returncode == 0, again.stderr[-2000:]

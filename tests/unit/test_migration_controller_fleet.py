@@ -104,3 +104,16 @@ def test_preview_lists_every_namespaces_destinations_then_the_one_fleet_plan_and
     assert [(x["namespace"], x["step"]) for x in pv["patches"]] == [("a", "by kubevirt-migration-controller"),
                                                                      ("b", "by kubevirt-migration-controller")]
     assert pv["checks"][0]["name"] == "x"
+
+
+def test_status_fleet_name_selects_every_namespaces_migration_of_that_fleet():
+    from kubectl_vmmig.progress import select
+
+    plans = [ns_plan("a"), ns_plan("b")]
+    name = F.fleet_name(plans)
+    mp = dict(F.fleet_plan(plans, name, "a"))
+    mp["metadata"] = dict(mp["metadata"], uid="u1", creationTimestamp="2026-12-01T10:00:00Z")
+    docs = P.from_objects([mp])
+    other = dict(docs[0], plan="vm1-to-fast-x", _fleet=None, namespace="c")
+    assert [d["namespace"] for d in select(docs + [other], name)] == ["a", "b"]
+    assert select(docs + [other], "vm1-to-fast-x") == [other]
