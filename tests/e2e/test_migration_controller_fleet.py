@@ -191,3 +191,19 @@ def test_a_child_plan_the_controller_refuses_takes_the_whole_fleet_back_before_a
         assert mc.get_or_none(R.VMSM_PLAN, FL.child_name(name, ns), ns) is None, ns
         assert mc.items(R.DATAVOLUME, ns) == [] and mc.items(R.VMSM, ns) == []
     assert mc.items(R.MN_VMSM, spaces[0]) == []
+
+
+def test_one_namespace_failing_does_not_stop_the_others_and_the_run_says_which(mc, kubectl):  # noqa: F811
+    """Upstream reports no failure and mirrors each child (multinamespacestoragemig Reconcile): the others move on;
+    the plugin's per-namespace verdict names the failed one and the command exits 4 (migration failed)."""
+    tag = uuid.uuid4().hex[:6]
+    spaces = fleet(mc, tag, n=2, running=(0,))
+    set_faults(mc, spaces[0], liveMigrationFail="true")
+    r = vs(kubectl, "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller",
+           "--wait", "--yes", timeout=300)
+    assert r.returncode == 4, r.stdout + r.stderr[-3000:]
+    assert f"namespace {spaces[0]}: migration" in r.stderr and "failed" in r.stderr
+    assert claims(mc, spaces[1], "vm1") == {"data": "vm1-data-fast"}  # the other namespace moved
+    st = vs(kubectl, "status", "-A", "-o", "json")
+    rows = {m["namespace"]: m["result"] for m in json.loads(st.stdout)["migrations"] if m["namespace"] in spaces}
+    assert rows == {spaces[0]: "Failed", spaces[1]: "Succeeded"}
