@@ -22,8 +22,8 @@ def ours(kube, res, spaces):
                                                                             "migration-controller")]
 
 
-def fleet(kube, tag, n=3, running=(0,)):
-    spaces = sorted(make_namespace(kube, f"mcfleet-{i}") for i in range(n))
+def fleet(kube, tag, n=3, running=(0,), base="mcfleet"):
+    spaces = sorted(make_namespace(kube, f"{base}-{i}") for i in range(n))
     for i, ns in enumerate(spaces):
         make_vm(kube, ns, "vm1", [F.pvc_disk("data", size="1Gi")], running=i in running)
         kube.patch(R.VM, "vm1", {"metadata": {"labels": {"fleet": tag}}}, ns)
@@ -197,7 +197,9 @@ def test_one_namespace_failing_does_not_stop_the_others_and_the_run_says_which(m
     """Upstream reports no failure and mirrors each child (multinamespacestoragemig Reconcile): the others move on;
     the plugin's per-namespace verdict names the failed one and the command exits 4 (migration failed)."""
     tag = uuid.uuid4().hex[:6]
-    spaces = fleet(mc, tag, n=2, running=(0,))
+    # 46-character namespaces: the child names <fleet>-<namespace> are longer than a label value may be
+    spaces = fleet(mc, tag, n=2, running=(0,), base="a-namespace-name-long-enough-for-the-limit")
+    assert all(len(FL.child_name("fleet-to-fast-12345", ns)) > 63 for ns in spaces)
     set_faults(mc, spaces[0], liveMigrationFail="true")
     r = vs(kubectl, "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller",
            "--wait", "--yes", timeout=300)

@@ -117,3 +117,15 @@ def test_status_fleet_name_selects_every_namespaces_migration_of_that_fleet():
     other = dict(docs[0], plan="vm1-to-fast-x", _fleet=None, namespace="c")
     assert [d["namespace"] for d in select(docs + [other], name)] == ["a", "b"]
     assert select(docs + [other], "vm1-to-fast-x") == [other]
+
+
+def test_child_marks_label_value_fits_63_characters_for_long_namespaces():
+    import re
+
+    long_ns = "a-namespace-name-long-enough-for-the-limit-19121"
+    marks = F.child_marks("fleet-to-fast-12345", ns_plan(long_ns))
+    value = marks["metadata"]["labels"][B.L.MIGRATION]
+    assert len(F.child_name("fleet-to-fast-12345", long_ns)) > 63
+    assert len(value) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", value)
+    assert value != F.label_value(F.child_name("fleet-to-fast-12345", long_ns + "x"))
+    assert F.label_value("short-name") == "short-name"

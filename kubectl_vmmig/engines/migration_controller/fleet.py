@@ -82,10 +82,18 @@ def fleet_migration(mn_plan: dict) -> dict:
             "spec": {"multiNamespaceVirtualMachineStorageMigrationPlanRef": {"name": md["name"]}}}
 
 
+def label_value(name: str) -> str:
+    """A child's name as a label value (at most 63 characters; ``<fleet>-<namespace>`` may be up to 253): cut, plus a
+    hash of the whole name so two children never share one."""
+    if len(name) <= 63:
+        return name
+    return f"{name[:54].rstrip('-.')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def child_marks(fleet: str, plan: dict) -> dict:
     """The merge patch that makes an upstream-made child plan the engine's: its labels and its namespace's record
     (upstream's own labels and annotations are kept)."""
-    return {"metadata": {"labels": B.labels(child_name(fleet, plan["namespace"])),
+    return {"metadata": {"labels": B.labels(label_value(child_name(fleet, plan["namespace"]))),
                          "annotations": {B.RECORD: json.dumps(B.record_of(plan), sort_keys=True)}}}
 
 

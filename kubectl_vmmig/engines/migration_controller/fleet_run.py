@@ -9,27 +9,26 @@ from ... import errors
 from ... import resources as R
 
 
-def _take_back(k, name: str, home: str, namespaces: List[str]) -> None:
+def _take_back(k, name: str, home: str, namespaces: List[str], quiet: bool = False) -> None:
     """Remove a refused fleet plan AND its children: upstream sets no ownerReference on them
-    (multinamespacestoragemigplan/controller.go createNamespacePlan), so nothing would collect them."""
+    (multinamespacestoragemigplan/controller.go createNamespacePlan), so nothing would collect them. The fleet plan
+    goes first (else its reconciler makes the children again). ``quiet``: best effort, after another error."""
     from .fleet import child_name
 
-    for ns in namespaces:
+    for res, obj, ns in [(R.MN_VMSM_PLAN, name, home)] + [(R.VMSM_PLAN, child_name(name, n), n) for n in namespaces]:
         try:
-            k.delete(R.VMSM_PLAN, child_name(name, ns), ns)
+            k.delete(res, obj, ns)
         except errors.NotFound:
             pass
-    try:
-        k.delete(R.MN_VMSM_PLAN, name, home)
-    except errors.NotFound:
-        pass
+        except errors.ApiError:
+            if not quiet:
+                raise
 
 
 def apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
     """{namespace: ref}; every ref names its child migration (what status and --wait follow per namespace)."""
     from . import build as B
     from . import fleet as F
-    from .checks import plan_findings, plan_reconciled
 
     k = eng.kube
     name, home = F.fleet_name(plans), F.home_namespace(plans)
@@ -54,9 +53,32 @@ def apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
     current = k.get_or_none(R.MN_VMSM_PLAN, name, home) or k.create(R.MN_VMSM_PLAN, mp, home)
     events(f"plan multinamespacevirtualmachinestoragemigrationplan/{name} in {home} for {len(spaces)} namespace(s): "
            "waiting for kubevirt-migration-controller")
+    try:  # until the migration exists nothing has moved: an API error or Ctrl-C takes the plans back, as a refusal
+        _judged(eng, name, home, spaces, {p["namespace"]: p for p in plans}, current, events)
+    except (errors.ApiError, errors.Interrupted, KeyboardInterrupt):
+        _take_back(k, name, home, spaces, quiet=True)
+        raise
+    for ns in spaces:
+        for dv in dvs[ns]:
+            if k.get_or_none(R.DATAVOLUME, dv["metadata"]["name"], ns) is None:
+                k.create(R.DATAVOLUME, dv, ns)
+    k.create(R.MN_VMSM, F.fleet_migration(current), home)
+    events(f"migration multinamespacevirtualmachinestoragemigration/{name} created in {home}: "
+           f"kubevirt-migration-controller moves {sum(len(p['moves']) for p in plans)} disk(s) in "
+           f"{len(spaces)} namespace(s); the sources are kept (retentionPolicy keepSource)")
+    return refs
+
+
+def _judged(eng, name, home, spaces, by_ns, current, events) -> Dict[str, dict]:
+    """Mark each child plan as the engine's once upstream made it, wait until the controller judged every one,
+    refuse (taking every plan back) when it refuses any; {namespace: the child's status}."""
+    from . import build as B
+    from . import fleet as F
+    from .checks import plan_findings, plan_reconciled
+
+    k = eng.kube
     timeout = float(eng.options.get("plan_timeout") or 60)
     deadline, marked = time.monotonic() + timeout, set()
-    by_ns = {p["namespace"]: p for p in plans}
     while True:
         mirror = F.mirrored(current)  # a namespace appears once its child plan exists (updateNamespacePlanStatus)
         for ns in sorted(set(mirror) & set(spaces) - marked):
@@ -87,15 +109,7 @@ def apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
         for f in found[ns]:
             if f["severity"] == "warning":
                 events(f"warning: namespace {ns}: {f['message']}")
-    for ns in spaces:
-        for dv in dvs[ns]:
-            if k.get_or_none(R.DATAVOLUME, dv["metadata"]["name"], ns) is None:
-                k.create(R.DATAVOLUME, dv, ns)
-    k.create(R.MN_VMSM, F.fleet_migration(current), home)
-    events(f"migration multinamespacevirtualmachinestoragemigration/{name} created in {home}: "
-           f"kubevirt-migration-controller moves {sum(len(p['moves']) for p in plans)} disk(s) in "
-           f"{len(spaces)} namespace(s); the sources are kept (retentionPolicy keepSource)")
-    return refs
+    return mirror
 
 
 def cancel_fleet(eng, name: str, home: str) -> str:

@@ -246,7 +246,7 @@ def _unmade_children(mn_plans: List[dict], plans: List[dict], namespace: Optiona
             if (ns, name) in have or (namespace and ns != namespace):
                 continue
             out.append({"kind": "VirtualMachineStorageMigrationPlan", "metadata": {
-                "name": name, "namespace": ns, "labels": B.labels(name),
+                "name": name, "namespace": ns, "labels": B.labels(F.label_value(name)),
                 "creationTimestamp": _md(mp).get("creationTimestamp"),
                 "annotations": {B.RECORD: json.dumps(rec), F.PARENT_PLAN_NAME: _md(mp)["name"],
                                 F.PARENT_PLAN_NAMESPACE: _md(mp).get("namespace")}},
