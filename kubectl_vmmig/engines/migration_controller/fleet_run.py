@@ -34,9 +34,8 @@ def apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
     name, home = F.fleet_name(plans), F.home_namespace(plans)
     spaces = sorted(p["namespace"] for p in plans)
     mp = F.fleet_plan(plans, name, home)
-    refs = {p["namespace"]: {"migration": F.child_name(name, p["namespace"]), "plan": F.child_name(name, p["namespace"]),
-                             "name": F.child_name(name, p["namespace"]), "namespace": p["namespace"],
-                             "engine": B.ENGINE, "result": "Running", "fleet": f"{home}/{name}"} for p in plans}
+    refs = {ns: {"migration": F.child_name(name, ns), "plan": F.child_name(name, ns), "name": F.child_name(name, ns),
+                 "namespace": ns, "engine": B.ENGINE, "result": "Running", "fleet": f"{home}/{name}"} for ns in spaces}
     # the destination DataVolumes carry the one-namespace plan's name: the preflight's destination-name check
     # (engines/kubevirt/checks.py move_findings) then accepts them again on a re-run
     dvs = {p["namespace"]: B.destination_datavolumes(p, B.plan_name(p), eng._vms(p)) for p in plans}
@@ -131,7 +130,8 @@ def cancel_fleet(eng, name: str, home: str) -> str:
     mig = k.get_or_none(R.MN_VMSM, name, home)
     if mig is None and not running:
         raise errors.PreflightRefused(f"fleet migration {name} has no MultiNamespaceVirtualMachineStorageMigration "
-                                      "(never started, finished or canceled already)", "see kubectl vm-storage status -A")
+                                      "(never started, finished or canceled already)",
+                                      "see kubectl vm-storage status -A")
     # raises for the first namespace whose cancel would do harm: nothing written yet; a finished one is left alone
     running = {ns: c for ns, c in running.items() if not eng.refuse_cancel(c, ns)}
     if not running:
