@@ -75,6 +75,7 @@ REPLICASET = Resource("apps", "v1", "replicasets", "ReplicaSet")
 DAEMONSET = Resource("apps", "v1", "daemonsets", "DaemonSet")
 JOB = Resource("batch", "v1", "jobs", "Job")
 CRONJOB = Resource("batch", "v1", "cronjobs", "CronJob")
+DEPLOYMENTCONFIG = Resource("apps.openshift.io", "v1", "deploymentconfigs", "DeploymentConfig")  # OpenShift
 CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
                namespaced=False)
 

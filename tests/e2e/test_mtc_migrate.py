@@ -243,6 +243,36 @@ def test_quiesce_hazard_needs_yes(env, kubectl):
     assert all_plans_for(kube, ns) == []
 
 
+def test_quiesce_lists_the_workloads_mig_controller_scales_down(env, kubectl):
+    # mig-controller migmigration/quiesce.go: with one MigPlan for the namespace every workload is quiesced;
+    # once a second plan lists it (checkMultiplePlans: here a closed plan of an earlier run), only workloads
+    # whose pod template mounts a moved claim (getSelectedPVCs)
+    kube, ns = env
+    make_vms(kube, ns, ["vm1"], running=False)
+    tmpl = {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "x"}],
+                     "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "unrelated"}}]}}
+    kube.create(R.DEPLOYMENT, {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                               "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                                        "template": tmpl}}, ns)
+
+    def quiesce():
+        r = vs(kubectl, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc", "--dry-run=client", "-o", "json")
+        assert r.returncode == 0, r.stderr
+        return [c["message"] for c in json.loads(r.stdout)["checks"] if c["name"] == "quiesce"]
+
+    assert any("Deployment/web (2 replicas)" in m for m in quiesce())
+    kube.create(R.MIGPLAN, {"apiVersion": "migration.openshift.io/v1alpha1", "kind": "MigPlan",
+                            "metadata": {"name": f"earlier-{ns}"[:60],
+                                         "labels": {"app.kubernetes.io/managed-by": "kubectl-vm-storage"},
+                                         "annotations": {"vm-storage.kubevirt-tools.io/superseded-by": "next"}},
+                            "spec": {"namespaces": [ns], "closed": True}}, MTC_NS)
+    try:
+        assert not any("Deployment/web" in m for m in quiesce())
+    finally:
+        kube.delete(R.MIGPLAN, f"earlier-{ns}"[:60], MTC_NS)
+
+
 def test_check_exit_codes(env, kubectl):
     kube, ns = env
     make_vms(kube, ns, ["vm1"], running=True)

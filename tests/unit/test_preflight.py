@@ -159,3 +159,41 @@ def test_stage_warnings():
     plan, inv = _setup([vm("a", pvcs=[("d", "pa")])], [vmi("a")], [pvc("pa")], mode="auto")
     f = P.run_preflight(plan, inv, {"nodes": _nodes(2)}, kind="stage")
     assert "skips the disks of running VMs" in [x for x in f if x["name"] == "stage"][0]["message"]
+
+
+def test_quiesce_lists_what_mig_controller_scales_down():
+    # mig-controller migmigration/quiesce.go: one plan for the namespace -> every workload; owned ReplicaSets,
+    # 0 replicas, parallelism 0 and suspended CronJobs are left alone
+    from kubectl_vmmig.engines.mtc.checks import quiesced_workload as q
+
+    def w(name, spec=None, owners=None):
+        md = {"name": name}
+        if owners:
+            md["ownerReferences"] = owners
+        return {"metadata": md, "spec": spec or {}}
+
+    assert q("Deployment", w("web", {"replicas": 2}), set(), False) == "Deployment/web (2 replicas)"
+    assert q("DeploymentConfig", w("old", {"replicas": 1}), set(), False) == "DeploymentConfig/old (1 replicas)"
+    assert q("Deployment", w("idle", {"replicas": 0}), set(), False) is None
+    assert q("ReplicaSet", w("web-1", {"replicas": 2}, [{"kind": "Deployment", "name": "web"}]), set(), False) is None
+    assert q("Job", w("j", {"parallelism": 0}), set(), False) is None
+    assert q("Job", w("j", {}), set(), False) == "Job/j (parallelism 0)"
+    assert q("CronJob", w("c", {"suspend": True}), set(), False) is None
+    assert q("DaemonSet", w("d"), set(), False) == "DaemonSet/d (no node to run on)"
+
+
+def test_with_several_plans_only_workloads_on_a_moved_claim_are_quiesced():
+    # quiesce.go checkMultiplePlans + getSelectedPVCs: shouldQuiesce only for a pod template mounting a copied PVC
+    from kubectl_vmmig.engines.mtc.checks import quiesced_workload as q
+    from kubectl_vmmig.engines.mtc.facts import several_plans
+
+    uses = {"replicas": 1, "template": {"spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "db"}}]}}}
+    other = {"replicas": 1, "template": {"spec": {"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "x"}}]}}}
+    cron = {"jobTemplate": {"spec": {"template": {"spec": {"volumes": [{"persistentVolumeClaim": {"claimName": "db"}}]}}}}}
+    assert q("StatefulSet", {"metadata": {"name": "s"}, "spec": uses}, {"db"}, True) == "StatefulSet/s (1 replicas)"
+    assert q("StatefulSet", {"metadata": {"name": "t"}, "spec": other}, {"db"}, True) is None
+    assert q("CronJob", {"metadata": {"name": "c"}, "spec": cron}, {"db"}, True) == "CronJob/c (suspended)"
+    plans = [{"spec": {"namespaces": ["ns1"]}}, {"spec": {"namespaces": ["ns2"]}}]
+    assert several_plans(plans, "ns1", creating=False) is False
+    assert several_plans(plans, "ns1", creating=True) is True       # the closed plan + the one this run creates
+    assert several_plans(plans + [{"spec": {"namespaces": ["ns1"]}}], "ns1", creating=False) is True

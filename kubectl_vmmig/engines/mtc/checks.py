@@ -29,6 +29,7 @@ MTC_READ_PERMISSIONS = (
     ("list", "apps", "deployments", "namespace"), ("list", "apps", "statefulsets", "namespace"),
     ("list", "apps", "replicasets", "namespace"), ("list", "apps", "daemonsets", "namespace"),
     ("list", "batch", "jobs", "namespace"), ("list", "batch", "cronjobs", "namespace"),
+    ("list", "apps.openshift.io", "deploymentconfigs", "namespace"),  # quiesced too, where OpenShift serves them
     ("list", "migration.openshift.io", "migclusters", "mtc"), ("get", "migration.openshift.io", "migplans", "mtc"),
     ("list", "migration.openshift.io", "migplans", "mtc"), ("get", "migration.openshift.io", "migmigrations", "mtc"),
     ("list", "migration.openshift.io", "migmigrations", "mtc"), ("get", "migration.openshift.io", "mighooks", "mtc"),
@@ -247,8 +248,38 @@ def check_rbac(facts) -> List[dict]:
                     + "; ask an admin for this permission (see README, RBAC)") for r in denied]
 
 
+def _pod_template(kind, obj) -> dict:
+    spec = obj.get("spec") or {}
+    if kind == "CronJob":
+        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    return ((spec.get("template") or {}).get("spec")) or {}
+
+
+def quiesced_workload(kind, obj, selected, multiple_plans) -> Optional[str]:
+    """``Kind/name (what changes)`` when MTC's cutover quiesces ``obj``, else None - mig-controller
+    migmigration/quiesce.go quiesce<Kind>s: with one plan for the namespace every object (shouldQuiesce :=
+    !multiplePlans), with several only those whose pod template mounts a selected claim (getSelectedPVCs);
+    already quiesced-looking objects are left alone (replicas 0, Job parallelism 0, CronJob suspended), and a
+    ReplicaSet with any ownerReference is skipped (its Deployment is quiesced)."""
+    spec, md = obj.get("spec") or {}, obj.get("metadata") or {}
+    if kind == "ReplicaSet" and md.get("ownerReferences"):
+        return None
+    claims = {(v.get("persistentVolumeClaim") or {}).get("claimName") for v in _pod_template(kind, obj).get("volumes") or []}
+    if multiple_plans and not claims & set(selected):
+        return None
+    name = f"{kind}/{md.get('name')}"
+    if kind == "CronJob":
+        return None if spec.get("suspend") is True else f"{name} (suspended)"
+    if kind == "Job":
+        return None if spec.get("parallelism") == 0 else f"{name} (parallelism 0)"
+    if kind == "DaemonSet":
+        return f"{name} (no node to run on)"  # quiesce.go quiesceDaemonSets: an impossible nodeSelector
+    replicas = spec.get("replicas", 1)  # defaulted by the API server (DeploymentConfig: 0 stays 0)
+    return None if replicas == 0 else f"{name} ({replicas} replicas)"
+
+
 def quiesce_hazard(plan, inventory, workloads) -> Optional[dict]:
-    """The cutover stops every workload of the namespace, and (offline) every running VM being moved."""
+    """The cutover stops the namespace's workloads (quiesced_workload), and (offline) every running VM moved."""
     stopped = list(workloads or [])
     for vm_name in plan["vms"]:
         f = inventory["vms"].get(f"{plan['namespace']}/{vm_name}") or {}

@@ -15,24 +15,29 @@ def kubevirt_crs(kube):
         return None
 
 
-def workloads(kube, ns):
-    """What MTC's quiesce scales down in the namespace (quiesce.go), owner-controlled objects left out."""
+# migmigration/quiesce.go quiesceApplications, in its order; DeploymentConfigs only where OpenShift serves them
+QUIESCED_KINDS = (R.CRONJOB, R.DEPLOYMENTCONFIG, R.DEPLOYMENT, R.STATEFULSET, R.REPLICASET, R.DAEMONSET, R.JOB)
+
+
+def workloads(kube, ns, selected=(), multiple_plans=False):
+    """What MTC's cutover scales down in the namespace (checks.quiesced_workload decides for each object)."""
+    from .checks import quiesced_workload
+
     out = []
-    for res in (R.DEPLOYMENT, R.STATEFULSET, R.REPLICASET, R.DAEMONSET, R.JOB, R.CRONJOB):
+    for res in QUIESCED_KINDS:
         try:
             items = kube.items(res, ns)
         except (errors.Forbidden, errors.NotFound):
             continue
-        for w in items:
-            md = w.get("metadata") or {}
-            if any(o.get("controller") for o in md.get("ownerReferences") or []):
-                continue  # ReplicaSets of Deployments, Jobs of CronJobs: the owner is listed
-            replicas = (w.get("spec") or {}).get("replicas")
-            if replicas == 0:
-                continue
-            extra = f" ({replicas} replicas)" if replicas is not None else ""
-            out.append(f"{res.kind}/{md.get('name')}{extra}")
+        out += [w for w in (quiesced_workload(res.kind, o, set(selected), multiple_plans) for o in items) if w]
     return out
+
+
+def several_plans(plans, ns, creating) -> bool:
+    """migmigration/quiesce.go checkMultiplePlans: more than one MigPlan (any state, closed ones included) lists
+    the namespace in spec.namespaces - counting the plan this run is about to create."""
+    n = sum(1 for p in plans if ns in ((p.get("spec") or {}).get("namespaces") or []))
+    return n + (1 if creating else 0) > 1
 
 
 def gather(engine, plan, kind="cutover", write=True, hooks=(), pvcs=None):
@@ -75,5 +80,6 @@ def gather(engine, plan, kind="cutover", write=True, hooks=(), pvcs=None):
         if hooks:
             facts["hooks"] = {h: kube.get_or_none(R.MIGHOOK, h, mtc["namespace"]) is not None for h, _ in hooks}
     if kind == "cutover" and ns:
-        facts["workloads"] = workloads(kube, ns)
+        several = bool(mtc["installed"]) and several_plans(engine._plans(), ns, creating=facts["plans"]["own"] is None)
+        facts["workloads"] = workloads(kube, ns, [m["sourcePVC"] for m in plan["moves"]], several)
     return facts
