@@ -129,3 +129,18 @@ def test_child_marks_label_value_fits_63_characters_for_long_namespaces():
     assert len(value) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", value)
     assert value != F.label_value(F.child_name("fleet-to-fast-12345", long_ns + "x"))
     assert F.label_value("short-name") == "short-name"
+
+
+def test_a_child_upstream_made_but_not_yet_marked_is_one_row_with_the_fleets_record():
+    plans = [ns_plan("a"), ns_plan("b")]
+    name = F.fleet_name(plans)
+    mp = dict(F.fleet_plan(plans, name, "a"))
+    mp["metadata"] = dict(mp["metadata"], uid="u1", creationTimestamp="2026-12-01T10:00:00Z")
+    raw = {"kind": "VirtualMachineStorageMigrationPlan", "metadata": {  # as createNamespacePlan makes it
+        "name": F.child_name(name, "b"), "namespace": "b", "creationTimestamp": "2026-12-01T10:00:01Z",
+        "labels": {"migration.kubevirt.io/multi-namespace-storage-mig-plan-uid": "u1"},
+        "annotations": {F.PARENT_PLAN_NAME: name, F.PARENT_PLAN_NAMESPACE: "a"}},
+        "spec": mp["spec"]["namespaces"][1], "status": {"suffix": "ab12"}}
+    docs = P.from_objects([mp, raw])
+    assert [(d["namespace"], d["startedBy"]) for d in docs] == [("a", "plugin"), ("b", "plugin")]
+    assert [x["targetPVC"] for x in docs[1]["disks"]] == ["vm1-root-fast"]  # the record, not the (empty) status

@@ -211,8 +211,7 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
         if o.get("kind") in by:
             by[o["kind"]].append(o)
     out = []
-    plans = by["VirtualMachineStorageMigrationPlan"] + _unmade_children(by[MN_PLAN], by[
-        "VirtualMachineStorageMigrationPlan"], namespace)
+    plans = _with_fleet_children(by[MN_PLAN], by["VirtualMachineStorageMigrationPlan"], namespace)
     for p in sorted(plans, key=lambda o: (_md(o).get("namespace"), _md(o).get("creationTimestamp") or "")):
         ns = _md(p).get("namespace")
         if namespace and ns != namespace:  # plans of anyone: the console's and scripts' too (startedBy)
@@ -229,29 +228,35 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
     return out
 
 
-def _unmade_children(mn_plans: List[dict], plans: List[dict], namespace: Optional[str]) -> List[dict]:
-    """For a fleet of ours, the child plan upstream has not made (or the engine not marked) yet, as the engine will
-    mark it: its namespace's rows show NotStarted instead of missing (multinamespacestoragemigplan createNamespacePlan
-    runs one reconcile later)."""
+def _with_fleet_children(mn_plans: List[dict], plans: List[dict], namespace: Optional[str]) -> List[dict]:
+    """``plans`` with every child of a fleet of ours as the engine marks it (apply_fleet: its labels and its
+    namespace's record): one upstream made but the engine has not marked yet gets them from the fleet plan, one
+    upstream has not made yet (createNamespacePlan runs a reconcile later) stands in with no status, so its rows
+    show NotStarted instead of missing."""
+    import copy
     import json
 
-    have = {(_md(p).get("namespace"), _md(p).get("name")) for p in plans if ours(p)}
-    out = []
+    by_key = {(_md(p).get("namespace"), _md(p).get("name")): p for p in plans}
     for mp in mn_plans:
         if not F.ours(mp):
             continue
         spec = {e.get("name"): e for e in (mp.get("spec") or {}).get("namespaces") or []}
         for ns, rec in sorted(F.read_fleet_record(mp).items()):
             name = F.child_name(_md(mp)["name"], ns)
-            if (ns, name) in have or (namespace and ns != namespace):
+            child = by_key.get((ns, name))
+            if (child is not None and ours(child)) or (namespace and ns != namespace):
                 continue
-            out.append({"kind": "VirtualMachineStorageMigrationPlan", "metadata": {
-                "name": name, "namespace": ns, "labels": B.labels(F.label_value(name)),
-                "creationTimestamp": _md(mp).get("creationTimestamp"),
-                "annotations": {B.RECORD: json.dumps(rec), F.PARENT_PLAN_NAME: _md(mp)["name"],
-                                F.PARENT_PLAN_NAMESPACE: _md(mp).get("namespace")}},
-                "spec": {"virtualMachines": (spec.get(ns) or {}).get("virtualMachines") or []}})
-    return out
+            child = copy.deepcopy(child) if child is not None else {
+                "kind": "VirtualMachineStorageMigrationPlan", "metadata": {
+                    "name": name, "namespace": ns, "creationTimestamp": _md(mp).get("creationTimestamp")},
+                "spec": {"virtualMachines": (spec.get(ns) or {}).get("virtualMachines") or []}}
+            md = child["metadata"]
+            md["labels"] = dict(md.get("labels") or {}, **B.labels(F.label_value(name)))
+            md["annotations"] = dict(md.get("annotations") or {}, **{
+                B.RECORD: json.dumps(rec), F.PARENT_PLAN_NAME: _md(mp)["name"],
+                F.PARENT_PLAN_NAMESPACE: _md(mp).get("namespace")})
+            by_key[(ns, name)] = child
+    return list(by_key.values())
 
 
 def _tag_fleets(mn_plans: List[dict], docs: List[dict], namespace: Optional[str]) -> None:
