@@ -57,16 +57,14 @@ def run(opts, conn) -> None:
     found = [h for one, p in fresh for h in hazards(p, one)]
     if fresh:
         confirm_hazard(fresh[0][1], opts, found=found, plans=[p.plan for _, p in fresh])
+    if fleet_engine is not None:
+        return _apply_fleet(fleet_engine, preps, fresh, opts)
     failures = []
-    fleet_apply = fleet_engine.apply_fleet if fleet_engine is not None else None
-    refs = fleet_apply([p.plan for _, p in fresh], fresh[0][0].request(), say) if fleet_apply else {}
     for one, p in preps:
         try:
             if p.existing is not None and p.existing.ref is not None:
                 say(p.existing.message)
                 after_apply(p, p.existing.ref, one)
-            elif fleet_apply:
-                after_apply(p, refs[p.namespace], one)
             else:
                 start(p, one)
         except (errors.MigrationFailed, errors.MigrationCanceled) as exc:  # the other namespaces still move
@@ -75,6 +73,39 @@ def run(opts, conn) -> None:
     if failures:
         raise failures[0]
     return None
+
+
+def _apply_fleet(engine, preps, fresh, opts) -> None:
+    """ONE ``apply_fleet`` call with every namespace's plan (engines/base.py: refs in the plans' order, each with
+    its verdict once every namespace ended under --wait); namespaces already done are only re-attached to.
+    (Minimal: the fleet branch adds the live view.)"""
+    from .migrate_run import after_apply
+
+    say = opts.streams.say
+    refs = engine.apply_fleet([p.plan for _, p in fresh], fresh[0][0].request(), say)
+    failures = []
+    for one, p in preps:
+        if p.existing is not None and p.existing.ref is not None:
+            say(p.existing.message)
+            try:
+                after_apply(p, p.existing.ref, one)
+            except (errors.MigrationFailed, errors.MigrationCanceled) as exc:
+                failures.append(exc)
+    for (one, p), ref in zip(fresh, refs):
+        if not opts.wait or opts.dry_run == "server":
+            after_apply(p, ref, one)  # --detach / server dry run: what started, how to follow it
+            continue
+        hint = f"kubectl vm-storage status {ref['migration']} -n {ref['namespace']}"
+        if ref.get("result") == "Canceled":
+            failures.append(errors.MigrationCanceled(f"migration {ref['migration']} was canceled", None))
+        elif ref.get("result") != "Succeeded":
+            failures.append(errors.MigrationFailed(
+                f"migration {ref['migration']} in namespace {ref['namespace']} {str(ref.get('result')).lower()}"
+                + (f": {ref['message']}" if ref.get("message") else ""), f"details: {hint}"))
+    for exc in failures[1:]:
+        say(exc.message)
+    if failures:
+        raise failures[0]
 
 
 def _preview_fleet(engine, fresh, opts) -> None:

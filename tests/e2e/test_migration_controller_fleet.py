@@ -204,7 +204,7 @@ def test_one_namespace_failing_does_not_stop_the_others_and_the_run_says_which(m
     r = vs(kubectl, "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller",
            "--wait", "--yes", timeout=300)
     assert r.returncode == 4, r.stdout + r.stderr[-3000:]
-    assert f"namespace {spaces[0]}: migration" in r.stderr and "failed" in r.stderr
+    assert f"in namespace {spaces[0]} failed: vm1/data: " in r.stderr, r.stderr[-2000:]
     assert claims(mc, spaces[1], "vm1") == {"data": "vm1-data-fast"}  # the other namespace moved
     st = vs(kubectl, "status", "-A", "-o", "json")
     rows = {m["namespace"]: m["result"] for m in json.loads(st.stdout)["migrations"] if m["namespace"] in spaces}

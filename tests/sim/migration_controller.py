@@ -82,6 +82,7 @@ class MigrationController(StandIn):
         super().__init__(kube, pace, namespaces)
         self.progress_step = progress_step
         self._running_passes: Dict[str, int] = {}  # VMIM uid -> passes seen Running (the modelled metric)
+        self.triggers = MULTI.Triggers()
 
     def _items(self, res):
         if self.namespaces is None:
@@ -96,15 +97,19 @@ class MigrationController(StandIn):
             return  # CRDs not installed
         if not controller_deployed(mcs):
             return
-        # upstream runs four reconcilers side by side (cmd/main.go); one pass each, parents first
+        # upstream runs four reconcilers side by side (cmd/main.go); one pass each, parents first; the two
+        # MultiNamespace ones only when their watches fire (MULTI.Triggers)
+        plans, migs = self._items(R.VMSM_PLAN), self._items(R.VMSM)
         for mplan in self._soft_items(R.MN_VMSM_PLAN):
-            if not self.stalled(mplan["metadata"]["namespace"]):
+            if not self.stalled(mplan["metadata"]["namespace"]) and self.triggers.due(
+                    mplan, plans, MULTI.PLAN_NAME_ANNOTATION, MULTI.PLAN_NAMESPACE_ANNOTATION):
                 MULTI.reconcile_plan(self, mplan)
-        for plan in self._items(R.VMSM_PLAN):
+        for plan in plans:
             if not self.stalled(plan["metadata"]["namespace"]):
                 PLAN.reconcile(self, plan)
         for mmig in self._soft_items(R.MN_VMSM):
-            if not self.stalled(mmig["metadata"]["namespace"]):
+            if not self.stalled(mmig["metadata"]["namespace"]) and self.triggers.due(
+                    mmig, migs, MULTI.MIG_NAME_ANNOTATION, MULTI.MIG_NAMESPACE_ANNOTATION):
                 MULTI.reconcile_migration(self, mmig)
         for mig in self._items(R.VMSM):
             if not self.stalled(mig["metadata"]["namespace"]):

@@ -44,6 +44,35 @@ def _by_name(items):
     return sorted(items, key=lambda e: e.get("name") or "")
 
 
+# ---- when a reconcile runs (the watches of SetupWithManager) -----------------------------------------------------
+class Triggers:
+    """controller-runtime runs a reconcile on an event, not on a timer (no resync within a test): a MultiNamespace
+    object is reconciled when it changed, or when a child changed whose annotations map back to it —
+    getMultiNamespaceVirtualMachineStorageMigrationsPlanForStorageMigration / ...ForMultiNamespaceStorageMigration
+    look the parent up at (name annotation, namespace annotation). createNamespacePlan writes the CHILD's namespace
+    into the plan-namespace annotation, so a child outside the parent's namespace maps to nothing: its status
+    changes never wake the parent plan, whose ``status.namespaces`` then shows that child as it was at the parent's
+    last reconcile. (createNamespacedMigration writes the migration's own namespace: those children do wake it.)"""
+
+    def __init__(self):
+        self.seen = {}  # parent uid (+ child ns/name) -> resourceVersion at the parent's last reconcile
+
+    def due(self, parent: dict, children: list, name_key: str, ns_key: str) -> bool:
+        md = parent["metadata"]
+        key = md["uid"]
+        mine = [c for c in children if (c["metadata"].get("annotations") or {}).get(name_key) == md["name"]
+                and (c["metadata"].get("annotations") or {}).get(ns_key) == md["namespace"]]
+        now = {key: md.get("resourceVersion")}
+        now.update({(key, c["metadata"]["namespace"], c["metadata"]["name"]): c["metadata"].get("resourceVersion")
+                    for c in mine})
+        gone = [k for k in self.seen if isinstance(k, tuple) and k[0] == key and k not in now]  # a delete event
+        changed = bool(gone) or any(self.seen.get(k) != v for k, v in now.items())
+        for k in gone:
+            del self.seen[k]
+        self.seen.update(now)
+        return changed
+
+
 # ---- MultiNamespaceVirtualMachineStorageMigrationPlan ---------------------------------------------------------
 def validate_namespace(kube, ns_spec: dict) -> str:
     """multinamespacestoragemigplan/controller.go validateNamespace: '' when fine, else the message."""

@@ -10,7 +10,6 @@ from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 from tests.sim import factories as F
 from tests.sim import migration_controller as MC
-from tests.sim import migration_controller_multi as MULTI
 from tests.sim import migration_controller_plan as PLAN
 from tests.sim import migration_controller_run as RUN
 from tests.sim.common import set_faults, wait_for
@@ -321,74 +320,3 @@ def test_cancel_of_a_datavolume_template_vm_is_refused_by_kubevirt_admission(mc,
     vm = mc.get(R.VM, "vm1", namespace)
     assert vm["spec"]["template"]["spec"]["volumes"][0]["dataVolume"]["name"].startswith("vm1-rootdisk-mig-")
     ctl.errors[:] = [e for e in ctl.errors if "must be referenced" not in e]
-
-
-# ---- MultiNamespace (tests/sim/migration_controller_multi.py) ---------------------------------------
-def mn_plan_body(name, per_ns, to="fast"):
-    return {"apiVersion": "migrations.kubevirt.io/v1alpha1", "kind": "MultiNamespaceVirtualMachineStorageMigrationPlan",
-            "metadata": {"name": name}, "spec": {"namespaces": [
-                {"name": ns, **plan_body("x", vms, to=to)["spec"]} for ns, vms in per_ns]}}
-
-
-def test_namespaced_plan_name_is_naming_get_name_253():
-    assert MULTI.namespaced_plan_name("fleet", "ns-a") == "fleet-ns-a"
-    long = MULTI.namespaced_plan_name("p" * 250, "ns-a")
-    assert len(long) == 253 and long.endswith("-ns-a")
-
-
-@pytest.mark.cluster
-def test_multi_namespace_plan_children_status_mirror_and_migration(mc, cp, namespace):
-    from tests.conftest import make_namespace
-
-    other = make_namespace(mc, "mn-other")
-    for ns in (namespace, other):
-        two_disk_vm(mc, ns, "vm1", running=False)
-    mp = mc.create(R.MN_VMSM_PLAN, mn_plan_body("fleet", [(namespace, [("vm1", ["rootdisk"])]),
-                                                          (other, [("vm1", ["rootdisk", "data"])])]), namespace)
-    child = {ns: wait_obj(mc, R.VMSM_PLAN, f"fleet-{ns}", ns, lambda o: (condition(o, "Ready") or {}).get(
-        "status") == "True", "child plan Ready", TIMEOUT) for ns in (namespace, other)}
-    c = child[other]
-    assert c["metadata"]["labels"] == {MULTI.PLAN_UID_LABEL: mp["metadata"]["uid"]}
-    assert c["metadata"]["annotations"][MULTI.PLAN_NAME_ANNOTATION] == "fleet"
-    assert not c["metadata"].get("ownerReferences")  # upstream sets none: deleting the parent leaves the children
-    assert [t["volumeName"] for t in c["spec"]["virtualMachines"][0]["targetMigrationPVCs"]] == ["rootdisk", "data"]
-    wait_for(lambda: [(e["name"], e.get("suffix")) for e in (get(mc, R.MN_VMSM_PLAN, "fleet", namespace).get(
-        "status") or {}).get("namespaces") or []] == sorted((ns, child[ns]["status"]["suffix"]) for ns in child),
-        timeout=TIMEOUT, what="parent mirrors both children's status, sorted")
-    mc.create(R.MN_VMSM, {"apiVersion": "migrations.kubevirt.io/v1alpha1",
-                          "kind": "MultiNamespaceVirtualMachineStorageMigration", "metadata": {"name": "go"},
-                          "spec": {"multiNamespaceVirtualMachineStorageMigrationPlanRef": {"name": "fleet"}}},
-              namespace)
-    for ns in (namespace, other):
-        wait_for(lambda: phase_of(mc, ns, f"fleet-{ns}") == "Completed", timeout=TIMEOUT, what=f"{ns} Completed")
-        m = mc.get(R.VMSM, f"fleet-{ns}", ns)
-        assert m["metadata"]["annotations"][MULTI.MIG_NAME_ANNOTATION] == "go"
-        assert m["spec"]["virtualMachineStorageMigrationPlanRef"] == {"namespace": ns, "name": f"fleet-{ns}"}
-    wait_for(lambda: [e.get("phase") for e in (get(mc, R.MN_VMSM, "go", namespace).get("status") or {}).get(
-        "namespaces") or []] == ["Completed", "Completed"], timeout=TIMEOUT, what="parent mirrors Completed")
-    assert not condition(get(mc, R.MN_VMSM, "go", namespace), "Ready")  # no verdict of its own
-
-
-@pytest.mark.cluster
-def test_multi_namespace_migration_recreates_a_deleted_child_and_flags_a_missing_plan(mc, manual_namespace):
-    ns = manual_namespace
-    ctl = MC.MigrationController(mc, namespaces=[ns])
-    mc.create(R.MN_VMSM, {"apiVersion": "migrations.kubevirt.io/v1alpha1",
-                          "kind": "MultiNamespaceVirtualMachineStorageMigration", "metadata": {"name": "go"},
-                          "spec": {"multiNamespaceVirtualMachineStorageMigrationPlanRef": {"name": "fleet"}}}, ns)
-    ctl.step()
-    c = condition(mc.get(R.MN_VMSM, "go", ns), "InvalidPlanRef")
-    assert (c["category"], c["reason"]) == ("Critical", "NotFound")
-    mc.create(R.MN_VMSM_PLAN, mn_plan_body("fleet", [(ns, [("vm1", ["rootdisk"])])]), ns)
-    MULTI.reconcile_migration(ctl, mc.get(R.MN_VMSM, "go", ns))  # the child plan does not exist yet: not awaited
-    assert mc.get(R.VMSM, f"fleet-{ns}", ns)
-    assert get(mc, R.VMSM_PLAN, f"fleet-{ns}", ns) is None
-    MULTI.reconcile_plan(ctl, mc.get(R.MN_VMSM_PLAN, "fleet", ns))
-    assert mc.get(R.VMSM_PLAN, f"fleet-{ns}", ns)
-    mc.request("DELETE", R.VMSM.path(ns, f"fleet-{ns}"))  # no finalizer yet: gone at once
-    MULTI.reconcile_migration(ctl, mc.get(R.MN_VMSM, "go", ns))
-    assert mc.get(R.VMSM, f"fleet-{ns}", ns)  # re-created while the MultiNamespace migration exists
-    mc.request("DELETE", R.NAMESPACE.path(None, ns))  # Terminating for good: no namespace controller here
-    MULTI.reconcile_plan(ctl, mc.get(R.MN_VMSM_PLAN, "fleet", ns))
-    c = condition(mc.get(R.MN_VMSM_PLAN, "fleet", ns), MULTI.INVALID_NAMESPACE)
-    assert (c["status"], c["category"], c["message"]) == ("True", "", f"namespace {ns} is being deleted")

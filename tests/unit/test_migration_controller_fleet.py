@@ -36,9 +36,10 @@ def test_fleet_plan_one_entry_per_namespace_same_vm_lists_sources_kept_record_pe
     mig = F.fleet_migration(mp)
     assert mig["spec"] == {"multiNamespaceVirtualMachineStorageMigrationPlanRef": {"name": name}}
     assert mig["metadata"]["namespace"] == "a"
-    marks = F.child_marks(name, plans[0])
+    marks = F.child_marks(name, "a", plans[0])
     assert marks["metadata"]["labels"][B.L.ENGINE] == B.ENGINE
     assert json.loads(marks["metadata"]["annotations"][B.RECORD]) == B.record_of(plans[0])
+    assert marks["metadata"]["annotations"][B.L.FLEET] == f"a/{name}"
 
 
 def test_child_name_is_upstreams_get_namespaced_plan_name():
@@ -123,7 +124,7 @@ def test_child_marks_label_value_fits_63_characters_for_long_namespaces():
     import re
 
     long_ns = "a-namespace-name-long-enough-for-the-limit-19121"
-    marks = F.child_marks("fleet-to-fast-12345", ns_plan(long_ns))
+    marks = F.child_marks("fleet-to-fast-12345", "a", ns_plan(long_ns))
     value = marks["metadata"]["labels"][B.L.MIGRATION]
     assert len(F.child_name("fleet-to-fast-12345", long_ns)) > 63
     assert len(value) <= 63 and re.fullmatch(r"[a-z0-9]([-a-z0-9_.]*[a-z0-9])?", value)

@@ -23,9 +23,13 @@ from ... import resources as R
 from ...progress import CANCELED, FAILED, RUNNING, SUCCEEDED
 from . import build as B
 
-# multinamespacestoragemigplan/controller.go multiNamespaceStorageMigPlanNameAnnotation / ...NamespaceAnnotation
+# multinamespacestoragemigplan/controller.go multiNamespaceStorageMigPlanNameAnnotation / ...NamespaceAnnotation /
+# ...UIDLabel. createNamespacePlan writes the CHILD's own namespace into the namespace annotation, so it does not
+# lead back to the parent (and the parent's watch never wakes for a child outside its namespace: its
+# status.namespaces goes stale). The engine finds children by name + the UID label and marks them with L.FLEET.
 PARENT_PLAN_NAME = "migration.kubevirt.io/multi-namespace-storage-mig-plan-name"
 PARENT_PLAN_NAMESPACE = "migration.kubevirt.io/multi-namespace-storage-mig-plan-namespace"
+PARENT_PLAN_UID = "migration.kubevirt.io/multi-namespace-storage-mig-plan-uid"
 # multinamespacestoragemig/controller.go multiNamespaceStorageMigrationNameAnnotation / ...NamespaceAnnotation
 PARENT_MIG_NAME = "migration.kubevirt.io/multi-namespace-storage-mig-name"
 PARENT_MIG_NAMESPACE = "migration.kubevirt.io/multi-namespace-storage-mig-namespace"
@@ -90,11 +94,12 @@ def label_value(name: str) -> str:
     return f"{name[:54].rstrip('-.')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
-def child_marks(fleet: str, plan: dict) -> dict:
-    """The merge patch that makes an upstream-made child plan the engine's: its labels and its namespace's record
-    (upstream's own labels and annotations are kept)."""
+def child_marks(fleet: str, home: str, plan: dict) -> dict:
+    """The merge patch that makes an upstream-made child plan the engine's: its labels, its namespace's record and
+    its fleet (``home/fleet``; upstream's own labels and annotations are kept)."""
     return {"metadata": {"labels": B.labels(label_value(child_name(fleet, plan["namespace"]))),
-                         "annotations": {B.RECORD: json.dumps(B.record_of(plan), sort_keys=True)}}}
+                         "annotations": {B.RECORD: json.dumps(B.record_of(plan), sort_keys=True),
+                                         L.FLEET: f"{home}/{fleet}"}}}
 
 
 def preview(plans: List[dict], vms_by_ns: Dict[str, Dict[str, dict]], checks: List[dict]) -> dict:
@@ -113,12 +118,6 @@ def preview(plans: List[dict], vms_by_ns: Dict[str, Dict[str, dict]], checks: Li
 def read_fleet_record(mn_plan: Optional[dict]) -> Dict[str, dict]:
     rec = B.read_record(mn_plan)
     return {ns: r for ns, r in rec.items() if isinstance(r, dict)}
-
-
-def mirrored(mn_plan: Optional[dict]) -> Dict[str, dict]:
-    """{namespace: the child plan's status} as updateNamespacePlanStatus copies it."""
-    return {e.get("name"): {k: v for k, v in e.items() if k != "name"}
-            for e in ((mn_plan or {}).get("status") or {}).get("namespaces") or [] if e.get("name")}
 
 
 def parent_of(obj: Optional[dict], name_key: str = PARENT_MIG_NAME, ns_key: str = PARENT_MIG_NAMESPACE):

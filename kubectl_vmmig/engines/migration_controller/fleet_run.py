@@ -25,8 +25,18 @@ def _take_back(k, name: str, home: str, namespaces: List[str], quiet: bool = Fal
                 raise
 
 
-def apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
-    """{namespace: ref}; every ref names its child migration (what status and --wait follow per namespace)."""
+def apply_fleet(eng, plans: List[dict], request, events) -> List[dict]:
+    """One reference per plan, in the plans' order (engines/base.py ``apply_fleet``): each names its namespace's
+    child migration (what ``status`` shows) and the fleet. With ``request.wait`` it returns once every namespace
+    ended, each reference's ``result`` (and ``message``) the engine's one verdict (``follow_fleet``)."""
+    refs = _apply_fleet(eng, plans, request, events)
+    ordered = [refs[p["namespace"]] for p in plans]
+    if getattr(request, "wait", False) and request.dry_run != "server":
+        follow_fleet(eng, ordered, events)
+    return ordered
+
+
+def _apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
     from . import build as B
     from . import fleet as F
 
@@ -70,32 +80,33 @@ def apply_fleet(eng, plans: List[dict], request, events) -> Dict[str, dict]:
 
 def _judged(eng, name, home, spaces, by_ns, current, events) -> Dict[str, dict]:
     """Mark each child plan as the engine's once upstream made it, wait until the controller judged every one,
-    refuse (taking every plan back) when it refuses any; {namespace: the child's status}."""
+    refuse (taking every plan back) when it refuses any; {namespace: child plan}."""
     from . import build as B
     from . import fleet as F
     from .checks import plan_findings, plan_reconciled
 
     k = eng.kube
     timeout = float(eng.options.get("plan_timeout") or 60)
-    deadline, marked = time.monotonic() + timeout, set()
+    deadline, uid = time.monotonic() + timeout, current["metadata"]["uid"]
     while True:
-        mirror = F.mirrored(current)  # a namespace appears once its child plan exists (updateNamespacePlanStatus)
-        for ns in sorted(set(mirror) & set(spaces) - marked):
-            k.patch(R.VMSM_PLAN, F.child_name(name, ns), F.child_marks(name, by_ns[ns]), ns)
-            marked.add(ns)
-        if len(marked) == len(spaces) and all(plan_reconciled({"status": mirror[ns]}) for ns in spaces):
+        # the children themselves, not the parent's status.namespaces: upstream's watch does not wake the parent
+        # for a child outside its namespace (fleet.py PARENT_PLAN_NAMESPACE), so that mirror may never update
+        children = _children(k, name, spaces, uid)
+        for ns, child in sorted(children.items()):
+            if not F.ours(child):
+                marks = F.child_marks(name, home, by_ns[ns])
+                children[ns] = k.patch(R.VMSM_PLAN, child["metadata"]["name"], marks, ns)
+        if len(children) == len(spaces) and all(plan_reconciled(children[ns]) for ns in spaces):
             break
         if time.monotonic() > deadline:
             _take_back(k, name, home, spaces)
-            waiting = [ns for ns in spaces if ns not in marked or not plan_reconciled({"status": mirror[ns]})]
+            waiting = [ns for ns in spaces if not plan_reconciled(children.get(ns))]
             raise errors.PreflightRefused(
                 f"kubevirt-migration-controller did not judge fleet plan {name} within {int(timeout)}s (namespace "
                 f"{', '.join(waiting)}); the plans were removed again",
                 "check that the controller runs (kubectl get migcontroller -A) and re-run")
         time.sleep(float(eng.options.get("poll") or 0.5))
-        current = k.get(R.MN_VMSM_PLAN, name, home)
-    found = {ns: plan_findings({"metadata": {"name": F.child_name(name, ns)}, "status": mirror[ns]},
-                               sorted(B.record_of(by_ns[ns]))) for ns in spaces}
+    found = {ns: plan_findings(children[ns], sorted(B.record_of(by_ns[ns]))) for ns in spaces}
     bad = [(ns, f) for ns in spaces for f in found[ns] if f["severity"] == "error"]
     if bad:
         _take_back(k, name, home, spaces)
@@ -108,7 +119,48 @@ def _judged(eng, name, home, spaces, by_ns, current, events) -> Dict[str, dict]:
         for f in found[ns]:
             if f["severity"] == "warning":
                 events(f"warning: namespace {ns}: {f['message']}")
-    return mirror
+    return children
+
+
+def _children(k, name: str, spaces: List[str], uid: str) -> Dict[str, dict]:
+    """{namespace: child plan} that upstream made for the fleet plan ``uid``: one LIST by its UID label across the
+    namespaces, or a GET per namespace when the user may not list across them."""
+    from . import fleet as F
+
+    want = {ns: F.child_name(name, ns) for ns in spaces}
+    try:
+        found = k.items(R.VMSM_PLAN, None, label_selector=f"{F.PARENT_PLAN_UID}={uid}", all_namespaces=True)
+    except errors.Forbidden:
+        found = [c for c in (k.get_or_none(R.VMSM_PLAN, want[ns], ns) for ns in spaces) if c is not None]
+    return {c["metadata"]["namespace"]: c for c in found
+            if want.get(c["metadata"]["namespace"]) == c["metadata"]["name"]}
+
+
+def follow_fleet(eng, refs: List[dict], events) -> None:
+    """Until every namespace's migration ended: one read of the fleet's migrations per pass (progress.from_objects,
+    the per-namespace verdicts), handed to a live view as they are (``events.show``); then each ref's ``result``,
+    ``message`` and the fleet's verdict (fleet.fleet_verdict, ``fleetResult``). Ctrl-C stops following only."""
+    from ...progress import RUNNING, failed_disks
+
+    fleet = refs[0]["fleet"] if refs else ""
+    show = getattr(events, "show", None)
+    poll = float(eng.options.get("poll") or 2.0)
+    try:
+        while True:
+            docs = [m for m in eng.read(all_namespaces=True) if m.get("_fleet") == fleet]
+            if callable(show):
+                show(docs)
+            by_ns = {m.get("namespace"): m for m in docs}
+            if all((by_ns.get(r["namespace"]) or {}).get("result", RUNNING) != RUNNING for r in refs):
+                break
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        raise errors.Interrupted(f"stopped following fleet migration {fleet}; it goes on in the cluster",
+                                 f"re-attach with: kubectl vm-storage status {fleet.split('/')[-1]} -A -w") from None
+    for r in refs:
+        m = by_ns[r["namespace"]]
+        bad = [f"{d['vm']}/{d['volume']}: {d.get('message') or d['phase']}" for d in failed_disks(m)]
+        r.update(result=m["result"], message="; ".join(bad), fleetResult=m.get("_fleetResult"))
 
 
 def cancel_fleet(eng, name: str, home: str) -> str:

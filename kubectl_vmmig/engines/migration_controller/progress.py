@@ -200,9 +200,8 @@ def build_one(plan_obj: dict, mig: Optional[dict], vms: Dict[str, dict], vmis: D
 
 
 def _fleet_of(plan_obj: dict) -> Optional[str]:
-    """``namespace/name`` of the MultiNamespace plan that made this plan (upstream's annotations), else None."""
-    parent = F.parent_of(plan_obj, F.PARENT_PLAN_NAME, F.PARENT_PLAN_NAMESPACE)
-    return f"{parent[0]}/{parent[1]}" if parent else None
+    """``namespace/name`` of the fleet whose child this plan is (the engine's mark, fleet.child_marks), else None."""
+    return (_md(plan_obj).get("annotations") or {}).get(L.FLEET) or None
 
 
 def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: Optional[str] = None) -> List[dict]:
@@ -253,8 +252,7 @@ def _with_fleet_children(mn_plans: List[dict], plans: List[dict], namespace: Opt
             md = child["metadata"]
             md["labels"] = dict(md.get("labels") or {}, **B.labels(F.label_value(name)))
             md["annotations"] = dict(md.get("annotations") or {}, **{
-                B.RECORD: json.dumps(rec), F.PARENT_PLAN_NAME: _md(mp)["name"],
-                F.PARENT_PLAN_NAMESPACE: _md(mp).get("namespace")})
+                B.RECORD: json.dumps(rec), L.FLEET: f"{_md(mp).get('namespace')}/{_md(mp)['name']}"})
             by_key[(ns, name)] = child
     return list(by_key.values())
 

@@ -223,8 +223,9 @@ class MigrationController(Engine):
         return F.preview(plans, {p["namespace"]: self._vms(p, objects_by_ns.get(p["namespace"])) for p in plans},
                          checks)
 
-    def apply_fleet(self, plans, request, events) -> dict:
-        """ONE MultiNamespace plan + migration for every namespace's prepared plan: {namespace: ref}."""
+    def apply_fleet(self, plans, request, events) -> list:
+        """ONE MultiNamespace plan + migration for every namespace's prepared plan: a ref per plan, in order
+        (engines/base.py ``apply_fleet``; with --wait once every namespace ended)."""
         from .fleet_run import apply_fleet
 
         return apply_fleet(self, plans, request, events)
