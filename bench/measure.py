@@ -38,6 +38,26 @@ def is_watch(url: str) -> bool:
     return any(v.lower() in ("true", "1") for v in q.get("watch", []))
 
 
+def watch_cost(reqs: Iterable[dict]) -> dict:
+    """What a ``status -w`` window cost: ``startup`` = the first LIST and the first WATCH of each kind (path and
+    selectors) it reads, ``steady`` = every other request (a poll's LISTs, a re-watch, a relist), and
+    ``rewatchPerMinute`` = sum of 60 / timeoutSeconds over each kind's WATCH: the long-run idle rate, since
+    the server ends each watch after its timeoutSeconds and the plugin then watches again (one request)."""
+    seen, startup, timeouts = set(), 0, {}
+    for r in reqs:
+        parts = urlsplit(r["url"])
+        q = parse_qs(parts.query)
+        key = (is_watch(r["url"]), parts.path, tuple(q.get("labelSelector", [])), tuple(q.get("fieldSelector", [])))
+        if key[0] and q.get("timeoutSeconds"):
+            timeouts[key] = float(q["timeoutSeconds"][0])
+        if key not in seen:
+            seen.add(key)
+            startup += 1
+    reqs = list(reqs)
+    return {"startup": startup, "steady": len(reqs) - startup, "kindsWatched": len(timeouts),
+            "rewatchPerMinute": round(sum(60.0 / t for t in timeouts.values() if t > 0), 2)}
+
+
 def url_template(url: str) -> str:
     """The request's shape with object names and namespaces replaced: requests that repeat once per object
     collapse onto one template (``/apis/kubevirt.io/v1/namespaces/{ns}/virtualmachines/{name}``)."""

@@ -81,5 +81,10 @@ def table(cases: List[dict], watch: Optional[dict] = None) -> str:
     if watch:
         text += (f"\n\n`status -w` at N={watch['n']}: {watch['requests']} requests in {watch['seconds']:.1f} s "
                  f"({watch['watchRequests']} of them watches, {watch.get('polls')} polls) → "
-                 f"**{watch['requestsPerMinute']:.1f} requests/minute**")
+                 f"{watch['requestsPerMinute']:.1f} requests/minute over the window")
+        if watch.get("startupRequests") is not None:
+            text += (f"; start-up {watch['startupRequests']} (a LIST and a WATCH of each of "
+                     f"{watch['kindsWatched']} kinds), then **{watch['steadyRequestsPerMinute']:.1f} requests/minute "
+                     f"idle** ({watch['steadyRequests']} requests), long-run {watch['rewatchPerMinute']:.2f}/minute "
+                     f"(one re-watch per kind at each server-side watch timeout)")
     return text

@@ -106,17 +106,26 @@ class Bench:
         # The rate is over the window up to the SIGINT; the time the plugin then takes to exit is reported apart.
         window = min(res["seconds"], seconds)
         per_min = len(res["requests"]) * 60.0 / window if window else None
-        # A poll cycle starts with the MigPlan LIST (engines/mtc/progress.py fetch_objects); a watch would show as watch=true.
-        polls = sum(k for t, k in summary["byTemplate"].items() if t.endswith("/migplans"))
+        # A poll cycle starts with the MigPlan LIST (engines/mtc/progress.py fetch_objects): one when status -w watches.
+        polls = sum(1 for r in res["requests"]
+                    if r["url"].split("?")[0].endswith("/migplans") and not measure.is_watch(r["url"]))
+        cost = measure.watch_cost(res["requests"])
+        steady_per_min = cost["steady"] * 60.0 / window if window else None
         out = {"n": n, "seconds": window, "exitSecondsAfterSigint": max(0.0, res["seconds"] - seconds),
                "requests": len(res["requests"]), "watchRequests": summary["watch"],
                "requestsPerMinute": per_min, "polls": polls,
                "requestsPerPoll": round(len(res["requests"]) / polls, 1) if polls else None,
+               "startupRequests": cost["startup"], "steadyRequests": cost["steady"],
+               "steadyRequestsPerMinute": steady_per_min, "kindsWatched": cost["kindsWatched"],
+               "rewatchPerMinute": cost["rewatchPerMinute"],
                "exit": res["exit"], "timedOut": res["timedOut"],
                "maxrssMB": round(res["maxrssKB"] / 1024.0, 1), "requestSummary": summary,
                "stderrTail": res["stderrTail"], "stdoutBytes": res["stdoutBytes"]}
         print(f"    status -w for {window:.1f}s: {out['requests']} requests ({summary['watch']} watches)"
-              f" = {per_min:.1f}/min, exit {res['exit']} {out['exitSecondsAfterSigint']:.1f}s after SIGINT", flush=True)
+              f" = {per_min:.1f}/min; start-up {cost['startup']} (a LIST and a WATCH per kind), then "
+              f"{cost['steady']} = {steady_per_min:.1f}/min; re-watches at the servers' timeouts "
+              f"{cost['rewatchPerMinute']:.2f}/min; exit {res['exit']} {out['exitSecondsAfterSigint']:.1f}s after SIGINT",
+              flush=True)
         return out
 
     def request_pass(self, sizes, only):

@@ -256,24 +256,44 @@ class Kube:
         """Call an aggregated subresource such as subresources.kubevirt.io/v1 .../virtualmachines/X/stop."""
         return self.request(method, res.subresource_path(self._ns(res, namespace), name, sub), body=body)
 
-    def watch(self, res: Resource, namespace=None, label_selector=None, resource_version=None,
-              timeout_seconds=60, all_namespaces=False):
-        """Yield (type, object) events until the server closes the watch (``timeout_seconds``)."""
+    def watch(self, res: Resource, namespace=None, label_selector=None, field_selector=None, resource_version=None,
+              timeout_seconds=300, all_namespaces=False):
+        """One WATCH request (``?watch=true&resourceVersion=RV&allowWatchBookmarks=true&timeoutSeconds=T``, as
+        client-go's Reflector.watch sends it). Returns once the server answered 200, so the caller knows it is
+        connected; the returned iterator yields ``(type, object)`` until the server ends the watch after ``T``
+        seconds. An ERROR event is raised as the ApiError its Status names (a compacted resourceVersion: 410,
+        apimachinery watch.Error + metav1.Status); a connection that drops mid-stream as ConnectionFailed.
+        A 410 or other error status on the request itself is raised by ``request``."""
+        import urllib3
+
         ns = None if all_namespaces else self._ns(res, namespace)
-        q = {"watch": "1", "labelSelector": label_selector, "resourceVersion": resource_version,
-             "timeoutSeconds": str(timeout_seconds), "allowWatchBookmarks": "true"}
-        resp = self.request("GET", res.path(ns), query=q, stream=True, timeout=timeout_seconds + 10)
-        try:
+        q = {"allowWatchBookmarks": "true", "fieldSelector": field_selector, "labelSelector": label_selector,
+             "resourceVersion": resource_version, "timeoutSeconds": str(int(timeout_seconds)), "watch": "true"}
+        # The read timeout is the longest silence tolerated: the server ends the watch at timeoutSeconds (and sends
+        # bookmarks about once a minute meanwhile), so a stream quiet for longer than that is a dead connection.
+        resp = self.request("GET", res.path(ns), query=q, stream=True, timeout=timeout_seconds + 30, retry=False)
+
+        def events():
             buf = b""
-            for chunk in resp.stream(64 * 1024, decode_content=True):
-                buf += chunk
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if line.strip():
+            try:
+                for chunk in resp.stream(64 * 1024, decode_content=True):
+                    buf += chunk
+                    while b"\n" in buf:
+                        line, buf = buf.split(b"\n", 1)
+                        if not line.strip():
+                            continue
                         ev = json.loads(line)
-                        yield ev.get("type"), ev.get("object") or {}
-        finally:
-            resp.release_conn()
+                        kind, obj = ev.get("type"), ev.get("object") or {}
+                        if kind == "ERROR":  # reflector.go handleAnyWatch: apierrors.FromObject(event.Object)
+                            raise errors.api_error_for(obj.get("code") or 500, obj.get("message") or "watch error",
+                                                       reason=obj.get("reason"), body=obj)
+                        yield kind, obj
+            except (urllib3.exceptions.HTTPError, OSError) as exc:  # reset, truncated chunk, read timeout
+                raise errors.ConnectionFailed(f"watch of {res.plural} interrupted ({type(exc).__name__})") from None
+            finally:
+                resp.release_conn()
+
+        return resp, events()
 
     def server_version(self):
         return self.request("GET", "/version")

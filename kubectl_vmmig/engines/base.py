@@ -93,6 +93,7 @@ class Engine(ABC):
     supports: ClassVar[FrozenSet[str]] = frozenset({LIVE, OFFLINE})
     picked: Optional[str] = None             # set by engines.get_engine for auto: which engine and why
     chosen_because: Optional[str] = None     # declined() may set it: what it found that makes it usable
+    status_subject: ClassVar[str]            # what status cannot show when fetch_objects is Forbidden
     def __init__(self, kube, options: Optional[dict] = None):
         self.kube = kube                     # None with --local (no API call at all)
         self.options = dict(options or {})
@@ -143,10 +144,10 @@ class Engine(ABC):
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod
     @abstractmethod
-    def fetch_objects(cls, kube, scope: StatusScope, warn: Events) -> List[dict]:
+    def fetch_objects(cls, kube, scope: StatusScope) -> List[dict]:
         """The constant-size LISTs ``migrations()`` needs (VMs excepted: the caller adds them once). Returns []
-        when the engine's kinds are not served (``status`` asks every registered engine); a Forbidden read
-        may ``warn(line)`` and return [] so the other engines' migrations still show."""
+        when the engine's kinds are not served (``status`` asks every registered engine). Forbidden is raised:
+        ``status`` turns it into "cannot read <status_subject>" and still shows the other engines'."""
 
     @classmethod
     @abstractmethod
@@ -163,7 +164,7 @@ class Engine(ABC):
         from .. import resources as R
 
         scope = StatusScope(namespace or self.kube.namespace, all_namespaces, self.options)
-        objs = self.fetch_objects(self.kube, scope, lambda message: None)
+        objs = self.fetch_objects(self.kube, scope)
         if objs:
             ns = None if all_namespaces else scope.namespace
             try:

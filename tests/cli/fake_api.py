@@ -4,6 +4,7 @@ registry does (k8s.io/apiserver pkg/registry/generic/registry/store.go: Create r
 409 AlreadyExists, Get of a missing name is 404, List filters by label selector); it runs no controller."""
 import copy
 import itertools
+import threading
 
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
@@ -50,18 +51,28 @@ class FakeKube:
         self.store = {}                    # (group, plural) -> {(namespace, name): obj}
         self.writes = []                   # (verb, kind, namespace, name) in order
         self._rv = itertools.count(1)
+        self.last_rv = 0
+        self.events = []                   # (rv, type, res key, obj): what a watch replays after its RV
+        self.changed = threading.Condition()
         for obj in objects:
             self._put(R.BY_KIND[obj["kind"]], copy.deepcopy(obj))
 
     # ---- storage -----------------------------------------------------------------------------------
     def _put(self, res, obj):
         md = obj.setdefault("metadata", {})
-        md["resourceVersion"] = str(next(self._rv))
+        rv = next(self._rv)
+        md["resourceVersion"] = str(rv)
         if not res.namespaced:
             md.pop("namespace", None)
         obj.setdefault("apiVersion", res.api_version)
         obj.setdefault("kind", res.kind)
-        self.store.setdefault(_key(res), {})[(md.get("namespace") or "", md["name"])] = obj
+        objs = self.store.setdefault(_key(res), {})
+        kind = "MODIFIED" if (md.get("namespace") or "", md["name"]) in objs else "ADDED"
+        objs[(md.get("namespace") or "", md["name"])] = obj
+        with self.changed:
+            self.last_rv = rv
+            self.events.append((rv, kind, _key(res), copy.deepcopy(obj)))
+            self.changed.notify_all()
         return copy.deepcopy(obj)
 
     def _served(self, res):
@@ -97,7 +108,35 @@ class FakeKube:
         return out
 
     def list(self, res, namespace=None, label_selector=None, field_selector=None, all_namespaces=False):
-        return {"items": self.items(res, namespace, label_selector, field_selector, all_namespaces)}
+        return {"metadata": {"resourceVersion": str(self.last_rv)},
+                "items": self.items(res, namespace, label_selector, field_selector, all_namespaces)}
+
+    def watch(self, res, namespace=None, label_selector=None, field_selector=None, resource_version=None,
+              timeout_seconds=300, all_namespaces=False):
+        """The writes after ``resource_version`` of this kind, namespace and selector, as the API server's watch
+        sends them (k8s.io/apiserver pkg/storage/cacher watch_cache.go getAllEventsSinceLocked), until
+        ``timeout_seconds`` (waiting in short steps, so a test's thread is never stuck for long)."""
+        import time
+
+        self._served(res)
+        ns = None if (all_namespaces or not res.namespaced) else (namespace or self.namespace)
+        since, until = int(resource_version or 0), time.monotonic() + min(timeout_seconds, 5)
+
+        def events():
+            nonlocal since
+            while time.monotonic() < until:
+                with self.changed:
+                    new = [e for e in self.events if e[0] > since]
+                    if not new:
+                        self.changed.wait(0.2)
+                        continue
+                since = new[-1][0]
+                for _, kind, key, obj in new:
+                    if key == _key(res) and (ns is None or (obj["metadata"].get("namespace") or "") == ns) \
+                            and _matches(obj, label_selector):
+                        yield kind, copy.deepcopy(obj)
+
+        return None, events()
 
     def create(self, res, body, namespace=None, dry_run=False):
         self._served(res)

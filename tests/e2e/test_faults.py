@@ -4,6 +4,7 @@ reconnecting, retries with back-off, resumes, never dies with a traceback; a cle
 when it stays down); 429/503 retried, a 409 on a write path handled, `--request-timeout` honoured — through a
 tiny HTTP proxy in front of the API server that injects those answers."""
 import json
+import re
 import subprocess
 import threading
 import time
@@ -153,6 +154,35 @@ def test_status_watch_reconnects_after_an_apiserver_restart(cp, plane):
     assert watch.returncode == 0, err
     assert "reconnecting" in err and "reconnected" in err, err
     assert "Traceback" not in err + out
+    assert "Succeeded" in out
+
+
+def test_status_watch_relists_after_a_410_when_the_apiserver_came_back(cp, plane):
+    """A restarted kube-apiserver's watch cache starts at the current etcd revision: a watch resumed from an
+    older resourceVersion gets 410 "too old resource version" (an ERROR event; watch_cache.go
+    getAllEventsSinceLocked), which status -w answers with a relist (reflector.go isExpiredError), not an error."""
+    ns = slow_mtc_namespace(plane, "gone-status")
+    r = run(cp, plane, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc", "--mode", "offline", "--yes",
+            "--detach")
+    assert r.returncode == 0, r.stderr
+    watch = start(cp, plane, "status", "-n", ns, "-w", "--interval", "1", "-v", "6")
+    shown_first_state(watch)
+    time.sleep(1.0)  # the watches are open
+    # Writes no watched store sees (another namespace): etcd's revision moves past every store's resourceVersion.
+    other = new_namespace(plane.admin, "gone-other")
+    for i in range(3):
+        plane.admin.create(R.CONFIGMAP, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}},
+                           other)
+    outage(plane, 3)
+    out, err = watch.communicate(timeout=300)
+    assert watch.returncode == 0, err
+    assert "Traceback" not in err + out
+    gone = [ln for ln in err.splitlines() if "too old resource version" in ln and "listing again" in ln]
+    assert gone, err[-3000:]
+    # after the 410, that kind is LISTed again (a second LIST of a path listed at the start) and watched again
+    lists = re.findall(r"\] GET (\S+?)(?:\?(\S*))? 200", err)
+    paths = [p for p, q in lists if "watch=true" not in q]
+    assert any(paths.count(p) >= 2 for p in paths), paths
     assert "Succeeded" in out
 
 

@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -62,6 +62,13 @@ def create_with_status(kube, res, obj, ns):
 
 
 MTC_NS = "openshift-migration"
+
+
+@pytest.fixture
+def namespace(manual_namespace):
+    """The tests here hand-write controller status: in a namespace the session's stand-ins leave alone (a
+    mig-controller stand-in running for another test would reconcile the seeded objects between reads)."""
+    return manual_namespace
 
 
 def tag(vm_ns):
@@ -221,12 +228,17 @@ def _watch_while(cp, namespace, mtc_ns, migmigration_status, dvm_status):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(cp.env),
                             stdin=subprocess.DEVNULL)
     try:
-        time.sleep(2.5)
-        assert proc.poll() is None, proc.communicate()
+        # The first state first (a fixed sleep is not enough on a loaded machine: the writes came before it)
+        first = []
+        reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(60)
+        assert first and first[0] and proc.poll() is None, proc.communicate()
         set_status(cp.admin, R.MIGMIGRATION, f"vm-storage-cutover-{tag(namespace)}", mtc_ns, migmigration_status)
         [dvm] = [d for d in cp.admin.items(R.DVM, mtc_ns) if d["metadata"]["name"].endswith("-" + tag(namespace))]
         set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, dvm_status)
         out, err = proc.communicate(timeout=30)
+        out = first[0] + out
     finally:
         if proc.poll() is None:
             proc.kill()

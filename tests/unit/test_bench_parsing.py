@@ -175,3 +175,16 @@ def test_run_delivers_sigint_even_when_the_parent_ignores_it():
     finally:
         signal.signal(signal.SIGINT, old)
     assert res["exit"] == 130 and res["seconds"] < 5
+
+
+def test_watch_cost_counts_each_kinds_first_list_and_watch_as_start_up():
+    from bench.measure import watch_cost
+
+    base = "https://h/apis/migration.openshift.io/v1alpha1/namespaces/openshift-migration"
+    reqs = [{"method": "GET", "url": f"{base}/migplans", "status": "200"},
+            {"method": "GET", "url": f"{base}/migplans?allowWatchBookmarks=true&resourceVersion=5&timeoutSeconds=300"
+                                     "&watch=true", "status": "200"},
+            {"method": "GET", "url": f"{base}/dvmps?labelSelector=a", "status": "200"},
+            {"method": "GET", "url": f"{base}/dvmps?labelSelector=a&timeoutSeconds=600&watch=true", "status": "200"},
+            {"method": "GET", "url": f"{base}/migplans", "status": "200"}]  # a poll's second LIST: steady
+    assert watch_cost(reqs) == {"startup": 4, "steady": 1, "kindsWatched": 2, "rewatchPerMinute": 0.3}

@@ -8,6 +8,7 @@ from ..base import KEEP_UPDATE_STRATEGY, LIVE, OFFLINE, STOP, Engine, Existing, 
 
 class Kubevirt(Engine):
     name = "kubevirt"
+    status_subject = "KubeVirt volume migrations"
     title = "kubevirt (KubeVirt volume migration)"
     supports = frozenset({LIVE, OFFLINE, STOP, KEEP_UPDATE_STRATEGY})
 
@@ -84,19 +85,12 @@ class Kubevirt(Engine):
 
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod
-    def fetch_objects(cls, kube, scope: StatusScope, warn) -> List[dict]:
+    def fetch_objects(cls, kube, scope: StatusScope) -> List[dict]:
         from . import progress
-
-        from ... import errors
 
         # VMs listed here (not only by status for the rows' names): a VM volume update with no record of the
         # plugin is found from the VM itself (observed.py)
-        try:
-            return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces, vms=None)
-        except errors.Forbidden as exc:
-            # e.g. only the MTC engine's role: the other engines' migrations still show; say why these are missing
-            warn(f"cannot read KubeVirt volume migrations: {exc.message}")
-            return []
+        return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces, vms=None)
 
     @classmethod
     def migrations(cls, objects, namespace, now=None) -> List[dict]:

@@ -41,6 +41,7 @@ PERMISSIONS = (
 
 class MigrationController(Engine):
     name = "migration-controller"
+    status_subject = "migration-controller migrations"
     title = "kubevirt-migration-controller (VirtualMachineStorageMigrationPlan)"
     supports = frozenset({LIVE, OFFLINE})
 
@@ -191,15 +192,10 @@ class MigrationController(Engine):
 
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod
-    def fetch_objects(cls, kube, scope: StatusScope, warn) -> List[dict]:
+    def fetch_objects(cls, kube, scope: StatusScope) -> List[dict]:
         from . import progress
 
-        try:
-            return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces)
-        except errors.Forbidden as exc:
-            # no right to read them (a user bound to another engine's roles): the others' migrations still show
-            warn(f"cannot read migration-controller migrations: {exc.message}")
-            return []
+        return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces)
 
     @classmethod
     def migrations(cls, objects, namespace, now=None) -> List[dict]:

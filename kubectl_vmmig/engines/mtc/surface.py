@@ -10,6 +10,7 @@ from ..base import HOOKS, LIVE, OFFLINE, ROLLBACK, STAGE, VERIFY, Engine, Existi
 
 class Mtc(Engine):
     name = "mtc"
+    status_subject = "MTC migrations"
     title = "MTC (MigPlan/MigMigration)"
     supports = frozenset({LIVE, OFFLINE, STAGE, HOOKS, VERIFY, ROLLBACK})
 
@@ -101,16 +102,11 @@ class Mtc(Engine):
 
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod
-    def fetch_objects(cls, kube, scope: StatusScope, warn) -> List[dict]:
+    def fetch_objects(cls, kube, scope: StatusScope) -> List[dict]:
         from . import progress
 
-        try:
-            return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces,
-                                          scope.options.get("mtc_namespace"), vms=[])
-        except errors.Forbidden as exc:
-            # No right to read MTC objects: the other engines' migrations still show; say why MTC's are missing.
-            warn(f"cannot read MTC migrations: {exc.message}")
-            return []
+        return progress.fetch_objects(kube, scope.namespace, scope.all_namespaces,
+                                      scope.options.get("mtc_namespace"), vms=[])
 
     @classmethod
     def migrations(cls, objects, namespace, now=None) -> List[dict]:
