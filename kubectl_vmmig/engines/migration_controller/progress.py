@@ -271,7 +271,8 @@ def _tag_fleets(mn_plans: List[dict], docs: List[dict], namespace: Optional[str]
 
 
 def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[dict]:
-    """A constant number of LISTs: the plans, then (only when there is one) migrations, VMIs, VMIMs, DataVolumes.
+    """A constant number of LISTs: the plans, then (only when there is one) the fleet plans, migrations, VMIs, VMIMs,
+    DataVolumes.
     (VMs are added by the caller.)"""
     from ... import errors
     from ... import resources as R
@@ -281,12 +282,12 @@ def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[
         plans = kube.items(R.VMSM_PLAN, ns, all_namespaces=ns is None)
     except errors.NotFound:
         return []  # migrations.kubevirt.io not served
-    try:  # the fleets (a fleet's first namespace holds it; its children may not exist yet)
+    if not plans:  # no plan at all: nothing more to read (a fleet's first child exists one reconcile after it)
+        return []
+    try:  # the fleets (a fleet's first namespace holds it; some of its children may not exist yet)
         plans += kube.items(R.MN_VMSM_PLAN, ns, all_namespaces=ns is None)
     except (errors.NotFound, errors.Forbidden):
         pass  # an older controller, or a role without the fleet kinds: the per-namespace plans still show
-    if not plans:
-        return []
     out = list(plans)
     for res in (R.VMSM, R.VMI, R.VMIM, R.DATAVOLUME):
         try:
