@@ -181,7 +181,6 @@ def test_a_child_plan_the_controller_refuses_takes_the_whole_fleet_back_before_a
             set_condition(child, "InvalidPVCs", "True", "NotFound", "Critical", "storage class fast not found")
         set_condition(child, "Ready", "True" if ns == spaces[0] else "False", None, "Required", None)
         mc.request("PUT", R.VMSM_PLAN.path(ns, child["metadata"]["name"], "status"), body=child)
-    MULTI.reconcile_plan(ctl, mc.get(R.MN_VMSM_PLAN, name, spaces[0]))  # updateNamespacePlanStatus
     worker.join(40)
     assert not worker.is_alive()
     exc = got.get("refused")
