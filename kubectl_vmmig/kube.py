@@ -27,6 +27,26 @@ def _log(msg):
     sys.stderr.write(f"I{stamp} {os.getpid()} vm-storage] {msg}\n")
 
 
+def shared(kube, key, read):
+    """``read()`` once per command for ``key``: cluster-scoped facts the preflight of every namespace of a fleet
+    needs (StorageClasses, the KubeVirt CR, nodes, served APIs) are read once, not once per namespace (nor twice
+    per namespace: the plan's read and the engine's checks). A failed read is not kept (each caller meets it)."""
+    memo = getattr(kube, "_shared", None)
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
+
+
+def remember(kube, key, value) -> None:
+    """What a read just proved, for ``shared(kube, key, ...)`` to answer (e.g. a LIST that succeeded: its API is
+    served), so it is not asked again."""
+    memo = getattr(kube, "_shared", None)
+    if memo is not None:
+        memo[key] = value
+
+
 class Kube:
     """A connection to one API server. Create with ``Kube.connect(ConnectionOptions)``."""
 
@@ -41,6 +61,9 @@ class Kube:
         self._pool = None
         self._pool_cert = None
         self._creds = None
+        self._rules = {}    # namespace -> its SelfSubjectRulesReview status (can_i): one per namespace a command asks
+        self._reviews = {}  # (verb, resource, group, namespace, subresource, name) -> can_i's answer
+        self._shared = {}   # shared(): cluster-scoped preflight reads, once per command
 
     @classmethod
     def connect(cls, opts: ConnectionOptions, **kw):
@@ -220,7 +243,17 @@ class Kube:
         """One LIST request; returns the List object (items + metadata.resourceVersion)."""
         ns = None if all_namespaces else self._ns(res, namespace)
         q = {"labelSelector": label_selector, "fieldSelector": field_selector}
-        out = self.request("GET", res.path(ns), query=q)
+        # A LIST across the cluster answers "may I list this at cluster scope?" as a SelfSubjectAccessReview of
+        # it would (the API server authorizes exactly that request), so can_i asks no review for it afterwards.
+        asked = ("list", res.plural, res.group, None, None, None) if ns is None and not field_selector else None
+        try:
+            out = self.request("GET", res.path(ns), query=q)
+        except errors.Forbidden as exc:
+            if asked:
+                self._reviews[asked] = (False, exc.message)
+            raise
+        if asked:
+            self._reviews[asked] = (True, "")
         for item in out.get("items") or []:
             # LIST responses omit apiVersion/kind on items; restore them so items are complete objects.
             item.setdefault("apiVersion", res.api_version)
@@ -299,6 +332,40 @@ class Kube:
         return self.request("GET", "/version")
 
     def can_i(self, verb, resource, group="", namespace=None, subresource=None, name=None):
+        """(allowed, reason). In a namespace: from the namespace's one SelfSubjectRulesReview (access_rules.py),
+        a SelfSubjectAccessReview only when those rules do not allow it and are incomplete; cluster-scoped: a
+        SelfSubjectAccessReview. Each answer is kept for the command (a fleet's namespaces share them)."""
+        key = (verb, resource, group, namespace, subresource, name)
+        if key not in self._reviews:
+            self._reviews[key] = self._can_i(*key)
+        return self._reviews[key]
+
+    def _can_i(self, verb, resource, group, namespace, subresource, name):
+        from .access_rules import rules_allow
+
+        if namespace:
+            status = self.rules_review(namespace)
+            if status is not None:
+                if rules_allow(status.get("resourceRules"), verb, group, resource, subresource, name):
+                    return True, ""
+                if not status.get("incomplete"):
+                    return False, ""
+        return self.access_review(verb, resource, group, namespace, subresource, name)
+
+    def rules_review(self, namespace):
+        """The status of a SelfSubjectRulesReview in ``namespace`` (what ``kubectl auth can-i --list`` shows),
+        None when the server does not answer one (then each permission is asked on its own)."""
+        if namespace not in self._rules:
+            body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                    "spec": {"namespace": namespace}}
+            try:
+                out = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=body)
+                self._rules[namespace] = out.get("status") or {}
+            except (errors.NotFound, errors.Forbidden, errors.Invalid):
+                self._rules[namespace] = None
+        return self._rules[namespace]
+
+    def access_review(self, verb, resource, group="", namespace=None, subresource=None, name=None):
         """SelfSubjectAccessReview: returns (allowed, reason)."""
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource,
