@@ -88,8 +88,12 @@ def run(opts, conn) -> None:
         say(f"namespace {ns}: skipped - {exc.message}")
     if not preps:
         raise skipped[0][1]
-    say(f"fleet: {sum(len(p.plan.get('vms') or []) for _, p in preps)} VM(s) in {len(preps)} namespace(s)")
+    say(f"fleet: {sum(len((p.plan or {}).get('vms') or []) for _, p in preps)} VM(s) in {len(preps)} namespace(s)")
     fresh = [(one, p) for one, p in preps if p.existing is None or p.existing.ref is None]
+    fleet_engine = _fleet_engine(preps)
+    if fleet_engine is not None and opts.dry_run == "client" and callable(getattr(fleet_engine, "preview_fleet",
+                                                                                  None)):
+        return _preview_fleet(fleet_engine, fresh, opts)  # its unit is ONE object set for the fleet
     done = [(one, p) for one, p in fresh if judge(p, one)]  # every refusal raises here, before any write
     if len(done) == len(fresh) and opts.dry_run == "client":
         return None
@@ -191,3 +195,27 @@ def _sizes(plans, enrich):
                     d.setdefault("_sizeBytes", size)
         return enrich(ms)
     return more
+
+
+def _preview_fleet(engine, fresh, opts) -> None:
+    """The client dry run of a fleet unit: ONE preview of what apply_fleet writes; exits as its preflight would."""
+    from .migrate_run import print_preview, refused
+
+    plans = [p.plan for _, p in fresh]
+    preview = engine.preview_fleet(plans, {p.namespace: p.objs for _, p in fresh},
+                                   [f for _, p in fresh for f in p.findings])
+    print_preview(preview, opts.output, summary_plan(plans), opts.streams.out)
+    refusal = refused(preview["checks"])
+    if refusal is not None:
+        raise refusal
+    return None
+
+
+def summary_plan(plans: list) -> dict:
+    """One plan-shaped summary of the fleet for the preview's table (its moves and skips, every namespace)."""
+    modes = sorted({p.get("mode") or "" for p in plans} - {""})
+    return {"namespace": f"{', '.join(sorted(p['namespace'] for p in plans))} (one fleet)",
+            "targetStorageClass": plans[0]["targetStorageClass"], "mode": "+".join(modes) or "auto",
+            "vms": [f"{p['namespace']}/{v}" for p in plans for v in p.get("vms") or []],
+            "moves": [dict(m, vm=f"{p['namespace']}/{m['vm']}") for p in plans for m in p.get("moves") or []],
+            "skipped": [dict(x, vm=f"{p['namespace']}/{x.get('vm')}") for p in plans for x in p.get("skipped") or []]}
