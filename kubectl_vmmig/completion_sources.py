@@ -69,9 +69,7 @@ def _with_deadline(fn, timeout=None):
 def _import_client():
     """Import the REST client before the clock starts: imports are bounded work (slow only on a cold
     bytecode cache), while the deadline exists for what can hang, the network and credential plugins."""
-    import urllib3  # noqa: F401
-
-    from . import engines, kube, resources  # noqa: F401
+    from . import engines, kube, resources, transport, wire  # noqa: F401  (urllib3 only through a proxy)
 
     engines.classes()  # the engine surfaces complete_plans asks
 

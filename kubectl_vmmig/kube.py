@@ -1,4 +1,5 @@
-"""The one API client: raw REST over urllib3, dicts in and out, a kubectl-style request log.
+"""The one API client: raw REST (wire.py: http.client; urllib3 through proxies), dicts in and out, a kubectl-style
+request log.
 
 Why not the kubernetes client's generated APIs: every object here is a custom resource handled as a
 dict anyway, model deserialization costs time at N=1000 VMs, and we need exact control of the request
@@ -27,6 +28,26 @@ def _log(msg):
     sys.stderr.write(f"I{stamp} {os.getpid()} vm-storage] {msg}\n")
 
 
+def shared(kube, key, read):
+    """``read()`` once per command for ``key``: cluster-scoped facts the preflight of every namespace of a fleet
+    needs (StorageClasses, the KubeVirt CR, nodes, served APIs) are read once, not once per namespace (nor twice
+    per namespace: the plan's read and the engine's checks). A failed read is not kept (each caller meets it)."""
+    memo = getattr(kube, "_shared", None)
+    if memo is None:
+        return read()
+    if key not in memo:
+        memo[key] = read()
+    return memo[key]
+
+
+def remember(kube, key, value) -> None:
+    """What a read just proved, for ``shared(kube, key, ...)`` to answer (e.g. a LIST that succeeded: its API is
+    served), so it is not asked again."""
+    memo = getattr(kube, "_shared", None)
+    if memo is not None:
+        memo[key] = value
+
+
 class Kube:
     """A connection to one API server. Create with ``Kube.connect(ConnectionOptions)``."""
 
@@ -41,6 +62,9 @@ class Kube:
         self._pool = None
         self._pool_cert = None
         self._creds = None
+        self._rules = {}    # namespace -> its SelfSubjectRulesReview status (can_i): one per namespace a command asks
+        self._reviews = {}  # (verb, resource, group, namespace, subresource, name) -> can_i's answer
+        self._shared = {}   # shared(): cluster-scoped preflight reads, once per command
 
     @classmethod
     def connect(cls, opts: ConnectionOptions, **kw):
@@ -62,41 +86,40 @@ class Kube:
         return self._creds
 
     def _base_headers(self):
-        import urllib3
-
+        """(name, value) pairs: a name may repeat (one Impersonate-Group line per group, as the API server
+        expects)."""
         creds = self._credentials()
-        h = urllib3.HTTPHeaderDict()
-        h["Accept"] = "application/json"
-        h["User-Agent"] = "kubectl-vm_storage"
+        h = [("Accept", "application/json"), ("User-Agent", "kubectl-vm_storage")]
         auth = creds.authorization()
         if auth:
-            h["Authorization"] = auth
-        for name, value in creds.impersonation():
-            h.add(name, value)  # one header line per group, as the API server expects
+            h.append(("Authorization", auth))
+        h.extend(creds.impersonation())
         return h
 
     def _pool_manager(self):
         cert = self._credentials().client_cert() if self.access.server.startswith("https") else None
         if self._pool is None or cert != self._pool_cert:  # an exec plugin rotated its client certificate
-            from .transport import pool_manager, ssl_context
+            from .transport import open_pool, ssl_context
 
             ctx = ssl_context(self.access, exec_cert=cert) if self.access.server.startswith("https") else None
-            self._pool, self._pool_cert = pool_manager(self.access, ctx), cert
+            self._pool, self._pool_cert = open_pool(self.access, ctx), cert
         return self._pool
 
     def request(self, method, path, query=None, body=None, content_type="application/json",
                 stream=False, timeout=None, retry=True):
-        """One API call. Returns the decoded JSON body (or the raw response when ``stream``)."""
-        import urllib3
+        """One API call. Returns the decoded JSON body, or when ``stream`` the response (wire.Response:
+        ``iter_lines()`` yields the body line by line as it arrives, each read bounded by ``timeout``; hand it back
+        with ``release_conn()``; a read that fails raises wire.Failure, see ``connection_error``)."""
+        from .wire import Failure
 
         url = self.access.server + path
         if query:
             url += "?" + urlencode({k: v for k, v in query.items() if v is not None}, doseq=True)
-        headers = urllib3.HTTPHeaderDict(self._base_headers())
+        headers = self._base_headers()
         data = None
         if body is not None:
             data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-            headers["Content-Type"] = content_type
+            headers.append(("Content-Type", content_type))
         if timeout is None:
             timeout = self.access.timeout
         attempts = self.retries + 1 if retry else 1
@@ -105,17 +128,16 @@ class Kube:
             start = time.monotonic()
             self.request_count += 1
             try:
-                resp = self._pool_manager().request(
-                    method, url, body=data, headers=headers, preload_content=not stream,
-                    timeout=self._timeout(timeout, stream), redirect=False)
-            except urllib3.exceptions.HTTPError as exc:
+                resp = self._pool_manager().request(method, url, body=data, headers=headers, timeout=timeout,
+                                                    stream=stream)
+            except Failure as exc:
                 ms = int((time.monotonic() - start) * 1000)
                 if self.verbosity >= 6:
-                    _log(f"{method} {url}  in {ms} milliseconds ({type(exc).__name__})")
-                err = self._connection_error(exc)
+                    _log(f"{method} {url}  in {ms} milliseconds ({exc.cause})")
+                err = self.connection_error(exc)
                 # Retry only an outage of a server we have already talked to; a wrong address or a cluster that
                 # is down fails at once with one line, as kubectl does (no 15 s of back-off before the error).
-                if attempt < attempts and self._connected and not isinstance(exc, urllib3.exceptions.SSLError):
+                if attempt < attempts and self._connected and exc.kind != "tls":
                     # said at every verbosity: a silent pause while the API server is away looks like a hang
                     self._backoff(f"{err.message}; reconnecting in {delay:g}s (attempt {attempt}/{attempts - 1})",
                                   delay, always=True)
@@ -139,7 +161,7 @@ class Kube:
             if resp.status == 401:
                 self._credentials().forget_exec()  # exec.go maybeRefreshCreds: a new credential next time
             if resp.status >= 400:
-                payload = resp.data if not stream else resp.read()
+                payload = resp.data if not stream else self._read_and_release(resp)
                 raise self._status_error(method, path, resp.status, payload)
             if stream:
                 return resp
@@ -147,15 +169,6 @@ class Kube:
                 _log(f"Response Body: {resp.data[:1024].decode(errors='replace')}")
             return json.loads(resp.data) if resp.data else {}
         raise AssertionError("unreachable")
-
-    @staticmethod
-    def _timeout(seconds, stream):
-        import urllib3
-
-        if stream or not seconds:
-            return urllib3.Timeout(connect=min(seconds or 10, 10), read=seconds)
-        # --request-timeout bounds the whole request, as kubectl's http.Client.Timeout does
-        return urllib3.Timeout(total=seconds, connect=min(seconds, 10))
 
     def _backoff(self, message, wait, always=False):
         if self.on_retry:
@@ -167,33 +180,34 @@ class Kube:
             sys.stderr.flush()
         time.sleep(wait)
 
-    def _connection_error(self, exc):
-        import urllib3
-
+    def connection_error(self, failure):
+        """The one-line error for a wire.Failure (no HTTP answer, or a stream that broke)."""
         server = self.access.server
-        if isinstance(exc, urllib3.exceptions.SSLError):
+        if failure.kind == "tls":
             return errors.ConnectionFailed(
-                f"TLS error talking to {server}: {exc.reason if hasattr(exc, 'reason') else exc}".splitlines()[0],
+                f"TLS error talking to {server}: {failure.text}".splitlines()[0],
                 hint="check the certificate authority (--certificate-authority) or --tls-server-name")
-        # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
-        if isinstance(exc, (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ConnectTimeoutError)) and \
-                not isinstance(exc, urllib3.exceptions.NewConnectionError):
+        if failure.kind == "timeout":
             return errors.ConnectionFailed(f"timed out talking to {server}",
                                            hint="check the network, or raise --request-timeout")
-        reason = getattr(exc, "reason", None) or exc
-        if isinstance(reason, urllib3.exceptions.SSLError):
-            return self._connection_error(reason)
-        if isinstance(reason, urllib3.exceptions.ProxyError):
-            from .transport import display, proxy_for
+        if failure.kind == "proxy":
+            from .transport import display
 
-            cause = reason.args[-1] if reason.args else reason
-            text = str(getattr(cause, "reason", None) or cause).split(": ", 1)[-1].splitlines()[0]
             return errors.ConnectionFailed(
-                f"cannot reach the API server at {server} through the proxy {display(proxy_for(self.access))} ({text})",
+                f"cannot reach the API server at {server} through the proxy {display(failure.proxy)} ({failure.text})",
                 hint="check the cluster's proxy-url in the kubeconfig or HTTPS_PROXY/NO_PROXY")
-        text = str(reason).split(": ", 1)[-1].splitlines()[0]
-        return errors.ConnectionFailed(f"cannot reach the API server at {server} ({text})",
+        return errors.ConnectionFailed(f"cannot reach the API server at {server} ({failure.text})",
                                        hint="check the kubeconfig context and that the cluster is up")
+
+    def _read_and_release(self, resp):
+        from .wire import Failure
+
+        try:
+            return resp.read()
+        except Failure:
+            return b""
+        finally:
+            resp.release_conn()
 
     @staticmethod
     def _status_error(method, path, status, payload):
@@ -220,7 +234,17 @@ class Kube:
         """One LIST request; returns the List object (items + metadata.resourceVersion)."""
         ns = None if all_namespaces else self._ns(res, namespace)
         q = {"labelSelector": label_selector, "fieldSelector": field_selector}
-        out = self.request("GET", res.path(ns), query=q)
+        # A LIST across the cluster answers "may I list this at cluster scope?" as a SelfSubjectAccessReview of
+        # it would (the API server authorizes exactly that request), so can_i asks no review for it afterwards.
+        asked = ("list", res.plural, res.group, None, None, None) if ns is None and not field_selector else None
+        try:
+            out = self.request("GET", res.path(ns), query=q)
+        except errors.Forbidden as exc:
+            if asked:
+                self._reviews[asked] = (False, exc.message)
+            raise
+        if asked:
+            self._reviews[asked] = (True, "")
         for item in out.get("items") or []:
             # LIST responses omit apiVersion/kind on items; restore them so items are complete objects.
             item.setdefault("apiVersion", res.api_version)
@@ -264,7 +288,7 @@ class Kube:
         seconds. An ERROR event is raised as the ApiError its Status names (a compacted resourceVersion: 410,
         apimachinery watch.Error + metav1.Status); a connection that drops mid-stream as ConnectionFailed.
         A 410 or other error status on the request itself is raised by ``request``."""
-        import urllib3
+        from .wire import Failure
 
         ns = None if all_namespaces else self._ns(res, namespace)
         q = {"allowWatchBookmarks": "true", "fieldSelector": field_selector, "labelSelector": label_selector,
@@ -288,8 +312,9 @@ class Kube:
                             raise errors.api_error_for(obj.get("code") or 500, obj.get("message") or "watch error",
                                                        reason=obj.get("reason"), body=obj)
                         yield kind, obj
-            except (urllib3.exceptions.HTTPError, OSError) as exc:  # reset, truncated chunk, read timeout
-                raise errors.ConnectionFailed(f"watch of {res.plural} interrupted ({type(exc).__name__})") from None
+            except (Failure, OSError) as exc:  # reset, truncated chunk, read timeout (wire.Response.stream)
+                cause = exc.cause if isinstance(exc, Failure) else type(exc).__name__
+                raise errors.ConnectionFailed(f"watch of {res.plural} interrupted ({cause})") from None
             finally:
                 resp.release_conn()
 
@@ -299,6 +324,40 @@ class Kube:
         return self.request("GET", "/version")
 
     def can_i(self, verb, resource, group="", namespace=None, subresource=None, name=None):
+        """(allowed, reason). In a namespace: from the namespace's one SelfSubjectRulesReview (access_rules.py),
+        a SelfSubjectAccessReview only when those rules do not allow it and are incomplete; cluster-scoped: a
+        SelfSubjectAccessReview. Each answer is kept for the command (a fleet's namespaces share them)."""
+        key = (verb, resource, group, namespace, subresource, name)
+        if key not in self._reviews:
+            self._reviews[key] = self._can_i(*key)
+        return self._reviews[key]
+
+    def _can_i(self, verb, resource, group, namespace, subresource, name):
+        from .access_rules import rules_allow
+
+        if namespace:
+            status = self.rules_review(namespace)
+            if status is not None:
+                if rules_allow(status.get("resourceRules"), verb, group, resource, subresource, name):
+                    return True, ""
+                if not status.get("incomplete"):
+                    return False, ""
+        return self.access_review(verb, resource, group, namespace, subresource, name)
+
+    def rules_review(self, namespace):
+        """The status of a SelfSubjectRulesReview in ``namespace`` (what ``kubectl auth can-i --list`` shows),
+        None when the server does not answer one (then each permission is asked on its own)."""
+        if namespace not in self._rules:
+            body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                    "spec": {"namespace": namespace}}
+            try:
+                out = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", body=body)
+                self._rules[namespace] = out.get("status") or {}
+            except (errors.NotFound, errors.Forbidden, errors.Invalid):
+                self._rules[namespace] = None
+        return self._rules[namespace]
+
+    def access_review(self, verb, resource, group="", namespace=None, subresource=None, name=None):
         """SelfSubjectAccessReview: returns (allowed, reason)."""
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
                 "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource,

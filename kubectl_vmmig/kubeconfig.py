@@ -91,20 +91,35 @@ def kubeconfig_paths(explicit):
 
 
 def _load_yaml(path):
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BadInput(f"cannot read kubeconfig {path}: {exc.strerror}", "check the path and its permissions")
+    from . import kubeconfig_yaml
+
+    try:
+        data = kubeconfig_yaml.load(raw)  # kubectl's own block style, read exactly as PyYAML would
+    except kubeconfig_yaml.Unsupported:
+        data = _pyyaml(path, raw)
+    return _check_kind(path, data)
+
+
+def _pyyaml(path, raw):
     import yaml
 
     try:
-        with open(path, "rb") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        return None
+        return yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise BadInput(f"kubeconfig {path} is not valid YAML ({where.strip() or 'parse error'})",
                        "fix the file or point --kubeconfig/KUBECONFIG at a valid one") from None
-    except OSError as exc:
-        raise BadInput(f"cannot read kubeconfig {path}: {exc.strerror}", "check the path and its permissions")
+
+
+def _check_kind(path, data):
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -13,6 +13,7 @@ CANCEL_REQUESTED = f"{DOMAIN}/cancel-requested"  # annotation: when the plugin's
 DISKS = f"{DOMAIN}/disks"                       # annotation: {source PVC: "vm/volume"} of a migration
 PLAN_GENERATION = f"{DOMAIN}/plan-generation"   # MTC: the n-th MigPlan of a namespace
 SUPERSEDED_BY = f"{DOMAIN}/superseded-by"       # annotation on a MigPlan the plugin closed for a newer one
+FLEET = f"{DOMAIN}/fleet"                       # annotation on a fleet's per-namespace plan: its fleet, "ns/name"
 
 # MTC's label on the PVCs a plan created (migtools/mig-controller pkg/apis/migration/v1alpha1/labels.go MigPlanLabel,
 # set to the plan's UID by pkg/controller/migmigration/pvcs.go).

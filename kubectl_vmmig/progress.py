@@ -272,11 +272,12 @@ def without_shadowed(migrations: Iterable[dict]) -> List[dict]:
 
 
 def select(migrations: Iterable[dict], name: Optional[str]) -> List[dict]:
-    """``status NAME``: the migrations whose plan is NAME, else those moving VM NAME (only its disks)."""
+    """``status NAME``: the migrations whose plan is NAME (or whose fleet is NAME: an engine's ``_fleet`` hint
+    ``namespace/name``, one migration per namespace), else those moving VM NAME (only its disks)."""
     ms = list(migrations)
     if not name:
         return ms
-    by_plan = [m for m in ms if m.get("plan") == name]
+    by_plan = [m for m in ms if m.get("plan") == name or (m.get("_fleet") or "").split("/")[-1] == name]
     if by_plan:
         return by_plan
     out = []

@@ -6,10 +6,10 @@
   golang.org/x/net/http/httpproxy reads it (HTTPS_PROXY for https, HTTP_PROXY for http, NO_PROXY; never
   for localhost or a loopback address).
 * Nothing here prints a URL with its userinfo (``display``).
+* Without a proxy, requests go over the standard library (wire.py); through one, over urllib3 (ProxiedPool).
 """
 import os
 import ssl
-import tempfile
 from urllib.parse import urlsplit
 
 from . import errors
@@ -36,16 +36,21 @@ def ca_pem(acc):
 
 
 def ssl_context(acc, exec_cert=None):
-    ctx = ssl.create_default_context()
+    """transport.TLSConfigFor: a configured CA is the only root (tls.Config.RootCAs = rootCertPool(CAData)); the
+    system's roots only when none is configured; none at all when insecure. Loading the system bundle costs
+    10-30 ms, so it is loaded only when it is used."""
     if acc.insecure:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     else:
         pem = ca_pem(acc)
-        if pem is not None:
+        if pem is None:
+            ctx = ssl.create_default_context()
+        else:
             where = acc.ca_file or "certificate-authority-data"
             try:
-                ctx.load_verify_locations(cadata=pem.decode("ascii"))
+                ctx = ssl.create_default_context(cadata=pem.decode("ascii"))
             except (UnicodeDecodeError, ssl.SSLError, ValueError):
                 # rootCertPool: "unable to load root certificates: unable to parse bytes as PEM block"
                 raise errors.BadInput(f"unable to load root certificates from {where}: not a PEM certificate",
@@ -54,6 +59,8 @@ def ssl_context(acc, exec_cert=None):
     cert_data, key_data = exec_cert or (acc.client_cert_data, acc.client_key_data)
     if cert_data or key_data:
         # ssl can only load a client key pair from files: write them 0600, load, delete at once.
+        import tempfile  # only here: it pulls shutil, random, bz2, lzma...
+
         for data, name in ((cert_data, "cert"), (key_data, "key")):
             if data:
                 fd, path = tempfile.mkstemp(prefix="vmstorage-", suffix="." + name)
@@ -155,7 +162,17 @@ def proxy_for(acc):
     return acc.proxy_url or env_proxy(acc.server)
 
 
-def pool_manager(acc, ctx):
+def open_pool(acc, ctx):
+    """The connection pool for ``acc``: the standard library's (wire.DirectPool) unless a proxy is to be used."""
+    proxy = proxy_for(acc)
+    if proxy:
+        return ProxiedPool(acc, ctx, proxy)
+    from .wire import DirectPool
+
+    return DirectPool(acc.server, ctx, server_hostname=acc.tls_server_name)
+
+
+def pool_manager(acc, ctx, proxy):
     import urllib3
 
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -165,9 +182,6 @@ def pool_manager(acc, ctx):
         if acc.tls_server_name:
             kw["server_hostname"] = acc.tls_server_name
             kw["assert_hostname"] = acc.tls_server_name
-    proxy = proxy_for(acc)
-    if not proxy:
-        return urllib3.PoolManager(**kw)
     bare, has_auth = split_userinfo(proxy)
     parts = urlsplit(proxy)
     if parts.scheme == "socks5":
@@ -185,3 +199,90 @@ def pool_manager(acc, ctx):
         headers = urllib3.make_headers(proxy_basic_auth=f"{unquote(parts.username or '')}:"
                                                         f"{unquote(parts.password or '')}")
     return urllib3.ProxyManager(bare, proxy_headers=headers, **kw)
+
+
+class ProxiedPool:
+    """urllib3 through a proxy, with wire.DirectPool's ``request`` and failures (wire.Failure)."""
+
+    def __init__(self, acc, ctx, proxy):
+        self._manager = pool_manager(acc, ctx, proxy)
+        self._proxy = proxy
+
+    def request(self, method, url, body=None, headers=(), timeout=None, stream=False):
+        import urllib3
+
+        from .wire import timeouts
+
+        h = urllib3.HTTPHeaderDict()
+        for name, value in headers:
+            h.add(name, value)  # one header line per value (Impersonate-Group)
+        connect, read, total = timeouts(timeout, stream)
+        limits = {k: v for k, v in (("connect", connect), ("read", read), ("total", total)) if v is not None}
+        try:
+            resp = self._manager.request(method, url, body=body, headers=h, preload_content=not stream,
+                                         timeout=urllib3.Timeout(**limits), redirect=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self.failure(exc) from None
+        return _ProxiedResponse(resp, self.failure, stream)
+
+    def failure(self, exc):
+        """The wire.Failure for a urllib3 exception."""
+        import urllib3
+
+        from .wire import Failure
+
+        x = urllib3.exceptions
+        if isinstance(exc, x.SSLError):
+            return Failure("tls", f"{exc.reason if hasattr(exc, 'reason') else exc}".splitlines()[0], "SSLError")
+        # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
+        if isinstance(exc, (x.ReadTimeoutError, x.ConnectTimeoutError)) and not isinstance(exc, x.NewConnectionError):
+            return Failure("timeout", str(exc), type(exc).__name__)
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, x.SSLError):
+            return self.failure(reason)
+        if isinstance(reason, x.ProxyError):
+            cause = reason.args[-1] if reason.args else reason
+            text = str(getattr(cause, "reason", None) or cause).split(": ", 1)[-1].splitlines()[0]
+            return Failure("proxy", text, type(exc).__name__, proxy=self._proxy)
+        return Failure("connect", str(reason).split(": ", 1)[-1].splitlines()[0], type(exc).__name__)
+
+
+class _ProxiedResponse:
+    """A urllib3 response with wire.Response's surface; read errors become wire.Failure."""
+
+    def __init__(self, resp, failure, stream):
+        self._resp, self._failure = resp, failure
+        self.status, self.reason, self.headers = resp.status, resp.reason, resp.headers
+        self.data = None if stream else resp.data
+
+    def _guard(self, fn, *args, **kw):
+        import urllib3
+
+        try:
+            return fn(*args, **kw)
+        except urllib3.exceptions.HTTPError as exc:
+            raise self._failure(exc) from None
+
+    def read(self):
+        return self._guard(self._resp.read)
+
+    def stream(self, amt=64 * 1024, decode_content=True):
+        it = self._resp.stream(amt, decode_content=decode_content)
+        while True:
+            chunk = self._guard(next, it, b"")
+            if not chunk:
+                return
+            yield chunk
+
+    def iter_lines(self):
+        from .wire import lines
+
+        return lines(self.stream())
+
+    def shutdown(self):
+        shutdown = getattr(self._resp, "shutdown", None)  # urllib3 >= 2.3
+        if shutdown is not None:
+            shutdown()
+
+    def release_conn(self):
+        self._resp.release_conn()

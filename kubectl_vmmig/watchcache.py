@@ -170,7 +170,7 @@ class Reflector(threading.Thread):
         resp = self.response
         if resp is not None:
             try:
-                resp.shutdown()  # urllib3 >= 2.3: unblocks the read in run()
+                resp.shutdown()  # wire.Response.shutdown (urllib3 >= 2.3 through a proxy): unblocks run()'s read
             except Exception:  # noqa: BLE001 - closing on the way out
                 pass
 

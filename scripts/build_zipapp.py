@@ -1,11 +1,22 @@
 #!/usr/bin/env python3
-"""Build dist/kubectl-vm_storage: one zipapp (``#!/usr/bin/env python3``) with every dependency inside.
+"""Build dist/kubectl-vm_storage: one zipapp (after a ``#!/bin/sh`` launcher) with every dependency inside.
 
 Why a zipapp of pure Python: krew ships one archive per platform selector, and a pure-Python file serves
 linux and darwin on amd64 and arm64 alike. The dependencies are resolved for the oldest Python we support
 (3.9, so environment markers pick 3.9-compatible releases that also run on newer Pythons), then every compiled
 extension is removed: PyYAML falls back to its pure-Python loader, charset_normalizer has pure-Python twins
-of its mypyc modules. ``kubernetes<36`` keeps aiohttp (36+) and pydantic-core (37+) out.
+of its mypyc modules. ``kubernetes<36`` keeps aiohttp (36+) and pydantic-core (37+) out. PySocks is bundled
+too (urllib3's socks5 proxy support needs it), because the launcher keeps site-packages off sys.path.
+
+Why a shell launcher in front of the archive (zip readers find the archive from its end, so a prefix is
+allowed - that is how a zipapp carries its shebang at all): it runs ``python3 -E -s -S``. Every dependency is
+inside, so the host's site-packages have nothing to offer but start-up cost - ``site`` runs every ``.pth``
+file there (editable-install finders, CA injectors importing certifi: 30-50 ms on a developer machine) - and
+the user's PYTHONPATH/PYTHONHOME could shadow the bundled packages. ``-E -s`` is ``-I`` (isolated) without the
+``-P`` that 3.11 adds to it, which would keep the unpacked copy's directory off sys.path; ``-S``: no site module.
+Once the archive is unpacked (see MAIN), the launcher starts that copy's ``__main__.py`` itself: opening the
+archive first would make Python read its whole central directory (~1 900 entries, ~12 ms) on every run.
+``KUBECTL_VM_STORAGE_PYTHON`` names another interpreter than ``python3``.
 
 Usage: python3 scripts/build_zipapp.py [--out dist/kubectl-vm_storage] [--python-version 3.9]
 Runs on Python >= 3.9 with pip available.
@@ -22,7 +33,18 @@ import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "kubectl_vmmig"
-SHEBANG = b"#!/usr/bin/env python3\n"
+# The cache path is MAIN's _cached_site rule again, in sh: if the two ever differ, the launcher just takes the
+# slower way through the archive, whose __main__ finds (or makes) the unpacked copy.
+LAUNCHER = """#!/bin/sh
+# kubectl-vm_storage: a Python zipapp; the archive follows this launcher (scripts/build_zipapp.py)
+c=${VMSTORAGE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-vm-storage}/zipapp-@BUILD_ID@
+if [ "$VMSTORAGE_ZIPAPP_CACHE" != 0 ] && [ -f "$c/.complete" ]; then
+  VMSTORAGE_ARGV0=$0; export VMSTORAGE_ARGV0
+  exec "${KUBECTL_VM_STORAGE_PYTHON:-python3}" -E -s -S "$c/__main__.py" "$@"
+fi
+exec "${KUBECTL_VM_STORAGE_PYTHON:-python3}" -E -s -S "$0" "$@"
+"""
+ZIPAPP_EXTRA = ["PySocks>=1.7"]  # urllib3.contrib.socks: the socks5 proxy-url (site-packages are off the path)
 MAIN = """# kubectl-vm_storage zipapp entry point (built by scripts/build_zipapp.py)
 import os
 import sys
@@ -64,10 +86,15 @@ def _main():
     if sys.version_info < (3, 9):
         sys.stderr.write("error: kubectl vm-storage needs Python >= 3.9 (found %s)\\n" % sys.version.split()[0])
         sys.exit(1)
-    site = _cached_site(os.path.abspath(sys.path[0]))
-    if site:
-        sys.path[0] = site
-        sys.dont_write_bytecode = False  # our private cache: keep bytecode even under PYTHONDONTWRITEBYTECODE
+    argv0 = os.environ.pop("VMSTORAGE_ARGV0", None)
+    if argv0 is not None:  # the launcher started the unpacked copy: sys.path[0] is its directory
+        sys.argv[0] = argv0  # the plugin's own path (kubectl-vm_storage), for the program name
+        sys.dont_write_bytecode = False
+    else:
+        site = _cached_site(os.path.abspath(sys.path[0]))
+        if site:
+            sys.path[0] = site
+            sys.dont_write_bytecode = False  # our private cache: keep bytecode even under PYTHONDONTWRITEBYTECODE
     from kubectl_vmmig.cli import run
 
     run()
@@ -130,7 +157,7 @@ def build_id(entries):
     """Content hash of everything bundled: the cache key of the unpacked copy (see MAIN)."""
     import hashlib
 
-    h = hashlib.sha256()
+    h = hashlib.sha256((MAIN + LAUNCHER).encode())  # the unpacked copy holds __main__.py too
     for rel, full in entries:
         h.update(rel.encode() + b"\0")
         with open(full, "rb") as fh:
@@ -149,12 +176,13 @@ def write_zipapp(site, out):
                 entries.append((rel, full))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
+    bid = build_id(entries)
     with open(tmp, "wb") as fh:
-        fh.write(SHEBANG)
+        fh.write(LAUNCHER.replace("@BUILD_ID@", bid).encode())
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
             main_info = zipfile.ZipInfo("__main__.py", ZIP_DATE)
             main_info.external_attr = 0o644 << 16
-            zf.writestr(main_info, MAIN.replace("@BUILD_ID@", build_id(entries)))
+            zf.writestr(main_info, MAIN.replace("@BUILD_ID@", bid))
             for rel, full in entries:
                 info = zipfile.ZipInfo(rel, ZIP_DATE)
                 info.compress_type = zipfile.ZIP_DEFLATED
@@ -173,7 +201,7 @@ def verify(out):
     if compiled:
         raise SystemExit(f"error: compiled files left in {out}: {compiled}")
     for must in ("__main__.py", f"{PACKAGE}/cli.py", "click/__init__.py", "urllib3/__init__.py",
-                 "yaml/__init__.py", "kubernetes/config/exec_provider.py"):
+                 "yaml/__init__.py", "kubernetes/config/exec_provider.py", "socks.py"):
         if must not in names:
             raise SystemExit(f"error: {must} missing from {out}")
 
@@ -185,7 +213,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vmstorage-zipapp-") as tmp:
         site = os.path.join(tmp, "site")
-        pip_install(site, requirements(), args.python_version)
+        pip_install(site, requirements() + ZIPAPP_EXTRA, args.python_version)
         removed = strip_compiled(site)
         copy_package(site)
         count = write_zipapp(site, args.out)

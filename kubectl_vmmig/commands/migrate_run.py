@@ -41,7 +41,7 @@ def read_cluster(kube, namespace, opts) -> Dict[str, list]:
     except errors.Forbidden:
         pass  # a namespaced user may not read Namespaces; the lists below still answer
     # Without the CRDs a GET of a VM is a plain 404: say KubeVirt is missing, not that the VM is.
-    if not kube.has_api("kubevirt.io", "v1"):
+    if not kubevirt_served(kube):
         raise errors.PreflightRefused("KubeVirt is not installed (kubevirt.io/v1 VirtualMachines are not served)",
                                       "install KubeVirt first, or check the kubeconfig context")
     objs: Dict[str, list] = {}
@@ -65,9 +65,24 @@ def read_cluster(kube, namespace, opts) -> Dict[str, list]:
         objs["DataVolume"] = kube.items(R.DATAVOLUME, namespace)
     except errors.NotFound:
         objs["DataVolume"] = []  # CDI not installed: plain PVC disks still work with MTC
-    objs["StorageClass"] = kube.items(R.STORAGECLASS)
-    objs["Pod"] = kube.items(R.POD, namespace, label_selector="kubevirt.io=virt-launcher")
+    objs["StorageClass"] = storage_classes(kube)
+    objs["Pod"] = kube.items(R.POD, namespace, label_selector=LAUNCHER)
     return objs
+
+
+LAUNCHER = "kubevirt.io=virt-launcher"
+
+
+def kubevirt_served(kube) -> bool:
+    from ..kube import shared
+
+    return shared(kube, "api kubevirt", lambda: kube.has_api("kubevirt.io", "v1"))
+
+
+def storage_classes(kube) -> list:
+    from ..kube import shared
+
+    return shared(kube, "storageclasses", lambda: kube.items(R.STORAGECLASS))
 
 
 def read_local(opts) -> Dict[str, list]:
@@ -125,17 +140,20 @@ def read_kubevirt_cr(kube, objs, local):
     """The KubeVirt CR (from the -f files with --local), None when absent or not readable."""
     if local:
         return (objs.get("KubeVirt") or [None])[0]
-    if not kube.has_api("kubevirt.io", "v1"):
+    if not kubevirt_served(kube):
         return None
+    from ..kube import shared
+
     try:
-        crs = kube.items(R.KUBEVIRT, all_namespaces=True)
+        crs = shared(kube, "kubevirts", lambda: kube.items(R.KUBEVIRT, all_namespaces=True))
     except errors.Forbidden:
         return None
     return crs[0] if crs else None
 
 
-def prepare(opts, conn, write=True, kube=None) -> Prepared:
-    """Read, resolve the engine, plan, judge. Raises only for bad input; blocking findings are returned."""
+def prepare(opts, conn, write=True, kube=None, objs=None) -> Prepared:
+    """Read, resolve the engine, plan, judge. Raises only for bad input; blocking findings are returned.
+    ``objs``: the namespace's objects by kind already LISTed (a fleet's reads across all namespaces)."""
     from .. import engines
     from ..inventory import build_inventory
     from ..kubevirt_capabilities import kubevirt_capabilities
@@ -150,7 +168,7 @@ def prepare(opts, conn, write=True, kube=None) -> Prepared:
 
         kube = kube or Kube.connect(conn)
         namespace = opts.namespace or kube.namespace
-        objs = read_cluster(kube, namespace, opts)
+        objs = objs if objs is not None else read_cluster(kube, namespace, opts)
     keys = choose_vms(objs, opts, namespace)
     _target_sc_must_exist(objs, opts)
     inventory = build_inventory(objs["VirtualMachine"], objs["VirtualMachineInstance"], objs["PersistentVolumeClaim"],

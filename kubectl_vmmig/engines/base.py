@@ -141,6 +141,21 @@ class Engine(ABC):
         """Create (or adopt) what the migration needs; idempotent. Returns a reference dict with at least
         ``migration`` and ``plan`` (the name ``status`` shows)."""
 
+    # Optional: ``apply_fleet(plans, request, events) -> [reference dict]`` - ``migrate -A``'s every namespace at
+    # once. An engine that offers it gets ONE call with every namespace's prepared plan (after every namespace's
+    # preflight and the fleet's one confirmation) and owns the fleet's throttle: never more than the request's
+    # ``--parallel`` copies in flight across all namespaces (``--max-per-node`` per node, nodes being
+    # cluster-wide), the next VM of any namespace started as one ends, namespaces overlapping - itself or by
+    # handing the fleet to one controller (migration-controller: one MultiNamespace plan). It returns one
+    # reference per plan as ``apply`` does - a list in the plans' order, or a dict by namespace - and is as
+    # idempotent as ``apply`` (re-running the command re-attaches to what an earlier run made, redoes nothing
+    # finished). ``events`` are progress lines. An engine that drives the migrations itself (kubevirt) returns,
+    # with ``request.wait``, once every plan ended (each reference's ``result`` final) and, when the caller shows
+    # a live view, hands ``events.show(migrations)`` the fleet's Migration dicts after each pass, so following
+    # costs no request of its own; a reference whose ``result`` is absent or Running is followed as after
+    # ``apply``. An engine without ``apply_fleet`` is applied namespace after namespace (commands/migrate_fleet.py:
+    # e.g. MTC, one MigPlan per namespace).
+
     # ---- reading -----------------------------------------------------------------------------------
     @classmethod
     @abstractmethod

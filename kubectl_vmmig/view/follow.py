@@ -52,6 +52,8 @@ def style_for(stream, tty: Optional[bool] = None) -> Style:
 def change_lines(migrations, style: Style) -> dict:
     """key -> one-line description of everything that may change; used to print only changes."""
     lines = {}
+    if layout.is_fleet(migrations):  # several namespaces: their queued/running/done counts change too
+        lines[("f",)] = layout.fleet_line(migrations, None, style)
     for m in migrations:
         where = f"{m.get('namespace')}/{m.get('plan')}"
         lines[("m", where)] = (f"{where} {m.get('engine')} {m.get('type')}: {m.get('_step') or m.get('phase')} "
@@ -143,17 +145,14 @@ class Follower:
         self._durations(ms, now)
         self.migrations = ms
         if self.output in ("json", "yaml"):
-            doc = P.document(ms)
-            if doc != self.last_doc:
-                if self.output == "json":
-                    text = json.dumps(doc)
-                else:
-                    import yaml
-
-                    text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n") + "\n---"
-                self.out.write(text + "\n")
-                self.out.flush()
-                self.last_doc = doc
+            # a fleet: one document per namespace's migration that changed (the shape of a one-namespace run)
+            docs = [((m.get("namespace"), m.get("plan")), P.document([m])) for m in ms] if layout.is_fleet(ms) \
+                else [(None, P.document(ms))]
+            last = self.last_doc if isinstance(self.last_doc, dict) else {}
+            for key, doc in docs:
+                if doc != last.get(key):
+                    self._document(doc)
+            self.last_doc = dict(docs)
         elif self.screen is not None:
             if ms:
                 self.screen.show(self._frame)
@@ -171,6 +170,16 @@ class Follower:
                     self.err.write(f"warning: {s}\n")
             self.out.flush()
         return P.ended(ms) or not ms
+
+    def _document(self, doc) -> None:
+        if self.output == "json":
+            text = json.dumps(doc)
+        else:
+            import yaml
+
+            text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).rstrip("\n") + "\n---"
+        self.out.write(text + "\n")
+        self.out.flush()
 
     def finish(self) -> None:
         """After the end: the final table (not a terminal), the summary and the next step."""
@@ -249,9 +258,20 @@ class ViewEvents:
                  clock: Callable[[], float] = time.monotonic):
         self.follower, self.fetch, self.min_interval, self.clock = follower, fetch, min_interval, clock
         self._last = None
+        self.latest: Optional[List[dict]] = None  # the last migrations an engine showed (show)
 
     def __call__(self, message: str) -> None:
         self.follower.on_event(message)
+
+    def show(self, migrations: List[dict]) -> None:
+        """An engine that holds the migrations already (a fleet's passes: engines/base.py ``apply_fleet``)
+        hands them over: redrawn at most once per ``min_interval``, no read of its own."""
+        self.latest = migrations
+        now = self.clock()
+        if self._last is not None and now - self._last < self.min_interval:
+            return
+        self._last = now
+        self.follower.step(migrations)
 
     def progress(self, migration: str) -> None:
         now = self.clock()

@@ -290,18 +290,70 @@ def footer(m, stalls=(), width=None, style=ASCII) -> List[str]:
     return [fit_line(one_line(ln), width, style) for ln in lines]
 
 
-def frame(migrations, width=None, height=None, style: Style = ASCII, wide=False, now=None,
-          eta: Optional[Callable] = None, stalls: Optional[Callable] = None, event: str = "") -> List[str]:
-    """Every line of one redraw. ``eta(m, d)`` -> seconds|None; ``stalls(m)`` -> [warning]; ``event``: the
-    engine's latest message (shown last)."""
+def fleet_counts(migrations) -> dict:
+    """VMs of every migration shown: queued (held back by the window), running, done (every disk ended)."""
+    out = {"queued": 0, "running": 0, "done": 0}
+    for m in migrations:
+        by_vm: dict = {}
+        for d in m.get("disks") or []:
+            by_vm.setdefault(d.get("vm") or d.get("sourcePVC"), []).append(d.get("phase"))
+        for phases in by_vm.values():
+            if all(p in P.TERMINAL_DISK_PHASES for p in phases):
+                out["done"] += 1
+            elif all(p == "Queued" for p in phases):
+                out["queued"] += 1
+            else:
+                out["running"] += 1
+    return out
+
+
+def fleet_line(migrations, width=None, style=ASCII) -> str:
+    """The line over a view of several namespaces: how many namespaces, VMs queued/running/done."""
+    c = fleet_counts(migrations)
+    spaces = len({m.get("namespace") for m in migrations})
+    vms = sum(c.values())
+    segs = [("FLEET", f"{spaces} namespace(s)", None, None), ("VMS", str(vms), 3, None),
+            ("QUEUED", str(c["queued"]), None, None), ("RUNNING", str(c["running"]), None, None),
+            ("DONE", str(c["done"]), None, None)]
+    return _segments(segs, width, style, "   " if width is None else "  ")[0]
+
+
+def is_fleet(migrations) -> bool:
+    return len({m.get("namespace") for m in migrations}) > 1
+
+
+def _busy(m) -> dict:
+    """The migration with only the disks in flight (a fleet on a short terminal: queued and ended rows go)."""
+    return dict(m, disks=[d for d in m.get("disks") or []
+                          if d.get("phase") not in P.TERMINAL_DISK_PHASES and d.get("phase") != "Queued"])
+
+
+def _blocks(migrations, width, style, wide, now, eta, stalls, rows=lambda m: m) -> List[str]:
     lines: List[str] = []
     for i, m in enumerate(migrations):
         if i:
             lines.append("")
         lines.append(header(m, width, style, now))
         lines.append(overall(m, width, style, eta))
-        lines += table(m, width, style, wide, eta)
+        shown = rows(m)
+        if shown.get("disks") or shown is m:
+            lines += table(shown, width, style, wide, eta)
         lines += footer(m, stalls(m) if stalls else (), width, style)
+    return lines
+
+
+def frame(migrations, width=None, height=None, style: Style = ASCII, wide=False, now=None,
+          eta: Optional[Callable] = None, stalls: Optional[Callable] = None, event: str = "") -> List[str]:
+    """Every line of one redraw. ``eta(m, d)`` -> seconds|None; ``stalls(m)`` -> [warning]; ``event``: the
+    engine's latest message (shown last). Migrations of several namespaces (a fleet, ``status -A``): the fleet
+    line first, then each namespace's block; when that is taller than the terminal, each block keeps its header
+    and overall line and only the disks in flight (the fleet line counts the others)."""
+    fleet = is_fleet(migrations)
+    lines = [fleet_line(migrations, width, style)] if fleet else []
+    body = _blocks(migrations, width, style, wide, now, eta, stalls)
+    if fleet and height is not None and len(lines) + len(body) > max(1, height - 1):
+        body = _blocks(migrations, width, style, wide, now, eta, stalls, rows=_busy)
+    lines += body
     if event:
         lines.append(fit_line("· " + one_line(event) if style.unicode else "- " + one_line(event), width, style))
     if height is not None and len(lines) > max(1, height - 1):

@@ -121,11 +121,33 @@ def test_the_engine_is_given_the_crs_limits(api, run, monkeypatch):
     from kubectl_vmmig.engines.kubevirt import engine as E
 
     seen = []
-    monkeypatch.setattr(E.KubevirtEngine, "apply", lambda self, plan, dry_run_server=False: seen.append(
-        (self.options["parallel"], self.options["max_per_node"])) or {"migration": "m", "plan": "m"})
+
+    def apply_fleet(self, plans, dry_run_server=False, show=None):
+        seen.append(([p["namespace"] for p in plans], self.options["parallel"], self.options["max_per_node"]))
+        return [{"migration": f"m{i}", "plan": f"m{i}", "namespace": p["namespace"]} for i, p in enumerate(plans)]
+
+    monkeypatch.setattr(E.KubevirtEngine, "apply_fleet", apply_fleet)
     cr = kubevirt_cr()
     cr["spec"]["configuration"]["migrations"] = {"parallelMigrationsPerCluster": 4}
     api(fleet(cr=cr))
     res = run("migrate", "-A", "--all", "--to", "fast", "--detach", "--yes", "--engine", "kubevirt")
     assert res.code == 0, res.err
-    assert seen == [(4, 2)] * 3
+    # ONE call for the whole fleet (one window over every namespace), with the CR's limits
+    assert seen == [(["ns1", "ns2", "ns3"], 4, 2)]
+
+
+def test_an_engine_whose_apply_fleet_answers_by_namespace_is_followed_per_namespace(api, run, monkeypatch):
+    """The generic dispatch (engines/base.py apply_fleet): references by namespace, each one then handled as after
+    ``apply`` (here --detach: what started and how to follow it, once per namespace)."""
+    from kubectl_vmmig.engines.kubevirt import engine as E
+
+    def apply_fleet(self, plans, dry_run_server=False, show=None):
+        return {p["namespace"]: {"migration": f"m-{p['namespace']}", "plan": f"m-{p['namespace']}",
+                                 "namespace": p["namespace"], "result": "Running"} for p in plans}
+
+    monkeypatch.setattr(E.KubevirtEngine, "apply_fleet", apply_fleet)
+    api(fleet())
+    res = run("migrate", "-A", "--all", "--to", "fast", "--detach", "--yes", "--engine", "kubevirt")
+    assert res.code == 0, res.err
+    assert [ln.split()[1] for ln in res.out.splitlines() if "started; follow it with" in ln] == \
+        ["m-ns1", "m-ns2", "m-ns3"]

@@ -96,9 +96,12 @@ def test_kubevirt_signal_during_live_migration_then_rerun_adopts(sig, code, word
     proc = start(cp, *args)
     wait_for(lambda: kube.get(R.VM, "vm1", ns)["spec"].get("updateVolumesStrategy") == "Migration", 120,
              "the volume swap")
+    # Freeze the KubeVirt stand-in (fault "stall": it touches nothing in the namespace) so the plugin cannot
+    # see its third failed attempt and stop following before the signal arrives on a loaded machine
+    set_faults(kube, ns, liveMigrationFail="true", stall="true")
     assert proc.poll() is None, "the plugin ended before the signal"
     rc, out, err = interrupt(proc, sig)
-    set_faults(kube, ns, liveMigrationFail="0")  # KubeVirt's next attempt succeeds
+    set_faults(kube, ns, liveMigrationFail="0", stall="false")  # KubeVirt's next attempt succeeds
     assert rc == code, err
     assert "Traceback" not in err and (word in err or "interrupted" in err), err
     printed = reattach_command(err)

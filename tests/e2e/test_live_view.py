@@ -192,3 +192,52 @@ def test_status_watch_shows_the_same_view_to_the_end(cp, stand, namespace, kubec
         view_checks(rows, columns, disks)
     seen = overall_percents(shown)
     assert seen[-1] == 100.0 and len(set(seen)) >= 2, seen
+
+
+FLEET = re.compile(r"^FLEET (\d+) namespace\(s\)\s+VMS (\d+)\s+QUEUED (\d+)\s+RUNNING (\d+)\s+DONE (\d+)$")
+
+
+def test_a_fleet_live_view_at_80x24_counts_the_fleet_and_groups_the_rows_by_namespace(cp, stand):
+    """`migrate -A -l` over 3 namespaces x 3 stopped VMs with --parallel 2 in a real pty at 80x24: the fleet line
+    (queued/running/done across the namespaces) over one block per namespace, never wider than the terminal,
+    never more than 2 VMs running, every namespace's header on every screen, all 9 done at the end."""
+    import uuid
+
+    from tests.conftest import make_namespace
+
+    tag = uuid.uuid4().hex[:6]
+    spaces = [make_namespace(stand, f"view-fleet-{i}") for i in range(3)]
+    for ns in spaces:
+        for i in range(3):
+            F.apply(stand, ns, *F.make_vm_bundle(f"vm{i}", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
+                                                 running=False, labels={"fleet": tag}))
+    env = dict(cp.env)
+    env.pop("NO_COLOR", None)
+    env.update(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    argv = [cp.kubectl_bin, "vm-storage", "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine",
+            "kubevirt", "--parallel", "2", "--yes", "--wait"]
+    run = PtyRun(argv, env, 80, 24)
+    try:
+        run.wait_for(lambda rows: any(FLEET.match(r) for r in rows), 180, "the fleet line")
+        rc = run.wait()
+    finally:
+        run.close()
+    text = "\n".join(run.rows())
+    assert rc == 0, text
+    counted = []
+    for _, columns, rows in run.snapshots:
+        assert all(len(r) <= columns for r in rows), "\n".join(r for r in rows if len(r) > columns)
+        fleet = [FLEET.match(r) for r in rows if FLEET.match(r)]
+        if not fleet:
+            continue
+        assert len(fleet) == 1, "\n".join(rows)
+        n_spaces, vms, queued, running, done = (int(x) for x in fleet[0].groups())
+        assert (n_spaces, vms, queued + running + done) == (3, 9, 9), fleet[0].group(0)
+        assert running <= 2, "\n".join(rows)
+        counted.append((queued, running, done))
+        heads = [r.split()[1].split("/")[0] for r in rows if r.startswith("PLAN ")]
+        assert sorted(heads) == sorted(spaces), "\n".join(rows)  # every namespace keeps its block
+        assert rows.index(next(r for r in rows if FLEET.match(r))) < rows.index(next(r for r in rows
+                                                                                     if r.startswith("PLAN ")))
+    assert counted and counted[-1] == (0, 0, 9), counted
+    assert any(q > 0 for q, _, _ in counted), counted  # the queue was seen, not only the end

@@ -230,15 +230,23 @@ def _watch_while(cp, namespace, mtc_ns, migmigration_status, dvm_status):
     try:
         # The first state first (a fixed sleep is not enough on a loaded machine: the writes came before it)
         first = []
-        reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()), daemon=True)
+
+        def read_first_state():  # up to the disk's row: the plan's line may come a frame before it
+            while True:
+                line = proc.stdout.readline()
+                first.append(line)
+                if not line or "vm-0/rootdisk" in line:
+                    return
+
+        reader = threading.Thread(target=read_first_state, daemon=True)
         reader.start()
         reader.join(60)
-        assert first and first[0] and proc.poll() is None, proc.communicate()
+        assert first and "vm-0/rootdisk" in first[-1] and proc.poll() is None, (first, proc.poll())
         set_status(cp.admin, R.MIGMIGRATION, f"vm-storage-cutover-{tag(namespace)}", mtc_ns, migmigration_status)
         [dvm] = [d for d in cp.admin.items(R.DVM, mtc_ns) if d["metadata"]["name"].endswith("-" + tag(namespace))]
         set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, dvm_status)
         out, err = proc.communicate(timeout=30)
-        out = first[0] + out
+        out = "".join(first) + out
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -257,7 +265,7 @@ def test_watch_non_tty_follows_to_the_end(cp, kubectl, namespace):
              "lastObservedProgressPercent": "100%", "totalElapsedTime": "3m0s"}]})
     assert rc == 0, err
     lines = [ln for ln in out.splitlines() if "vm-0/rootdisk" in ln]
-    assert "Running 50%" in lines[0] and "Succeeded 100%" in lines[-1]
+    assert "Running 50%" in lines[0] and "Succeeded 100%" in lines[-1], out
     assert "RESULT Succeeded" in out and "\x1b[" not in out
 
 

@@ -1,6 +1,7 @@
 """kubevirt-migration-controller stand-in (v0.2.x): VirtualMachineStorageMigrationPlan + VirtualMachineStorageMigration.
 
-Rules: tests/sim/migration_controller_plan.py (storagemigplan/*) and migration_controller_run.py (storagemig/*), each
+Rules: tests/sim/migration_controller_plan.py (storagemigplan/*), migration_controller_run.py (storagemig/*) and
+migration_controller_multi.py (multinamespacestoragemig{plan,}/*), each
 citing the upstream function of kubevirt/kubevirt-migration-controller. This module is the loop and the install.
 
 "Is the controller running" on a real cluster: kubevirt-migration-operator deploys the controller for a
@@ -22,6 +23,7 @@ from typing import Dict
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 
+from . import migration_controller_multi as MULTI
 from . import migration_controller_plan as PLAN
 from . import migration_controller_run as RUN
 from .common import StandIn, ensure_namespace, now
@@ -80,6 +82,7 @@ class MigrationController(StandIn):
         super().__init__(kube, pace, namespaces)
         self.progress_step = progress_step
         self._running_passes: Dict[str, int] = {}  # VMIM uid -> passes seen Running (the modelled metric)
+        self.triggers = MULTI.Triggers()
 
     def _items(self, res):
         if self.namespaces is None:
@@ -94,12 +97,29 @@ class MigrationController(StandIn):
             return  # CRDs not installed
         if not controller_deployed(mcs):
             return
-        for plan in self._items(R.VMSM_PLAN):
+        # upstream runs four reconcilers side by side (cmd/main.go); one pass each, parents first; the two
+        # MultiNamespace ones only when their watches fire (MULTI.Triggers)
+        plans, migs = self._items(R.VMSM_PLAN), self._items(R.VMSM)
+        for mplan in self._soft_items(R.MN_VMSM_PLAN):
+            if not self.stalled(mplan["metadata"]["namespace"]) and self.triggers.due(
+                    mplan, plans, MULTI.PLAN_NAME_ANNOTATION, MULTI.PLAN_NAMESPACE_ANNOTATION):
+                MULTI.reconcile_plan(self, mplan)
+        for plan in plans:
             if not self.stalled(plan["metadata"]["namespace"]):
                 PLAN.reconcile(self, plan)
+        for mmig in self._soft_items(R.MN_VMSM):
+            if not self.stalled(mmig["metadata"]["namespace"]) and self.triggers.due(
+                    mmig, migs, MULTI.MIG_NAME_ANNOTATION, MULTI.MIG_NAMESPACE_ANNOTATION):
+                MULTI.reconcile_migration(self, mmig)
         for mig in self._items(R.VMSM):
             if not self.stalled(mig["metadata"]["namespace"]):
                 RUN.reconcile(self, mig)
+
+    def _soft_items(self, res):
+        try:
+            return self._items(res)
+        except errors.NotFound:
+            return []  # a cluster installed with only some of the CRDs
 
     def progress(self, namespace: str, vm_name: str) -> str:
         """The modelled virt-handler metrics -> progress.go parseMigrationProgressFromMetrics ('%.2f', no '%')."""

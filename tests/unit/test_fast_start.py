@@ -1,4 +1,5 @@
-"""--help, `completion` and static completion must not import the kubernetes client nor urllib3.
+"""--help, `completion` and static completion must not import the kubernetes client nor urllib3 (nor ssl);
+a request without a proxy imports neither urllib3 nor http.client (kubectl_vmmig/wire.py + http11.py).
 
 Every TAB pays the start-up, so these paths may import click and our own light modules only. Each case runs
 in a fresh interpreter and reports which heavy top-level packages ended up in sys.modules.
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HEAVY = ("kubernetes", "urllib3", "yaml", "requests", "tabulate")
+HEAVY = ("kubernetes", "urllib3", "yaml", "requests", "tabulate", "http", "email", "ssl")
 
 PROBE = r"""
 import contextlib, io, json, sys
@@ -53,8 +54,9 @@ CASES = [
 ]
 
 
-def probe(argv):
-    env = dict(os.environ, PYTHONPATH=REPO, KUBECONFIG=os.devnull)
+def probe(argv, **env_extra):
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("https_proxy", "http_proxy", "no_proxy")}
+    env.update({"PYTHONPATH": REPO, "KUBECONFIG": os.devnull, **env_extra})
     res = subprocess.run([sys.executable, "-c", PROBE, json.dumps(argv), json.dumps(HEAVY)], capture_output=True,
                          text=True, env=env, cwd=REPO, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -69,6 +71,23 @@ def test_light_paths_import_no_kubernetes_nor_urllib3(argv):
 
 
 def test_probe_detects_heavy_imports():
-    """The probe itself can fail: a command that talks to a server does import urllib3."""
+    """The probe itself can fail: a command that talks to a server imports ssl - and not urllib3, which only a
+    proxy needs, nor http.client (and the email package under it)."""
     got = probe(["version", "-s", "http://127.0.0.1:9", "--request-timeout", "1s"])
-    assert "urllib3" in got["heavy"]
+    assert got["heavy"] == ["ssl"], got
+
+
+def test_a_proxy_brings_urllib3():
+    got = probe(["version", "-s", "http://example.invalid:9", "--request-timeout", "1s"],
+                HTTP_PROXY="http://127.0.0.1:9")
+    assert "urllib3" in got["heavy"], got
+
+
+def test_a_kubeconfig_in_kubectls_style_is_read_without_pyyaml(tmp_path):
+    cfg = tmp_path / "config"
+    cfg.write_text("apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- cluster:\n"
+                   "    server: http://127.0.0.1:9\n  name: s\ncontexts:\n- context:\n    cluster: s\n    user: u\n"
+                   "    namespace: demo\n  name: c\nusers:\n- name: u\n  user:\n    token: t0ken\n")
+    got = probe(["version", "--request-timeout", "1s"], KUBECONFIG=str(cfg))
+    assert "ssl" in got["heavy"], got  # it did read the kubeconfig and try the server
+    assert "yaml" not in got["heavy"], got

@@ -14,7 +14,9 @@ from kubectl_vmmig.engines.kubevirt import engine as KV
 RBAC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "rbac")
 ENGINE = "vm-storage.kubevirt-tools.io/engine"
 SCOPE = "vm-storage.kubevirt-tools.io/scope"
-MIGRATION_OBJECTS = {"virtualmachinestoragemigrationplans", "virtualmachinestoragemigrations"}
+MIGRATION_OBJECTS = {"virtualmachinestoragemigrationplans", "virtualmachinestoragemigrations",
+                     # the fleet unit (migrate -A): the refused MultiNamespace plan, cancel of the fleet migration
+                     "multinamespacevirtualmachinestoragemigrationplans", "multinamespacevirtualmachinestoragemigrations"}
 
 
 def load_roles():

@@ -135,3 +135,18 @@ def test_status_watch_knows_disk_sizes_from_one_pvc_list():
     once = LiveSource(Kube(), "ns", False, vm_cache_seconds=0)
     once._vm_list()
     assert "_sizeBytes" not in once._with_sizes([mig(50)])[0]["disks"][0]   # a one-shot status lists no PVCs
+
+
+def test_a_fleet_in_json_is_one_document_per_namespace_migration_that_changed():
+    def fleet(a, b, result_b="Running"):
+        one, two = mig(a, "Succeeded" if a == 100 else "Running"), mig(b, result_b)
+        two["namespace"] = "ns2"
+        return [one, two]
+
+    out, err = io.StringIO(), io.StringIO()
+    states = iter([fleet(20, 10), fleet(20, 50), fleet(100, 50), fleet(100, 100, "Succeeded")])
+    Follower(out=out, err=err, output="json", tty=False).run(lambda: next(states), wait=lambda s: None)
+    docs = [json.loads(ln) for ln in out.getvalue().splitlines()]
+    assert all(len(d["migrations"]) == 1 for d in docs)  # the shape of a one-namespace run
+    seen = [(d["migrations"][0]["namespace"], d["migrations"][0]["disks"][0]["progressPercent"]) for d in docs]
+    assert seen == [("ns", 20), ("ns2", 10), ("ns2", 50), ("ns", 100), ("ns2", 100)]

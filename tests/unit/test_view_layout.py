@@ -203,3 +203,42 @@ def test_confirmation_shows_the_plan_table_and_the_hazards_within_the_width():
             assert "TARGET PVC" in lines[2] and "TARGET SC" not in lines[2]
     inv = {"vms": {"ns/vm1": {"running": True}}}
     assert "vm1" in S.stops_vms(plan, inv, stop=True)[0] and S.stops_vms(plan, inv, stop=False) == []
+
+
+def _fleet(n_spaces=3, n_vms=8, running=2, done=3):
+    ms = []
+    for s in range(n_spaces):
+        disks = []
+        for i in range(n_vms):
+            phase = "Succeeded" if i < done else "Running" if i < done + running else "Queued"
+            disks.append({"vm": f"vm{i}", "volume": "data", "sourcePVC": f"vm{i}-data",
+                          "targetPVC": f"vm{i}-data-fast", "mode": "offline", "phase": phase,
+                          "progressPercent": 100 if phase == "Succeeded" else 40 if phase == "Running" else None,
+                          "message": ""})
+        ms.append({"plan": f"fleet-{s}-to-fast-abcde", "namespace": f"fleet-{s}", "engine": "kubevirt",
+                   "type": "cutover", "phase": "Migrating", "result": "Running", "disks": disks,
+                   "started": "2025-06-01T10:00:00Z"})
+    return ms
+
+
+def test_a_fleet_view_counts_the_vms_and_groups_the_rows_under_their_namespace():
+    ms = _fleet()
+    lines = L.frame(ms, 80, None, UTF8, now=NOW)
+    assert lines[0].split() == ["FLEET", "3", "namespace(s)", "VMS", "24", "QUEUED", "9", "RUNNING", "6", "DONE", "9"]
+    heads = [i for i, ln in enumerate(lines) if ln.startswith("PLAN ")]
+    assert [lines[i].split()[1].split("/")[0] for i in heads] == ["fleet-0", "fleet-1", "fleet-2"]
+    # each namespace's 8 rows sit under its own header
+    for a, b in zip(heads, heads[1:] + [len(lines)]):
+        assert sum(1 for ln in lines[a:b] if ln.startswith("vm")) == 8
+    assert all(len(ln) <= 80 for ln in lines)
+    # one namespace alone: no fleet line (the view of migrate -n as before)
+    assert not L.frame(ms[:1], 80, None, UTF8, now=NOW)[0].startswith("FLEET")
+
+
+def test_a_fleet_on_a_short_terminal_keeps_every_namespace_and_the_disks_in_flight():
+    lines = L.frame(_fleet(), 80, 24, UTF8, now=NOW)
+    assert len(lines) <= 23 and lines[0].startswith("FLEET")
+    assert sum(ln.startswith("PLAN ") for ln in lines) == 3
+    rows = [ln for ln in lines if ln.startswith("vm")]
+    assert len(rows) == 6 and all(ln.split()[0] in ("vm3", "vm4") for ln in rows)  # the running ones
+    assert all(len(ln) <= 80 for ln in lines)

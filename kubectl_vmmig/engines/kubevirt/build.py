@@ -219,6 +219,25 @@ def new_record(plan: dict, vms: Dict[str, dict], migration: str, started: str, *
     return rec
 
 
+# Phases before the VM itself is written to: what they did (destination DataVolumes of this migration's name
+# and labels) a re-run finds in the cluster again (steps.Driver._create_volumes adopts its own DataVolumes), and
+# ``status`` judges these VMs from the DataVolumes, so moving between them is no reason to write the record.
+BEFORE_THE_VM = ("Queued", "Pending", "CreatingVolumes", "WaitingForVolumes")
+
+
+def record_state(rec: dict) -> str:
+    """What a re-run, ``cancel`` and ``status`` must see at once, as one comparable text: each VM's phase once
+    the VM is touched (Stopping, Patching and after), its result, patchedAt, stoppedByPlugin, knownVMIMs, the
+    verdict - not the progress messages nor the steps before the VM is written to (BEFORE_THE_VM). The driver
+    writes the record back as soon as this changes; the rest waits (saves.Saves)."""
+    vms = {}
+    for v, r in (rec.get("vms") or {}).items():
+        vms[v] = {k: x for k, x in r.items() if k != "message"}
+        if r.get("phase") in BEFORE_THE_VM:
+            vms[v]["phase"] = "before"
+    return json.dumps(dict(rec, vms=vms, phase=None), sort_keys=True)
+
+
 def record_configmap(rec: dict) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": record_name(rec["name"]), "namespace": rec["namespace"],

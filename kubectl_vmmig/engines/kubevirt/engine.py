@@ -18,6 +18,7 @@ from ... import resources as R
 from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
+from .saves import Saves
 from .steps import Driver, PatchRefused, guarded_patch, now
 from .track import cancel_done, judge_live, vmims_of
 
@@ -79,39 +80,10 @@ class KubevirtEngine:
         rec = B.new_record(plan, vms, B.migration_name(plan), started="", **self._record_kw(vmis or {}))
         return B.preview_from_record(rec, checks)
 
-    def checks(self, plan, inventory) -> List[dict]:
-        return kubevirt_engine_findings(plan, inventory, self.cluster_facts(plan))
+    def checks(self, plan, inventory, objects=None) -> List[dict]:
+        from .facts import cluster_facts
 
-    def cluster_facts(self, plan) -> dict:
-        ns = plan["namespace"]
-        k = self.kube
-
-        def soft(fn, default):
-            try:
-                return fn()
-            except (errors.NotFound, errors.Forbidden):
-                return default
-
-        kvs = soft(lambda: k.items(R.KUBEVIRT, all_namespaces=True), [])
-        cdi = soft(lambda: k.has_api("cdi.kubevirt.io", "v1beta1"), False)
-        existing = {}
-        for res in (R.PVC, R.DATAVOLUME) if cdi else (R.PVC,):
-            for o in soft(lambda: k.items(res, ns), []):
-                md = o.get("metadata") or {}
-                existing.setdefault(md.get("name"), {"kind": res.kind, "labels": md.get("labels") or {}})
-        rbac = []
-        for verb, res, sub, scoped in PERMISSIONS:
-            allowed, reason = k.can_i(verb, res.plural, res.group, ns if scoped else None, sub)
-            rbac.append({"verb": verb, "resource": res.plural, "group": res.group, "subresource": sub,
-                         "allowed": allowed, "reason": reason})
-        classes = soft(lambda: k.items(R.STORAGECLASS), [])
-        drivers = soft(lambda: [d["metadata"]["name"] for d in k.items(R.CSIDRIVER)], None)
-        return {"kubevirt": kvs[0] if kvs else None, "cdi": cdi,
-                "nodes": soft(lambda: k.items(R.NODE), []),
-                "storageClasses": {s["metadata"]["name"] for s in classes},
-                "storageClassObjects": {s["metadata"]["name"]: s for s in classes}, "csiDrivers": drivers,
-                "existing": existing, "vmims": soft(lambda: k.items(R.VMIM, ns), []), "rbac": rbac,
-                "stop": bool(self.options.get("stop")), "migration": B.migration_name(plan)}
+        return kubevirt_engine_findings(plan, inventory, cluster_facts(self.kube, plan, objects, self.options))
 
     # ---- record I/O ----------------------------------------------------------------------------
     def _load(self, name, ns):
@@ -138,13 +110,43 @@ class KubevirtEngine:
     def apply(self, plan, dry_run_server=False) -> dict:
         """Create the record and destination DVs, apply the patches; with options wait (default) drive the
         migration to its end. Re-running the same command re-attaches to the record and resumes."""
+        rec, cm = self.open_record(plan, dry_run_server)
+        wait = self.options.get("wait", True) and not dry_run_server
+        self._drive(rec, cm, wait, dry_run_server)
+        return self.ref(rec)
+
+    def apply_fleet(self, plans, dry_run_server=False, show=None) -> List[dict]:
+        """Every namespace's plan of a fleet under one window (fleet.py); a server dry run runs nothing, so
+        each plan is simply sent as ``apply`` sends it."""
+        if dry_run_server:
+            return [self.apply(p, dry_run_server=True) for p in plans]
+        from .fleet import apply_fleet
+
+        return [self.ref(rec) for rec in apply_fleet(self, plans, show)]
+
+    def ref(self, rec) -> dict:
+        migration = rec["name"]
+        return {"migration": migration, "plan": migration, "name": migration, "namespace": rec["namespace"],
+                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+
+    def open_record(self, plan, dry_run_server=False, vms=None, vmis=None, records=None):
+        """-> (record, its ConfigMap): the running record of this plan re-attached to, else a new one written
+        (``vms``/``vmis`` by name, ``records`` the namespace's record ConfigMaps by name: already read, e.g. by a
+        fleet's LISTs across all namespaces, else read here)."""
         ns, migration = plan["namespace"], B.migration_name(plan)
-        cm, rec = (None, None) if dry_run_server else self._load(migration, ns)
+        if dry_run_server:
+            cm, rec = None, None
+        elif records is not None:
+            cm = records.get(B.record_name(migration))
+            rec = B.record_from_configmap(cm) if cm is not None else None
+        else:
+            cm, rec = self._load(migration, ns)
         if rec is not None and B.resume_given_up(rec):
             self.echo(f"migration {migration}: following again the VMs it had stopped following")
         if rec is None or rec.get("result") != "Running":
-            vms, vmis = self._read_vms(plan)
-            fresh = B.new_record(plan, vms, migration, started=now(), **self._record_kw(vmis))
+            if vms is None or any(m["vm"] not in vms for m in plan.get("moves") or []):
+                vms, vmis = self._read_vms(plan)  # a VM gone since it was listed: its GET says so
+            fresh = B.new_record(plan, vms, migration, started=now(), **self._record_kw(vmis or {}))
             if rec is not None:
                 self._refuse_stale_clones(fresh)
             rec = fresh
@@ -153,10 +155,7 @@ class KubevirtEngine:
                 self.echo(f"migration {migration}: record configmap/{B.record_name(migration)} in {ns}")
         else:
             self.echo(f"migration {migration} is already running: re-attaching")
-        wait = self.options.get("wait", True) and not dry_run_server
-        self._drive(rec, cm, wait, dry_run_server)
-        return {"migration": migration, "plan": migration, "name": migration, "namespace": ns,
-                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+        return rec, cm
 
     def _drive(self, rec, cm, wait, dry_run_server=False):
         """Advance the record until it ends (wait), or - detached - until nothing more can be done without
@@ -170,14 +169,17 @@ class KubevirtEngine:
         if not dry_run_server and bool(rec.get("detached")) == wait:
             rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
             cm = self._save(rec, cm)
+        driver.record_version = _version(cm)
+        saves = Saves(rec, float(self.options.get("save_every") or 30))
         try:
             while True:
-                before = repr(rec)
                 try:
                     driver.advance()
                 finally:
-                    if not dry_run_server and repr(rec) != before:
+                    if not dry_run_server and saves.due(rec):
                         cm = self._save(rec, cm)
+                        saves.saved(rec)
+                        driver.record_version = _version(cm)
                 if not dry_run_server:
                     self.on_pass(migration)
                 if rec["result"] != "Running":
@@ -193,6 +195,9 @@ class KubevirtEngine:
             self.echo(f"stopped following; run 'kubectl vm-storage resume {migration} -n {ns}' (or the same "
                       "command) to resume it")
             raise
+        finally:
+            if not dry_run_server and saves.due(rec, final=True):
+                cm = self._save(rec, cm)
         if not wait and rec["result"] == "Running" and not dry_run_server:
             for line in B.detached_summary(rec):
                 self.echo(line)
@@ -212,8 +217,7 @@ class KubevirtEngine:
                                   f"see 'kubectl vm-storage status {rec['name']} -n {ns}'")
         self.echo(f"migration {rec['name']}: resuming")
         self._drive(rec, cm, wait=True)
-        return {"migration": rec["name"], "plan": rec["name"], "name": rec["name"], "namespace": ns,
-                "engine": self.name, "result": rec["result"], "message": rec.get("message") or ""}
+        return self.ref(rec)
 
     def _refuse_stale_clones(self, rec):
         for vm_name, r in rec["vms"].items():
@@ -363,6 +367,10 @@ class KubevirtEngine:
     def _last_migration_state(self, rec, vm_name, r) -> Optional[dict]:
         """targetNodeDomainReadyTimestamp from the VMI, the VMIM (when final) or what the record last saw."""
         return self._judge(rec, vm_name, r)["migrationState"] or r.get("migrationState")
+
+
+def _version(cm) -> Optional[str]:
+    return ((cm or {}).get("metadata") or {}).get("resourceVersion")
 
 
 def _by_name(objs, namespace) -> Dict[str, dict]:

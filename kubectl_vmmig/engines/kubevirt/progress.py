@@ -150,7 +150,9 @@ def build_one(rec: dict, vms: Dict[tuple, dict], vmis: Dict[tuple, dict], vmims:
             if v.get("message") and v["result"] != RUNNING:
                 fields["message"] = v["message"]
         rec_vm = (rec.get("vms") or {}).get(d.get("vm")) or {}
-        if rec_vm.get("phase") == "Queued" and v["result"] == RUNNING:  # held back by --parallel (schedule.py)
+        # held back by --parallel (schedule.py) - unless its destination exists: admitted since the record was
+        # last written (the driver writes the steps before the VM is touched later: build.record_state)
+        if rec_vm.get("phase") == "Queued" and v["result"] == RUNNING and (ns, d.get("targetPVC")) not in dvs:
             fields = {"phase": "Queued", "progress": None, "message": rec_vm.get("message") or ""}
         disks.append(disk_row(vm=d.get("vm"), volume=d.get("volume"), source_pvc=d.get("sourcePVC"),
                               target_pvc=d.get("targetPVC"), source_sc=src_sc,

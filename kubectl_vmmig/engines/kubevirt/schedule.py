@@ -8,7 +8,7 @@ while the running ones reach ParallelMigrationsPerCluster, or while outboundMigr
 reaches ParallelOutboundMigrationsPerNode) - so the plugin never hands KubeVirt more than it would run, and the VMs it
 holds back are visible as Queued instead of waiting invisibly in KubeVirt's queue.
 """
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Hashable, Iterable, List, Optional, Tuple
 
 QUEUED, RUNNING, DONE = "queued", "running", "done"
 NOT_STARTED = ("Pending", "Queued")   # record phases before the VM's first write (steps.Driver)
@@ -23,9 +23,10 @@ def state_of(phase: Optional[str]) -> str:
     return RUNNING
 
 
-def admit(vms: Iterable[Tuple[str, str, Optional[str], bool]], parallel: Optional[int],
-          max_per_node: Optional[int]) -> List[str]:
-    """``vms``: (name, state, source node, live) in queue order -> the queued names to start now.
+def admit(vms: Iterable[Tuple[Hashable, str, Optional[str], bool]], parallel: Optional[int],
+          max_per_node: Optional[int]) -> List[Hashable]:
+    """``vms``: (key, state, source node, live) in queue order -> the queued keys to start now (a key is a VM
+    name for one namespace's record, ``(namespace, name)`` for a fleet: fleet_queue).
     ``None`` limits are unlimited. A queued VM whose node is full is passed over (one on another node may
     start), it keeps its place for the next call."""
     vms = list(vms)
@@ -49,6 +50,22 @@ def admit(vms: Iterable[Tuple[str, str, Optional[str], bool]], parallel: Optiona
         if live and node:
             per_node[node] = per_node.get(node, 0) + 1
     return start
+
+
+def entry(key: Hashable, rec_vm: dict) -> Tuple[Hashable, str, Optional[str], bool]:
+    """One VM of a migration record as ``admit`` reads it."""
+    return key, state_of(rec_vm.get("phase")), rec_vm.get("sourceNode"), rec_vm.get("mode") == "live"
+
+
+def fleet_queue(records: Iterable[dict]) -> List[Tuple[Hashable, str, Optional[str], bool]]:
+    """One queue over every namespace's record, keys ``(namespace, vm)``, taken in turn from each namespace
+    (round robin, each record in its own order): one window for the whole fleet, where a namespace never
+    waits for another to finish - nodes and KubeVirt's limits are cluster-wide, namespaces are not."""
+    lanes = [[entry((rec["namespace"], name), r) for name, r in (rec.get("vms") or {}).items()] for rec in records]
+    out = []
+    for i in range(max([len(lane) for lane in lanes] + [0])):
+        out += [lane[i] for lane in lanes if i < len(lane)]
+    return out
 
 
 def counts(phases: Iterable[Optional[str]]) -> Dict[str, int]:

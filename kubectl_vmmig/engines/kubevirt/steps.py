@@ -73,24 +73,25 @@ def guarded_patch(kube, name: str, ns: str, ops: List[dict], what: str, dry_run=
 class Driver:
     """Advances one migration record. ``save(record)`` persists it; ``echo(msg)`` tells the user."""
 
-    def __init__(self, kube, record: dict, options: dict, echo: Callable[[str], None]):
+    def __init__(self, kube, record: dict, options: dict, echo: Callable[[str], None], reads=None):
+        from .reads import NamespaceReads
+
         self.kube = kube
         self.rec = record
         self.ns = record["namespace"]
         self.opts = options
         self.echo = echo
         self.dry = bool(options.get("dry_run_server"))
-        self._seen: dict = {}  # kind -> {name: object}: this pass's LIST of each kind (see _obj)
+        # this pass's LIST of each kind (reads.py): the namespace's own, or a fleet's shared across namespaces
+        self.reads = reads or NamespaceReads(kube, self.ns)
+        self._hold = False  # a write this pass whose effect the reads cannot show yet: the VM waits a pass
+        # the record's resourceVersion as this run last wrote it (the loop sets it after each save): before it
+        # stops or swaps a VM, the driver makes sure nobody else wrote the record since (_still_ours)
+        self.record_version: Optional[str] = None
 
-    # ---- reads: one LIST per kind per pass ------------------------------------------------------
-    # A GET per VM/VMI/DV and a VMIM LIST per VM made the waiting loop's cost grow with the fleet (~40
-    # requests per VM); a pass now LISTs each kind it needs once in the namespace and answers from that.
-    # A LIST is read from etcd as a GET is (quorum read, no resourceVersion), so nothing is staler; a
-    # write of a kind drops its snapshot, so a step that follows a write in the same pass re-reads.
+    # ---- reads: one LIST per kind per pass (reads.py) -------------------------------------------
     def _kind(self, res) -> dict:
-        if res.kind not in self._seen:
-            self._seen[res.kind] = {(o.get("metadata") or {}).get("name"): o for o in self.kube.items(res, self.ns)}
-        return self._seen[res.kind]
+        return self.reads.kind(res, self.ns)
 
     def _obj(self, res, name):
         return self._kind(res).get(name)
@@ -104,9 +105,25 @@ class Driver:
     def _vmims(self, vm_name):
         return vmims_of(list(self._kind(R.VMIM).values()), vm_name)
 
-    def _wrote(self, *resources):
-        for res in resources:
-            self._seen.pop(res.kind, None)
+    def _still_ours(self):
+        """Before a write that moves a VM (stop, volume swap): the record as this pass LISTed it must be the one
+        this run last wrote. ``cancel`` writes Canceling into it first (engine.cancel), so a cancel from another
+        terminal stops the run here, before the VM is touched - not only at the run's next record write."""
+        if self.dry or self.record_version is None:
+            return
+        cm = self.reads.records(self.ns).get(B.record_name(self.rec["name"]))
+        if cm is None or (cm.get("metadata") or {}).get("resourceVersion") == self.record_version:
+            return
+        theirs = B.record_from_configmap(cm) or {}
+        if theirs.get("phase") in ("Canceling", "Canceled"):
+            raise errors.MigrationCanceled(f"migration {self.rec['name']} was canceled by another command")
+
+    def _wrote(self, *resources, made=None):
+        """After a write: ``made`` (the API server's answer: the object as written) is what this run reads for it
+        until the reads show it (reads.FleetReads); the VM written to waits for the next pass when they cannot
+        re-read at once."""
+        if not self.reads.wrote(*resources, made=made):
+            self._hold = True
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _vm_disks(self, vm_name: str) -> List[dict]:
@@ -123,13 +140,18 @@ class Driver:
         self._set(r, vm_name, "Failed", message, "Failed")
 
     # ---- one pass ----------------------------------------------------------------------------------
-    def advance(self) -> dict:
-        self._seen = {}
-        self._admit()
+    def advance(self, admitted=None) -> dict:
+        """One pass. ``admitted``: the VMs a fleet's one window lets start now (schedule.fleet_queue), else this
+        record's own window decides."""
+        self.reads.new_pass()
+        self._admit(admitted)
         for vm_name, r in self.rec["vms"].items():
             if r.get("phase") in TERMINAL or r.get("phase") == "Queued":
                 continue
+            self._hold = False
             for _ in range(6):  # several cheap transitions per pass, stop when nothing moved
+                if self._hold:
+                    break
                 before = r.get("phase")
                 try:
                     self._advance_vm(vm_name, r)
@@ -142,17 +164,17 @@ class Driver:
         self._summarize()
         return self.rec
 
-    def _admit(self):
+    def _admit(self, admitted=None):
         """--parallel/--max-per-node: the sliding window (schedule.admit) decides which not-yet-started VMs
         start now; the others wait as Queued. A server dry run sends every request at once (nothing runs)."""
-        from .schedule import NOT_STARTED, admit, state_of
+        from .schedule import NOT_STARTED, admit, entry
 
         parallel, per_node = self.opts.get("parallel"), self.opts.get("max_per_node")
         if self.dry or (parallel is None and per_node is None):
             return
         vms = self.rec["vms"]
-        start = set(admit([(v, state_of(r.get("phase")), r.get("sourceNode"), r["mode"] == "live")
-                           for v, r in vms.items()], parallel, per_node))
+        start = set(admit([entry(v, r) for v, r in vms.items()], parallel, per_node)) if admitted is None \
+            else set(admitted)
         for vm_name, r in vms.items():
             if r.get("phase") not in NOT_STARTED:
                 continue
@@ -212,8 +234,9 @@ class Driver:
     def _stop(self, vm_name, r):
         vm = self._must(R.VM, vm_name)
         if not r.get("stoppedByPlugin"):
-            guarded_patch(self.kube, vm_name, self.ns, r["stopPatch"], "stop", self.dry)
-            self._wrote(R.VM, R.VMI)
+            self._still_ours()
+            made = guarded_patch(self.kube, vm_name, self.ns, r["stopPatch"], "stop", self.dry)
+            self._wrote(R.VM, R.VMI, made=made)
             r["stoppedByPlugin"] = True
             if self.dry:
                 self._set(r, vm_name, "CreatingVolumes")
@@ -235,8 +258,8 @@ class Driver:
                     return
                 continue
             try:
-                self.kube.create(R.DATAVOLUME, body, self.ns, dry_run=self.dry)
-                self._wrote(R.DATAVOLUME, R.PVC)
+                made = self.kube.create(R.DATAVOLUME, body, self.ns, dry_run=self.dry)
+                self._wrote(R.DATAVOLUME, R.PVC, made=made)
             except errors.Conflict:
                 continue  # created concurrently by a re-run: checked on the next pass
         self._set(r, vm_name, "WaitingForVolumes", "waiting for destination DataVolumes to be usable")
@@ -278,8 +301,9 @@ class Driver:
                 state = ((vmi or {}).get("status") or {}).get("migrationState") or {}
                 if state.get("migrationUid"):
                     r["knownVMIMs"].append(state["migrationUid"])  # a migration before ours, VMIM maybe gone
-            guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
-            self._wrote(R.VM, R.VMI, R.VMIM)
+            self._still_ours()
+            made = guarded_patch(self.kube, vm_name, self.ns, r["patch"], "volume swap", self.dry)
+            self._wrote(R.VM, R.VMI, R.VMIM, made=made)
             r["patchedAt"] = now()
         if self.dry:
             self._set(r, vm_name, "Completed", "server dry run: every request was accepted", "Succeeded")
@@ -359,8 +383,8 @@ class Driver:
         spec = vm.get("spec") or {}
         halted = spec.get("runStrategy") == "Halted" or ("running" in spec and spec.get("running") is False)
         if halted and r.get("startPatch"):
-            guarded_patch(self.kube, vm_name, self.ns, r["startPatch"], "restart")
-            self._wrote(R.VM, R.VMI)
+            made = guarded_patch(self.kube, vm_name, self.ns, r["startPatch"], "restart")
+            self._wrote(R.VM, R.VMI, made=made)
         how = f"run strategy {r.get('originalRunStrategy')} restored"
         if r.get("originalRunStrategy") == "Manual":
             # vm.go syncRunStrategy, case RunStrategyManual: with no VMI it starts only on a start request

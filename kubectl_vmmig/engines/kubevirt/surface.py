@@ -40,7 +40,7 @@ class Kubevirt(Engine):
 
     def checks(self, plan, inventory, request, objects, write=True) -> List[dict]:
         if self.kube is not None:
-            found = self.shell.checks(plan, inventory)
+            found = self.shell.checks(plan, inventory, objects)
         else:
             from .checks import kubevirt_engine_findings
 
@@ -77,6 +77,12 @@ class Kubevirt(Engine):
         self.shell.echo = events
         self.shell.on_pass = progress_of(events)
         return self.shell.apply(plan, dry_run_server=request.dry_run == "server")
+
+    def apply_fleet(self, plans, request, events) -> List[dict]:
+        """Every namespace's plan under one window (engines/base.py ``apply_fleet``, engines/kubevirt/fleet.py)."""
+        self.shell.echo = events
+        return self.shell.apply_fleet(plans, dry_run_server=request.dry_run == "server",
+                                      show=getattr(events, "show", None))
 
     def resume(self, name, namespace, events) -> dict:
         """Finish the steps a detached or interrupted run left for the plugin (``kubectl vm-storage resume``)."""

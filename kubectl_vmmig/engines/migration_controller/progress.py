@@ -12,9 +12,12 @@ from ... import labels as L
 from ...conditions import condition
 from ...progress import (CANCELED, FAILED, RUNNING, SUCCEEDED, disk_row, finish_disks, judge, migration, percent)
 from . import build as B
+from . import fleet as F
 
 KINDS = ("VirtualMachineStorageMigrationPlan", "VirtualMachineStorageMigration", "VirtualMachine",
-         "VirtualMachineInstance", "VirtualMachineInstanceMigration", "DataVolume")
+         "VirtualMachineInstance", "VirtualMachineInstanceMigration", "DataVolume",
+         "MultiNamespaceVirtualMachineStorageMigrationPlan")
+MN_PLAN = "MultiNamespaceVirtualMachineStorageMigrationPlan"
 
 
 def _md(o):
@@ -192,8 +195,13 @@ def build_one(plan_obj: dict, mig: Optional[dict], vms: Dict[str, dict], vmis: D
         completed = max([_md(m).get("creationTimestamp") or "" for m in vmims] + [started or ""]) or None
     return migration(md.get("name"), ns, B.ENGINE, "cutover", phase, result, started=started or
                      md.get("creationTimestamp"), completed=completed, disks=disks,
-                     inspect=f"virtualmachinestoragemigration/{md.get('name')}",
+                     inspect=f"virtualmachinestoragemigration/{md.get('name')}", fleet=_fleet_of(plan_obj),
                      started_by="plugin" if ours(plan_obj) else "migration-controller")
+
+
+def _fleet_of(plan_obj: dict) -> Optional[str]:
+    """``namespace/name`` of the fleet whose child this plan is (the engine's mark, fleet.child_marks), else None."""
+    return (_md(plan_obj).get("annotations") or {}).get(L.FLEET) or None
 
 
 def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: Optional[str] = None) -> List[dict]:
@@ -202,8 +210,8 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
         if o.get("kind") in by:
             by[o["kind"]].append(o)
     out = []
-    for p in sorted(by["VirtualMachineStorageMigrationPlan"], key=lambda o: (_md(o).get("namespace"),
-                                                                           _md(o).get("creationTimestamp") or "")):
+    plans = _with_fleet_children(by[MN_PLAN], by["VirtualMachineStorageMigrationPlan"], namespace)
+    for p in sorted(plans, key=lambda o: (_md(o).get("namespace"), _md(o).get("creationTimestamp") or "")):
         ns = _md(p).get("namespace")
         if namespace and ns != namespace:  # plans of anyone: the console's and scripts' too (startedBy)
             continue
@@ -215,11 +223,56 @@ def from_objects(objects: Iterable[dict], namespace: Optional[str] = None, now: 
         out.append(build_one(p, mig, in_ns("VirtualMachine"), in_ns("VirtualMachineInstance"),
                              [m for m in by["VirtualMachineInstanceMigration"] if _md(m).get("namespace") == ns],
                              in_ns("DataVolume")))
+    _tag_fleets(by[MN_PLAN], out, namespace)
     return out
 
 
+def _with_fleet_children(mn_plans: List[dict], plans: List[dict], namespace: Optional[str]) -> List[dict]:
+    """``plans`` with every child of a fleet of ours as the engine marks it (apply_fleet: its labels and its
+    namespace's record): one upstream made but the engine has not marked yet gets them from the fleet plan, one
+    upstream has not made yet (createNamespacePlan runs a reconcile later) stands in with no status, so its rows
+    show NotStarted instead of missing."""
+    import copy
+    import json
+
+    by_key = {(_md(p).get("namespace"), _md(p).get("name")): p for p in plans}
+    for mp in mn_plans:
+        if not F.ours(mp):
+            continue
+        spec = {e.get("name"): e for e in (mp.get("spec") or {}).get("namespaces") or []}
+        for ns, rec in sorted(F.read_fleet_record(mp).items()):
+            name = F.child_name(_md(mp)["name"], ns)
+            child = by_key.get((ns, name))
+            if (child is not None and ours(child)) or (namespace and ns != namespace):
+                continue
+            child = copy.deepcopy(child) if child is not None else {
+                "kind": "VirtualMachineStorageMigrationPlan", "metadata": {
+                    "name": name, "namespace": ns, "creationTimestamp": _md(mp).get("creationTimestamp")},
+                "spec": {"virtualMachines": (spec.get(ns) or {}).get("virtualMachines") or []}}
+            md = child["metadata"]
+            md["labels"] = dict(md.get("labels") or {}, **B.labels(F.label_value(name)))
+            md["annotations"] = dict(md.get("annotations") or {}, **{
+                B.RECORD: json.dumps(rec), L.FLEET: f"{_md(mp).get('namespace')}/{_md(mp)['name']}"})
+            by_key[(ns, name)] = child
+    return list(by_key.values())
+
+
+def _tag_fleets(mn_plans: List[dict], docs: List[dict], namespace: Optional[str]) -> None:
+    """Each child's document names its fleet and carries the fleet's one verdict (fleet.fleet_verdict), judged
+    from every namespace's document (when status reads one namespace only: from that namespace's)."""
+    for mp in mn_plans:
+        if not F.ours(mp):
+            continue
+        mine = [d for d in docs if d.get("_fleet") == f"{_md(mp).get('namespace')}/{_md(mp)['name']}"]
+        record = {ns: r for ns, r in F.read_fleet_record(mp).items() if not namespace or ns == namespace}
+        result = F.fleet_verdict(record, mine)
+        for d in mine:
+            d["_fleetResult"] = result
+
+
 def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[dict]:
-    """A constant number of LISTs: the plans, then (only when there is one) migrations, VMIs, VMIMs, DataVolumes.
+    """A constant number of LISTs: the plans, then (only when there is one) the fleet plans, migrations, VMIs, VMIMs,
+    DataVolumes.
     (VMs are added by the caller.)"""
     from ... import errors
     from ... import resources as R
@@ -229,8 +282,12 @@ def fetch_objects(kube, namespace: Optional[str], all_namespaces: bool) -> List[
         plans = kube.items(R.VMSM_PLAN, ns, all_namespaces=ns is None)
     except errors.NotFound:
         return []  # migrations.kubevirt.io not served
-    if not plans:
+    if not plans:  # no plan at all: nothing more to read (a fleet's first child exists one reconcile after it)
         return []
+    try:  # the fleets (a fleet's first namespace holds it; some of its children may not exist yet)
+        plans += kube.items(R.MN_VMSM_PLAN, ns, all_namespaces=ns is None)
+    except (errors.NotFound, errors.Forbidden):
+        pass  # an older controller, or a role without the fleet kinds: the per-namespace plans still show
     out = list(plans)
     for res in (R.VMSM, R.VMI, R.VMIM, R.DATAVOLUME):
         try:

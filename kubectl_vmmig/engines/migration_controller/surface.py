@@ -29,6 +29,11 @@ PERMISSIONS = (
     ("patch", R.VMSM_PLAN, "namespace"), ("delete", R.VMSM_PLAN, "namespace"),
     ("get", R.VMSM, "namespace"), ("list", R.VMSM, "namespace"), ("create", R.VMSM, "namespace"),
     ("delete", R.VMSM, "namespace"),
+    # the fleet unit (migrate -A): one MultiNamespace plan + migration in the fleet's first namespace; delete: a
+    # refused fleet plan (and its unowned children, above) and the fleet migration (cancel)
+    ("get", R.MN_VMSM_PLAN, "namespace"), ("list", R.MN_VMSM_PLAN, "namespace"),
+    ("create", R.MN_VMSM_PLAN, "namespace"), ("delete", R.MN_VMSM_PLAN, "namespace"),
+    ("get", R.MN_VMSM, "namespace"), ("create", R.MN_VMSM, "namespace"), ("delete", R.MN_VMSM, "namespace"),
     ("list", R.STORAGECLASS, "cluster"), ("list", R.NODE, "cluster"), ("list", R.KUBEVIRT, "cluster"),
     ("list", R.MIGCONTROLLER, "cluster"),
 )
@@ -201,18 +206,37 @@ class MigrationController(Engine):
     # ---- after the fact ----------------------------------------------------------------------------
     def owns(self, name, namespace) -> bool:
         from . import build as B
+        from . import fleet as F
 
         p = self._soft(lambda: self.kube.get_or_none(R.VMSM_PLAN, name, namespace), None)
+        if p is None:  # a fleet: the MultiNamespace plan in its first namespace
+            return F.ours(self._soft(lambda: self.kube.get_or_none(R.MN_VMSM_PLAN, name, namespace), None))
         return bool(p) and (p["metadata"].get("labels") or {}).get(B.L.ENGINE) == B.ENGINE
 
+    def preview_fleet(self, plans, objects_by_ns, checks) -> dict:
+        from . import fleet as F
+
+        return F.preview(plans, {p["namespace"]: self._vms(p, objects_by_ns.get(p["namespace"])) for p in plans},
+                         checks)
+
+    def apply_fleet(self, plans, request, events) -> list:
+        """ONE MultiNamespace plan + migration for every namespace's prepared plan: a ref per plan, in order
+        (engines/base.py ``apply_fleet``; with --wait once every namespace ended)."""
+        from .fleet_run import apply_fleet
+
+        return apply_fleet(self, plans, request, events)
+
     def cancel(self, name, namespace) -> str:
-        """Delete the VirtualMachineStorageMigration (upstream's cancel), unless its revert would do harm."""
+        """Delete the VirtualMachineStorageMigration (upstream's cancel), unless its revert would do harm; for a
+        fleet, every namespace's (fleet_run.cancel_fleet)."""
         from . import build as B
-        from .checks import lost_sources
-        from .progress import SUCCEEDED
+        from . import fleet as F
+        from .fleet_run import cancel_fleet
 
         k = self.kube
         plan = k.get_or_none(R.VMSM_PLAN, name, namespace)
+        if plan is None and self.owns(name, namespace):
+            return cancel_fleet(self, name, namespace)
         if plan is None or not self.owns(name, namespace):
             raise errors.NotFoundInput(f"no migration-controller migration {name} in namespace {namespace}",
                                        "list them with: kubectl vm-storage status -n NAMESPACE")
@@ -220,10 +244,32 @@ class MigrationController(Engine):
         if mig is None:
             raise errors.PreflightRefused(f"migration {name} has no VirtualMachineStorageMigration (never started, "
                                           "finished or canceled already)", "see kubectl vm-storage status")
-        now = self.read(namespace=namespace, name=name)
-        if now and now[0]["result"] == SUCCEEDED:
+        parent = F.parent_of(mig)
+        if parent and k.get_or_none(R.MN_VMSM, parent[1], parent[0]) is not None:
+            raise errors.PreflightRefused(
+                f"migration {name} is namespace {namespace}'s part of fleet migration {parent[1]} (namespace "
+                f"{parent[0]}): kubevirt-migration-controller would start it again after a cancel of this part only",
+                f"nothing was changed; cancel the fleet: kubectl vm-storage cancel {parent[1]} -n {parent[0]}")
+        if self.refuse_cancel(name, namespace):
             raise errors.PreflightRefused(f"migration {name} has finished: every disk is on the target",
                                           "to go back, migrate the VMs again to the source StorageClass")
+        k.patch(R.VMSM_PLAN, name, {"metadata": {"annotations": {B.CANCELED: _now()}}}, namespace)
+        k.delete(R.VMSM, name, namespace)
+        return (f"migration {name} cancel requested: kubevirt-migration-controller reverts the VMs to their source "
+                "volumes and deletes the destination DataVolumes")
+
+    def refuse_cancel(self, name, namespace) -> bool:
+        """Raise when the controller's revert of plan ``name`` would do harm or hang; True when it has finished
+        (nothing to cancel)."""
+        from . import build as B
+        from .checks import lost_sources
+        from .progress import SUCCEEDED
+
+        k = self.kube
+        now = self.read(namespace=namespace, name=name)
+        if now and now[0]["result"] == SUCCEEDED:
+            return True
+        plan = k.get(R.VMSM_PLAN, name, namespace)
         rec = B.read_record(plan)
         lost = lost_sources(plan, rec)
         if lost:
@@ -241,10 +287,7 @@ class MigrationController(Engine):
                 "keeps spec.dataVolumeTemplates named after the destination (storagemig/cancel.go), which KubeVirt's "
                 "VM admission refuses, so the cancel would hang",
                 "nothing was changed; let the migration finish and migrate back, or use --engine kubevirt next time")
-        k.patch(R.VMSM_PLAN, name, {"metadata": {"annotations": {B.CANCELED: _now()}}}, namespace)
-        k.delete(R.VMSM, name, namespace)
-        return (f"migration {name} cancel requested: kubevirt-migration-controller reverts the VMs to their source "
-                "volumes and deletes the destination DataVolumes")
+        return False
 
     @staticmethod
     def _renamed_templates(vm, rec_vm) -> bool:
