@@ -171,10 +171,10 @@ def test_run_delivers_sigint_even_when_the_parent_ignores_it():
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under `cmd &` in a shell without job control
     try:
         res = measure.run([sys.executable, "-c", "import time\ntry:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
-                           "    raise SystemExit(130)"], timeout=0.5, kill_after=10)
+                           "    raise SystemExit(130)"], timeout=3.0, kill_after=10)  # 3 s: the child is inside its try even when loaded
     finally:
         signal.signal(signal.SIGINT, old)
-    assert res["exit"] == 130 and res["seconds"] < 5
+    assert res["exit"] == 130 and res["seconds"] < 9
 
 
 def test_watch_cost_counts_each_kinds_first_list_and_watch_as_start_up():
