@@ -5,6 +5,7 @@ Under CI=true a cluster test can never be skipped: a missing binary or a failed 
 """
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,13 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
+
+# A suite started in the background by a non-interactive shell (`make test &`, nohup, some CI runners) inherits
+# SIGINT *ignored*, and an ignored signal stays ignored across fork and exec: every kubectl and plugin process
+# the tests interrupt with SIGINT would then ignore it (CPython installs KeyboardInterrupt only over SIG_DFL).
+# Handled here, the children start with SIGINT at its default, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 _SKIPPED_CLUSTER = []
