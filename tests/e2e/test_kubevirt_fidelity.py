@@ -63,8 +63,14 @@ def test_day_in_the_life_live_twice_then_restart_runs_on_the_newest_claims(kv, k
     kv.patch(R.VM, "day", {"spec": {"runStrategy": "Halted"}}, ns)
     wait_for(lambda: kv.get_or_none(R.VMI, "day", ns) is None, 60, "VM stopped")
     kv.patch(R.VM, "day", {"spec": {"runStrategy": "Always"}}, ns)
-    wait_for(lambda: ((kv.get_or_none(R.VMI, "day", ns) or {}).get("status") or {}).get("phase") == "Running",
-             60, "VM running again")
+    try:
+        wait_for(lambda: ((kv.get_or_none(R.VMI, "day", ns) or {}).get("status") or {}).get("phase") == "Running",
+                 120, "VM running again")
+    except AssertionError as exc:  # say what KubeVirt waits for (it starts no VM before its DataVolumes are ready)
+        dvs = {d["metadata"]["name"]: (d.get("status") or {}).get("phase") for d in kv.items(R.DATAVOLUME, ns)}
+        vm = kv.get(R.VM, "day", ns)
+        raise AssertionError(f"{exc}; DataVolumes {dvs}; VM spec.runStrategy {vm['spec'].get('runStrategy')}, "
+                             f"status {vm.get('status')}") from None
     assert vmi_claims(kv, ns, "day") == newest
     # the sources of both moves are kept
     for claim in ("day-data", "day-data-fast"):
