@@ -3,7 +3,9 @@
 - Exact line accounting: every frame line is at most the terminal width (the layout guarantees it), so
   the frame occupies exactly one row per line; the next redraw goes back that many rows, rewrites each
   row after erasing it, and clears whatever is below (a shorter frame leaves no stale line).
-- No flicker: a whole frame is built as one string and written with one ``write``.
+- No flicker, no torn frame: a whole frame is built as one string and written with one ``write``, inside a
+  synchronized update (DEC private mode 2026, BSU/ESU: kitty, WezTerm, iTerm2, foot, Windows Terminal, tmux
+  3.4+ show the frame only once it is complete, however the pty splits the bytes; others ignore the mode).
 - Resize: SIGWINCH re-lays the last frame at once from the cached state (no API call). After a
   narrowing, terminals that reflow (tmux, VTE, iTerm2) split the old rows, so the rows to go back are
   counted at the new width; on terminals that do not reflow (xterm) this may also erase a few lines
@@ -16,6 +18,7 @@ import signal
 from typing import Callable, List, Optional
 
 HIDE, SHOW = "\x1b[?25l", "\x1b[?25h"
+SYNC_BEGIN, SYNC_END = "\x1b[?2026h", "\x1b[?2026l"
 
 
 def terminal_size(stream) -> tuple:
@@ -96,13 +99,13 @@ class LiveScreen:
 
         columns, lines = self.size()
         frame = self.layout(columns, lines)
-        buf = [HIDE, "\r"]
+        buf = [SYNC_BEGIN, HIDE, "\r"]
         up = min(self.rows_on_screen(columns), max(0, lines - 1)) if self.drawn else 0
         if up:
             buf.append(f"\x1b[{up}A")
         for line in frame:
             buf.append("\x1b[2K" + line + "\n")   # erase the row, then write: no stale tail
-        buf.append("\x1b[J" + SHOW)                 # and nothing below the new frame
+        buf.append("\x1b[J" + SHOW + SYNC_END)      # and nothing below the new frame
         self.out.write("".join(buf))
         self.out.flush()
         self.drawn = [visible(ln) for ln in frame]
@@ -110,11 +113,11 @@ class LiveScreen:
 
     def note(self, message: str) -> None:
         """Print a message where the frame is, then the frame again below it."""
-        buf = ["\r"]
+        buf = [SYNC_BEGIN, "\r"]
         up = min(self.rows_on_screen(self.size()[0]), max(0, self.size()[1] - 1)) if self.drawn else 0
         if up:
             buf.append(f"\x1b[{up}A")
-        buf.append("\x1b[J" + message.rstrip("\n") + "\n")
+        buf.append("\x1b[J" + message.rstrip("\n") + "\n" + SYNC_END)
         self.out.write("".join(buf))
         self.out.flush()
         self.drawn = []

@@ -5,6 +5,10 @@ resize sends it SIGWINCH as a real terminal would) with the window size set befo
 screen is wider than the window (``EMULATOR_COLUMNS``): a line the plugin writes wider than the window
 would show here as a row longer than the window instead of being cut, so "no line wider than the
 terminal" is something a test can see fail.
+
+The terminal honours synchronized updates (DEC private mode 2026, as kitty, WezTerm, iTerm2, foot and tmux 3.4+
+do): while the plugin is inside one, the screen a test sees (``rows``, ``snapshots``) stays the last complete
+one - a frame the pty delivered in several reads is never seen half drawn.
 """
 import fcntl
 import os
@@ -19,6 +23,7 @@ import time
 import pyte
 
 EMULATOR_COLUMNS = 400
+SYNC_BEGIN, SYNC_END = b"\x1b[?2026h", b"\x1b[?2026l"
 
 
 def _winsize(fd, columns, lines):
@@ -33,6 +38,8 @@ class PtyRun:
         self.raw = bytearray()
         self.lock = threading.Lock()
         self.snapshots = []   # (monotonic time, window columns, rows) for every change seen
+        self.in_sync = False  # inside a synchronized update: the screen shown is self.settled
+        self.settled = [""] * lines
         pid, fd = pty.fork()
         if pid == 0:  # the child: the pty is its controlling terminal and stdin/stdout/stderr
             try:
@@ -58,8 +65,25 @@ class PtyRun:
                 return
             with self.lock:
                 self.raw += data
-                self.stream.feed(data)
-                rows = self.rows_locked()
+                self._feed(bytes(data))
+
+    def _feed(self, data):
+        """Feed one read to the emulator, cut after each mode-2026 marker: every completed frame is a snapshot,
+        even when the lines printed after it in the same read scroll it away at once."""
+        while data:
+            cuts = [i + len(SYNC_END) for i in (data.find(SYNC_BEGIN), data.find(SYNC_END)) if i >= 0]
+            cut = min(cuts) if cuts else len(data)
+            piece, data = data[:cut], data[cut:]
+            self.stream.feed(piece)
+            if piece.endswith((SYNC_BEGIN, SYNC_END)):
+                self.in_sync = piece.endswith(SYNC_BEGIN)
+            elif not data:  # a marker split across two reads: the last one in the tail of the raw bytes decides
+                tail = self.raw[-(len(piece) + len(SYNC_BEGIN)):]
+                begin, end = tail.rfind(SYNC_BEGIN), tail.rfind(SYNC_END)
+                if begin != end:
+                    self.in_sync = begin > end
+            if not self.in_sync:
+                rows = self.settled = [ln.rstrip() for ln in self.screen.display]
                 if not self.snapshots or self.snapshots[-1][2] != rows:
                     self.snapshots.append((time.monotonic(), self.columns, rows))
 
@@ -71,7 +95,7 @@ class PtyRun:
         return self.status is not None
 
     def rows_locked(self):
-        return [ln.rstrip() for ln in self.screen.display]
+        return list(self.settled)
 
     def rows(self):
         with self.lock:

@@ -16,9 +16,11 @@ class Term:
         self.screen = pyte.Screen(columns, lines)
         self.stream = pyte.Stream(self.screen)
         self.writes = 0
+        self.texts = []
 
     def write(self, text):
         self.writes += 1
+        self.texts.append(text)
         self.stream.feed(text.replace("\n", "\r\n"))
 
     def flush(self):
@@ -52,6 +54,9 @@ def test_redraws_in_place_one_write_per_frame_no_stale_lines(columns, lines):
         before = term.writes
         draw(screen, [migration(pct)])
         assert term.writes == before + 1           # a whole frame in one write: no flicker
+        # ... inside a synchronized update (mode 2026): a terminal that honours it never shows it half drawn
+        assert term.texts[-1].startswith("\x1b[?2026h") and term.texts[-1].endswith("\x1b[?2026l")
+        assert term.texts[-1].count("\x1b[?2026") == 2
     rows = term.rows()
     assert rows[0] == "$ kubectl vm-storage status -w"  # what was above the view is untouched
     assert sum(r.startswith("PLAN ") for r in rows) == 1
