@@ -80,3 +80,8 @@ CRD = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "Custo
                namespaced=False)
 
 BY_KIND = {r.kind: r for r in list(globals().values()) if isinstance(r, Resource)}
+
+# The kinds read through watchcache.CachedReads (status views: engines/*/progress.py fetch_objects; migrate -A's
+# waiting: engines/kubevirt/reads.py): after one LIST, a WATCH keeps each current. deploy/rbac grants `watch` on
+# exactly these, beside `list`; it is optional (never asked by a preflight: without it they LIST at each refresh).
+WATCHED = (CONFIGMAP, PVC, VM, VMI, VMIM, DATAVOLUME, MIGPLAN, MIGMIGRATION, DVM, DVMP, VMSM_PLAN, MN_VMSM_PLAN, VMSM)

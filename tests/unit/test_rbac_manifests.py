@@ -19,6 +19,15 @@ MIGRATION_OBJECTS = {"virtualmachinestoragemigrationplans", "virtualmachinestora
                      "multinamespacevirtualmachinestoragemigrationplans", "multinamespacevirtualmachinestoragemigrations"}
 
 
+def with_watch(perms):
+    """``perms`` and the optional ``watch`` beside each ``list`` of a kind the plugin keeps current (resources.WATCHED:
+    never asked by a preflight - without it the reads LIST at each refresh, watchcache.Reflector)."""
+    from kubectl_vmmig import resources as R
+
+    watched = {(r.group, r.plural) for r in R.WATCHED}
+    return set(perms) | {("watch", g, r, s) for v, g, r, s in perms if v == "list" and (g, r) in watched}
+
+
 def load_roles():
     out = []
     for path in sorted(glob.glob(os.path.join(RBAC_DIR, "*.yaml"))):
@@ -66,7 +75,7 @@ def test_manifests_are_well_formed_and_never_grant_delete_of_volumes_or_wildcard
 
 
 def test_mtc_manifests_equal_the_checked_permissions():
-    want = set(P.MTC_READ_PERMISSIONS) | set(P.MTC_WRITE_PERMISSIONS)
+    want = with_watch(set(P.MTC_READ_PERMISSIONS) | set(P.MTC_WRITE_PERMISSIONS))
     got = granted("mtc")
     assert got - want == set(), "granted but never checked/used"
     assert want - got == set(), "checked but not granted"
@@ -76,12 +85,13 @@ def test_mtc_preflight_asks_for_every_permission_of_the_table():
     perms = P.required_permissions("mtc", "ns1", "openshift-migration")
     where = {"ns1": "namespace", "openshift-migration": "mtc", None: "cluster"}
     asked = {(p["verb"], p["group"], p["resource"], where[p["namespace"]]) for p in perms}
-    assert asked == granted("mtc")
+    assert "watch" not in {p["verb"] for p in perms}  # optional: never a reason to refuse
+    assert with_watch(asked) == granted("mtc")
 
 
 def test_kubevirt_manifests_equal_the_checked_permissions():
-    want = {(verb, res.group, res.plural + (f"/{sub}" if sub else ""), "namespace" if scoped else "cluster")
-            for verb, res, sub, scoped in KV.PERMISSIONS}
+    want = with_watch({(verb, res.group, res.plural + (f"/{sub}" if sub else ""), "namespace" if scoped else "cluster")
+                       for verb, res, sub, scoped in KV.PERMISSIONS})
     got = granted("kubevirt")
     assert got - want == set(), "granted but never checked/used"
     assert want - got == set(), "checked but not granted"
@@ -90,8 +100,8 @@ def test_kubevirt_manifests_equal_the_checked_permissions():
 @pytest.mark.parametrize("name", engines.names())
 def test_every_registered_engine_is_granted_exactly_its_permission_table(name):
     """engines/base.py Engine.permissions(): the table each engine's preflight checks and deploy/rbac grants."""
-    want = {(p.verb, p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.scope)
-            for p in engines.engine_class(name).permissions(write=True)}
+    want = with_watch({(p.verb, p.group, f"{p.resource}/{p.subresource}" if p.subresource else p.resource, p.scope)
+                       for p in engines.engine_class(name).permissions(write=True)})
     got = granted(name)
     assert got - want == set(), "granted but never checked/used"
     assert want - got == set(), "checked but not granted"
@@ -106,7 +116,8 @@ def test_cluster_scoped_grants_are_read_only(engine):
 def test_migration_controller_manifests_equal_the_checked_permissions():
     from kubectl_vmmig.engines.migration_controller import surface as MC
 
-    want = {(p[0], p[1].group, p[1].plural + (f"/{p[3]}" if len(p) > 3 else ""), p[2]) for p in MC.PERMISSIONS}
+    want = with_watch({(p[0], p[1].group, p[1].plural + (f"/{p[3]}" if len(p) > 3 else ""), p[2])
+                       for p in MC.PERMISSIONS})
     assert ("create", "cdi.kubevirt.io", "datavolumes/source", "namespace") in want  # CDI clone authorization
     got = granted("migration-controller")
     assert got - want == set(), "granted but never checked/used"
