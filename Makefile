@@ -46,7 +46,7 @@ clean:
 	rm -rf build dist *.egg-info .pytest_cache
 
 # ---- distribution (krew, zipapp, completion) --------------------------------------------------------------
-.PHONY: zipapp krew completion krew-validate startup-bench
+.PHONY: zipapp krew completion krew-validate startup-bench help-cache
 
 zipapp:                        ## dist/kubectl-vm_storage: one pure-Python zipapp with every dependency inside
 	$(PYTHON) scripts/build_zipapp.py --out dist/kubectl-vm_storage
@@ -62,6 +62,9 @@ krew-validate: krew bins       ## the real validate-krew-manifest, then an offli
 	R=$$(mktemp -d); KREW_ROOT=$$R KREW_NO_UPGRADE_CHECK=1 PATH=$$HOME/.cache/kubectl-vmmig/bin:$$PATH \
 	  kubectl krew install --manifest=dist/vm-storage.yaml --archive=dist/kubectl-vm-storage.tar.gz && \
 	  PATH=$$R/bin:$$PATH kubectl vm-storage version --client; rm -rf $$R
+
+help-cache:                    ## regenerate kubectl_vmmig/help_cache.py (the --help texts launch.py serves without click)
+	$(PYTHON) scripts/gen_help_cache.py
 
 startup-bench: zipapp          ## median start-up of --help and of a static completion (pip install and zipapp)
 	$(PYTHON) scripts/startup_bench.py

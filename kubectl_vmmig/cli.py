@@ -4,13 +4,13 @@ Only click is imported at module level. Each command lives in ``commands/<verb>.
 heavy dependencies inside the command, so ``--help`` and shell completion stay fast.
 """
 import importlib
-import os
 import signal
 import sys
 
 import click
 
 from . import __version__, errors
+from .launch import HELP_FLAGS, MAX_CONTENT_WIDTH, prog_name
 
 # verb -> (module, short help). The help is here so listing commands imports nothing.
 COMMANDS = {
@@ -28,13 +28,6 @@ COMMANDS = {
 _STATE = {"verbosity": 0}
 
 
-def prog_name():
-    """'kubectl vm-storage' (or 'oc vm-storage') when run as a plugin, else the script name."""
-    base = os.path.basename(sys.argv[0] or "")
-    parent = os.path.basename(os.environ.get("KUBECTL_PATH", "") or "")
-    if base.startswith(("kubectl-", "oc-")) or parent:
-        return ("oc" if parent.startswith("oc") else "kubectl") + " vm-storage"
-    return base or "kubectl-vm_storage"
 
 
 class LazyGroup(click.Group):
@@ -133,7 +126,8 @@ def connection_options(namespace=True, all_namespaces=False):
     return deco
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": list(HELP_FLAGS),
+                                             "max_content_width": MAX_CONTENT_WIDTH})
 @click.version_option(__version__, "--version", prog_name="kubectl-vm_storage", message="%(prog)s %(version)s")
 def cli():
     """Move the disks of KubeVirt virtual machines from one StorageClass to another.

@@ -95,7 +95,7 @@ def _main():
         if site:
             sys.path[0] = site
             sys.dont_write_bytecode = False  # our private cache: keep bytecode even under PYTHONDONTWRITEBYTECODE
-    from kubectl_vmmig.cli import run
+    from kubectl_vmmig.launch import run
 
     run()
 
@@ -200,7 +200,7 @@ def verify(out):
     compiled = [n for n in names if n.endswith((".so", ".pyd", ".dylib"))]
     if compiled:
         raise SystemExit(f"error: compiled files left in {out}: {compiled}")
-    for must in ("__main__.py", f"{PACKAGE}/cli.py", "click/__init__.py", "urllib3/__init__.py",
+    for must in ("__main__.py", f"{PACKAGE}/launch.py", f"{PACKAGE}/help_cache.py", f"{PACKAGE}/cli.py", "click/__init__.py", "urllib3/__init__.py",
                  "yaml/__init__.py", "kubernetes/config/exec_provider.py", "socks.py"):
         if must not in names:
             raise SystemExit(f"error: {must} missing from {out}")
