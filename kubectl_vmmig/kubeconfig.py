@@ -188,32 +188,26 @@ def split_userinfo(url):
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])), True
 
 
+_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                      "h": 3600.0}
+
+
 def parse_timeout(text):
-    """kubectl's --request-timeout: '0' (none), a bare number of seconds, or a Go duration like 30s/1m."""
-    if text in (None, "", "0"):
+    """kubectl's --request-timeout, as client-go's clientcmd.ParseTimeout reads it: a non-negative integer is
+    seconds (strconv.ParseInt), anything else a Go duration (time.ParseDuration: 30s, 1m30s, 1.5h, 250ms, 1ns;
+    a bare 0 too). None = no timeout ('0', or a negative duration: http.Client applies only a positive one)."""
+    import re
+
+    if text in (None, ""):
         return None
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    total, num = 0.0, ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            num += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        if unit not in units or not num:
-            raise BadInput(f"invalid --request-timeout {text!r}", "use a duration such as 30s, 1m or 0 for none")
-        total += float(num) * units[unit]
-        num = ""
-        i += len(unit)
-    if num:
+    if text.isascii() and text.isdigit():
+        return float(text) or None
+    body = text[1:] if text[:1] in "+-" else text
+    parts = re.findall(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", body)
+    if body != "0" and (not parts or "".join(n + u for n, u in parts) != body):
         raise BadInput(f"invalid --request-timeout {text!r}", "use a duration such as 30s, 1m or 0 for none")
-    return total or None
+    total = sum(float(n) * _GO_DURATION_UNITS[u] for n, u in parts)
+    return None if text.startswith("-") or total == 0 else total
 
 
 def _pick(merged, opts):

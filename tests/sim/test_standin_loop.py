@@ -4,7 +4,6 @@
 per-pass ``try``, the threads ended and the process lived on, so nothing ever progressed again.)
 """
 import threading
-import time
 
 import pytest
 
@@ -70,7 +69,8 @@ def test_stand_ins_idle_past_the_old_overflow_still_migrate_a_vm(cp, manual_name
         s.idle = 1100
         s.start()
     try:
-        time.sleep(0.5)  # a few idle passes first: nothing to do in the empty namespace
+        # a few idle passes first (nothing to do in the empty namespace); a pass takes longer on a loaded machine
+        wait_for(lambda: all(s.idle > 1100 or not s.alive() for s in sims), timeout=30, what="an idle pass of each")
         assert all(s.alive() and s.idle > 1100 for s in sims), [s.died for s in sims]
         start_vm(kube, manual_namespace)
         dst_dv(kube, manual_namespace)
