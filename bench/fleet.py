@@ -140,17 +140,7 @@ def fill(kube_factory, admin, vms, spaces, workers, running_every=0):
 # ---- the measured commands ----------------------------------------------------------------------------------
 class Runner:
     def __init__(self, cp, workdir):
-        bindir = os.path.dirname(sys.executable)
-        self.kubectl = os.path.join(bindir, "kubectl")
-        if not os.access(self.kubectl, os.X_OK):
-            self.kubectl = shutil.which("kubectl")
-        env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
-        env["KUBECONFIG"] = cp.admin_kubeconfig
-        env["NO_COLOR"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join([REPO] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-        env.pop("KUBECTL_PATH", None)
-        self.env = env
+        self.kubectl, self.env = measure.kubectl_env(cp.admin_kubeconfig, repo=REPO)
 
     def run(self, args, timeout=None, kill_after=20):
         """measure.run with the whole stderr kept (the -v 6 log is parsed here with its timestamps)."""

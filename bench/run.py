@@ -58,17 +58,8 @@ class Bench:
     def __init__(self, args, cp, workdir):
         self.args = args
         self.cp = cp
-        bindir = os.path.dirname(sys.executable)
-        self.kubectl = os.path.join(bindir, "kubectl")
-        self.plugin = os.path.join(bindir, "kubectl-vm_storage")
-        if not os.access(self.kubectl, os.X_OK):
-            self.kubectl = shutil.which("kubectl")
-        env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")])
-        env["KUBECONFIG"] = cp.admin_kubeconfig
-        env["NO_COLOR"] = "1"
-        env.pop("KUBECTL_PATH", None)
-        self.env = env
+        self.plugin = os.path.join(os.path.dirname(sys.executable), "kubectl-vm_storage")
+        self.kubectl, self.env = measure.kubectl_env(cp.admin_kubeconfig)
         self.cache_dir = os.path.join(workdir, "kubectl-cache")  # kubectl's discovery cache, warmed by run 0
 
     def kubectl_argv(self, args, plugin):

@@ -215,3 +215,16 @@ def _binding(kind, role, ns, subjects):
         md["namespace"] = ns
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": md, "subjects": subjects,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role["kind"], "name": role["metadata"]["name"]}}
+
+
+def stopped_fleet(kube, prefix, namespaces, vms, tag):
+    """``namespaces`` new namespaces ``<prefix>-<i>``, each with ``vms`` stopped VMs ``vm0``… of one 1Gi PVC disk
+    (+ cloud-init), labelled ``fleet=<tag>``: what the ``migrate -A -l fleet=<tag>`` tests move. Returns the names."""
+    from tests.conftest import make_namespace
+
+    spaces = [make_namespace(kube, f"{prefix}-{i}") for i in range(namespaces)]
+    for ns in spaces:
+        for i in range(vms):
+            F.apply(kube, ns, *F.make_vm_bundle(f"vm{i}", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
+                                                running=False, labels={"fleet": tag}))
+    return spaces

@@ -9,6 +9,7 @@ import pytest
 
 from kubectl_vmmig import resources as R
 from tests.conftest import make_namespace
+from tests.e2e.reliability_kit import stopped_fleet
 from tests.e2e.test_kubevirt_engine import kv  # noqa: F401 (fixture)
 from tests.sim import factories as F
 
@@ -27,11 +28,7 @@ def copies_in_flight(kube, namespaces, tag):
 
 def test_three_namespaces_by_label_never_more_than_three_copies_in_flight(kv, kubectl, cp):  # noqa: F811
     tag = uuid.uuid4().hex[:6]
-    spaces = [make_namespace(kv, f"fleet-{i}") for i in range(3)]
-    for ns in spaces:
-        for i in range(8):
-            F.apply(kv, ns, *F.make_vm_bundle(f"vm{i}", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
-                                              running=False, labels={"fleet": tag}))
+    spaces = stopped_fleet(kv, "fleet", 3, 8, tag)
     # a VM without the label is left alone
     F.apply(kv, spaces[0], *F.make_vm_bundle("other", [F.pvc_disk("data", size="1Gi")], running=False))
     peak, overlap, stop = [0], [0], threading.Event()
@@ -134,11 +131,7 @@ def test_an_interrupted_fleet_run_rerun_finishes_only_what_is_left(kv, cp):  # n
     import time
 
     tag = uuid.uuid4().hex[:6]
-    spaces = [make_namespace(kv, f"refleet-{i}") for i in range(2)]
-    for ns in spaces:
-        for i in range(5):
-            F.apply(kv, ns, *F.make_vm_bundle(f"vm{i}", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
-                                              running=False, labels={"fleet": tag}))
+    spaces = stopped_fleet(kv, "refleet", 2, 5, tag)
     args = [cp.kubectl_bin, "vm-storage", "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine",
             "kubevirt", "--parallel", "2", "--wait", "--yes", "-v", "6"]
 

@@ -203,14 +203,10 @@ def test_a_fleet_live_view_at_80x24_counts_the_fleet_and_groups_the_rows_by_name
     never more than 2 VMs running, every namespace's header on every screen, all 9 done at the end."""
     import uuid
 
-    from tests.conftest import make_namespace
+    from tests.e2e.reliability_kit import stopped_fleet
 
     tag = uuid.uuid4().hex[:6]
-    spaces = [make_namespace(stand, f"view-fleet-{i}") for i in range(3)]
-    for ns in spaces:
-        for i in range(3):
-            F.apply(stand, ns, *F.make_vm_bundle(f"vm{i}", [F.pvc_disk("data", size="1Gi"), F.cloudinit_disk()],
-                                                 running=False, labels={"fleet": tag}))
+    spaces = stopped_fleet(stand, "view-fleet", 3, 3, tag)
     env = dict(cp.env)
     env.pop("NO_COLOR", None)
     env.update(TERM="xterm-256color", LANG="C.UTF-8", LC_ALL="C.UTF-8")
