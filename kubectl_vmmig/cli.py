@@ -28,8 +28,6 @@ COMMANDS = {
 _STATE = {"verbosity": 0}
 
 
-
-
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return list(COMMANDS)

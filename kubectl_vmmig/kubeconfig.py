@@ -200,8 +200,8 @@ def parse_timeout(text):
 
     if text in (None, ""):
         return None
-    if text.isascii() and text.isdigit():
-        return float(text) or None
+    if re.fullmatch(r"[+-]?[0-9]+", text) and int(text) >= 0:  # ParseInt takes a sign; a negative one falls through
+        return float(int(text)) or None
     body = text[1:] if text[:1] in "+-" else text
     parts = re.findall(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", body)
     if body != "0" and (not parts or "".join(n + u for n, u in parts) != body):

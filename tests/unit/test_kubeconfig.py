@@ -98,7 +98,7 @@ def test_missing_and_malformed_kubeconfig(tmp_path, monkeypatch):
 @pytest.mark.parametrize("text, seconds", [("0", None), ("", None), ("5", 5.0), ("30s", 30.0), ("2m", 120.0),
                                            ("1h", 3600.0), ("250ms", 0.25), ("1m30s", 90.0), ("1ns", 1e-9),
                                            ("1.5h", 5400.0), ("10us", 1e-5), ("2\u00b5s", 2e-6), ("+5s", 5.0),
-                                           ("-5s", None), ("0s", None)])
+                                           ("-5s", None), ("0s", None), ("+5", 5.0), ("-0", None), ("007", 7.0)])
 def test_parse_timeout(text, seconds):
     """client-go clientcmd.ParseTimeout: strconv.ParseInt seconds, else time.ParseDuration."""
     assert parse_timeout(text) == pytest.approx(seconds) if seconds else parse_timeout(text) is None
