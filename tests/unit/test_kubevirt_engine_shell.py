@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from kubectl_vmmig import errors
-from kubectl_vmmig.engines.kubevirt.steps import PatchRefused, failed_tests, guarded_patch
+from kubectl_vmmig.engines.kubevirt.guarded_patch import PatchRefused, failed_tests, guarded_patch
 from kubectl_vmmig.patches import volume_swap_patch
 
 

@@ -19,7 +19,8 @@ from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
 from .saves import Saves
-from .steps import Driver, PatchRefused, guarded_patch, now
+from .guarded_patch import PatchRefused, guarded_patch
+from .steps import Driver, now
 from .track import cancel_done, judge_live, vmims_of
 
 

@@ -63,7 +63,7 @@ def fleet_pass(drivers, reads, parallel: Optional[int], max_per_node: Optional[i
     caller writes it back when saves.Saves says so).
     Returns the PatchRefused a VM met (recorded as its failure; the other VMs and namespaces went on), or None."""
     from .schedule import admit, fleet_queue
-    from .steps import PatchRefused
+    from .guarded_patch import PatchRefused
 
     reads.new_pass()
     limited = parallel is not None or max_per_node is not None

@@ -19,6 +19,7 @@ from ... import errors
 from ... import resources as R
 from ...patches import volume_claims
 from . import build as B
+from .guarded_patch import PatchRefused, guarded_patch
 from .track import judge_live, vmims_of
 from .volumes import destination_state
 
@@ -27,47 +28,6 @@ TERMINAL = ("Completed", "Failed", "Canceled")
 
 def now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class PatchRefused(errors.Conflict):
-    """The VM changed between read and patch: the guarded patch was refused and nothing was overwritten."""
-
-
-def failed_tests(vm: dict, ops: List[dict]) -> List[str]:
-    """Paths of the patch's ``test`` ops that do not hold on ``vm`` (what a concurrent edit changed)."""
-    import jsonpatch
-    import jsonpointer
-
-    bad = []
-    for op in ops:
-        if op.get("op") != "test":
-            continue
-        try:
-            jsonpatch.JsonPatch([op]).apply(vm)
-        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException):
-            bad.append(op["path"])
-    return bad
-
-
-def guarded_patch(kube, name: str, ns: str, ops: List[dict], what: str, dry_run=False) -> dict:
-    """Apply a JSON patch whose ``test`` ops guard what we read. When the API server refuses it (a failed
-    test op is a 422 with a generic message), re-read the VM: if a guard no longer holds, the VM was edited
-    concurrently -> PatchRefused (nothing overwritten); otherwise the refusal is a real one -> re-raised."""
-    try:
-        return kube.patch(R.VM, name, ops, ns, patch_type="json", dry_run=dry_run)
-    except (errors.Invalid, errors.Conflict) as exc:
-        current = kube.get_or_none(R.VM, name, ns) or {}
-        changed = failed_tests(current, ops)
-        if not changed:
-            raise
-        gen = (current.get("metadata") or {}).get("generation")
-        claims = ", ".join(f"{v}={c}" for v, c in sorted(volume_claims(current).items()))
-        raise PatchRefused(
-            f"VM {ns}/{name} changed after it was read, so the {what} patch was refused and nothing was "
-            f"overwritten (changed: {', '.join(changed)}; now generation {gen}, volumes {claims or 'none'})",
-            status=exc.status, reason=exc.reason, body=exc.body,
-            hint="check who edited the VM, then re-run the command to recompute the patch "
-                 "(destination DataVolumes already created are reused)") from None
 
 
 class Driver:
