@@ -188,26 +188,22 @@ def split_userinfo(url):
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])), True
 
 
-_GO_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
-                      "h": 3600.0}
-
-
 def parse_timeout(text):
     """kubectl's --request-timeout, as client-go's clientcmd.ParseTimeout reads it: a non-negative integer is
     seconds (strconv.ParseInt), anything else a Go duration (time.ParseDuration: 30s, 1m30s, 1.5h, 250ms, 1ns;
     a bare 0 too). None = no timeout ('0', or a negative duration: http.Client applies only a positive one)."""
     import re
 
+    from .go_duration import parse_seconds
+
     if text in (None, ""):
         return None
     if re.fullmatch(r"[+-]?[0-9]+", text) and int(text) >= 0:  # ParseInt takes a sign; a negative one falls through
         return float(int(text)) or None
-    body = text[1:] if text[:1] in "+-" else text
-    parts = re.findall(r"(\d+\.?\d*|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)", body)
-    if body != "0" and (not parts or "".join(n + u for n, u in parts) != body):
+    seconds = parse_seconds(text)
+    if seconds is None:
         raise BadInput(f"invalid --request-timeout {text!r}", "use a duration such as 30s, 1m or 0 for none")
-    total = sum(float(n) * _GO_DURATION_UNITS[u] for n, u in parts)
-    return None if text.startswith("-") or total == 0 else total
+    return seconds if seconds > 0 else None
 
 
 def _pick(merged, opts):

@@ -94,18 +94,14 @@ def _number_or_none(value):
     return int(value) if value == int(value) else round(value, 1)
 
 
-_GO_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
-_GO_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
-
-
 def go_duration_seconds(text) -> Optional[float]:
-    """Parse a Go duration string ('1m30s', '2h0m5s', '150ms'); None if empty or unparsable."""
+    """Parse a Go duration string ('1m30s', '2h0m5s', '150ms') as a length of time (a sign is dropped); None if
+    empty or unparsable (go_duration.py: Go's grammar)."""
+    from .go_duration import parse_seconds
+
     if not text:
         return None
-    parts = _GO_PART.findall(str(text))
-    if not parts or "".join(n + u for n, u in parts) != str(text).lstrip("-"):
-        return None
-    return sum(float(n) * _GO_UNITS[u] for n, u in parts)
+    return parse_seconds(str(text).lstrip("-"))
 
 
 def go_duration(seconds: float) -> str:
