@@ -53,6 +53,7 @@ class _CP:
         self.restricted_kubeconfig = plane.restricted_kubeconfig
         self.nobody_kubeconfig = plane.nobody_kubeconfig
         self.kubeconfig = plane.kubeconfig
+        self.user_kubeconfig = plane.user_kubeconfig  # a user of a test's own (credentials.py)
         self.admin = plane.admin()
         self.kubectl_bin = real_kubectl()
         bindir = os.path.dirname(sys.executable)

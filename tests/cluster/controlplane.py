@@ -1,8 +1,8 @@
 """A real Kubernetes control plane for tests and the sandbox: etcd + kube-apiserver on loopback.
 
-envtest-style: binaries built from Go modules by scripts/test-bins.sh, RBAC authorization, token
-authentication for two users (``admin`` in system:masters, ``alice`` with no rights), the real MTC/KubeVirt/CDI
-CRDs (with the adjustments virt-operator makes), and what a cluster has: StorageClasses, Nodes, namespaces.
+envtest-style: binaries built from Go modules by scripts/test-bins.sh, RBAC authorization, the users of
+credentials.py (``admin``, ``alice``, ``nobody`` by token; users made on demand by client certificate), the real
+MTC/KubeVirt/CDI CRDs (with the adjustments virt-operator makes), and what a cluster has: StorageClasses, Nodes, namespaces.
 
 Run as a script for the sandbox:  python -m tests.cluster.controlplane up|down|status --dir .sandbox
 """
@@ -21,16 +21,13 @@ import urllib.request
 
 import yaml
 
+from tests.cluster.credentials import (  # noqa: F401 (the tokens are imported from here by tests)
+    ADMIN_TOKEN, ALICE_TOKEN, NOBODY_TOKEN, TOKENS_CSV, client_cert, write_kubeconfig)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 CRD_DIR = os.path.join(HERE, "crds")
 CACHE = os.environ.get("VMMIG_CACHE", os.path.expanduser("~/.cache/kubectl-vmmig"))
-ADMIN_TOKEN = "vmstorage-admin-token"
-ALICE_TOKEN = "vmstorage-alice-token"
-# user nobody is never granted anything: tests that need "no rights at all" use it, because tests running in
-# parallel bind alice to the shipped (partly cluster-scoped) roles for their own runs
-NOBODY_TOKEN = "vmstorage-nobody-token"
-
 # virt-operator installs the kubevirt.io CRDs differently from the controller-gen files (crds/README.md).
 KUBEVIRT_ADJUST = {
     "virtualmachines.kubevirt.io": (True, ["vm", "vms"]),
@@ -129,8 +126,7 @@ class ControlPlane:
                            check=True, capture_output=True)
         tokens = os.path.join(self.dir, "tokens.csv")
         with open(tokens, "w") as fh:
-            fh.write(f'{ADMIN_TOKEN},admin,uid-admin,"system:masters"\n{ALICE_TOKEN},alice,uid-alice,\n'
-                     f'{NOBODY_TOKEN},nobody,uid-nobody,\n')
+            fh.write(TOKENS_CSV)
         etcd_port, peer_port, port = free_port(), free_port(), free_port()
         etcd_url = f"http://127.0.0.1:{etcd_port}"
         self._spawn("etcd", [
@@ -222,25 +218,18 @@ class ControlPlane:
 
     # ---- kubeconfigs -----------------------------------------------------------------------------------
     def _write_kubeconfigs(self):
-        def cfg(users, current):
-            return {
-                "apiVersion": "v1", "kind": "Config", "current-context": current,
-                "clusters": [{"name": "sandbox", "cluster": {"server": self.server,
-                                                              "certificate-authority": self.ca_file}}],
-                "users": [{"name": n, "user": {"token": t}} for n, t in users],
-                "contexts": [{"name": ctx, "context": {"cluster": "sandbox", "user": n, "namespace": "default"}}
-                             for ctx, n in (("admin", "admin"), ("restricted", "alice"), ("nobody", "nobody"))
-                             if any(u[0] == n for u in users)],
-            }
+        admin, alice = ("admin", "admin", {"token": ADMIN_TOKEN}), ("restricted", "alice", {"token": ALICE_TOKEN})
+        for path, users in ((self.admin_kubeconfig, [admin]), (self.restricted_kubeconfig, [alice]),
+                            (self.nobody_kubeconfig, [("nobody", "nobody", {"token": NOBODY_TOKEN})]),
+                            (self.kubeconfig, [admin, alice])):
+            write_kubeconfig(path, self.server, self.ca_file, users, users[0][0])
 
-        for path, users, current in (
-                (self.admin_kubeconfig, [("admin", ADMIN_TOKEN)], "admin"),
-                (self.restricted_kubeconfig, [("alice", ALICE_TOKEN)], "restricted"),
-                (self.nobody_kubeconfig, [("nobody", NOBODY_TOKEN)], "nobody"),
-                (self.kubeconfig, [("admin", ADMIN_TOKEN), ("alice", ALICE_TOKEN)], "admin")):
-            with open(path, "w") as fh:
-                yaml.safe_dump(cfg(users, current), fh, sort_keys=False)
-            os.chmod(path, 0o600)
+    def user_kubeconfig(self, user):
+        """A kubeconfig for a user of its own, ``user``, authenticated by a client certificate (credentials.py)."""
+        pki = os.path.join(self.dir, "users")
+        crt, key = client_cert(self.client_ca_cert, self.client_ca_key, pki, user)
+        return write_kubeconfig(os.path.join(pki, f"{user}.kubeconfig"), self.server, self.ca_file,
+                                [(user, user, {"client-certificate": crt, "client-key": key})], user)
 
     def admin(self, **kw):
         from kubectl_vmmig.kube import Kube

@@ -59,9 +59,11 @@ def test_cluster_basics_present(cp):
 
 
 def test_no_rights_user_and_impersonation_get_403(cp, kubectl, namespace):
-    as_alice = kubectl("get", "vm", "-n", namespace, kubeconfig=cp.restricted_kubeconfig)
-    assert as_alice.returncode != 0 and "forbidden" in as_alice.stderr.lower()
-    impersonated = kubectl("get", "vm", "-n", namespace, "--as", "alice")
+    # user nobody, not alice: tests running in parallel bind alice to cluster-scoped roles for their own runs
+    # (controlplane.NOBODY_TOKEN), and a CI run once saw alice list VMs here while one of them held such a grant
+    as_nobody = kubectl("get", "vm", "-n", namespace, kubeconfig=cp.nobody_kubeconfig)
+    assert as_nobody.returncode != 0 and "forbidden" in as_nobody.stderr.lower()
+    impersonated = kubectl("get", "vm", "-n", namespace, "--as", "nobody")
     assert impersonated.returncode != 0 and "forbidden" in impersonated.stderr.lower()
     admin = kubectl("get", "vm", "-n", namespace)
     assert admin.returncode == 0, admin.stderr
@@ -70,13 +72,13 @@ def test_no_rights_user_and_impersonation_get_403(cp, kubectl, namespace):
     from kubectl_vmmig.kube import Kube
     from kubectl_vmmig.kubeconfig import ConnectionOptions
 
-    for opts in (ConnectionOptions(kubeconfig=cp.restricted_kubeconfig),
-                 ConnectionOptions(kubeconfig=cp.admin_kubeconfig, as_user="alice"),
-                 ConnectionOptions(kubeconfig=cp.admin_kubeconfig, as_user="alice", as_groups=("g1", "g2"))):
+    for opts in (ConnectionOptions(kubeconfig=cp.nobody_kubeconfig),
+                 ConnectionOptions(kubeconfig=cp.admin_kubeconfig, as_user="nobody"),
+                 ConnectionOptions(kubeconfig=cp.admin_kubeconfig, as_user="nobody", as_groups=("g1", "g2"))):
         with pytest.raises(errors.Forbidden) as info:
             Kube.connect(opts).items(R.VM, namespace)
         assert info.value.status == 403
-        assert "alice" in info.value.message
+        assert "nobody" in info.value.message
         assert info.value.exit_code == errors.FORBIDDEN
 
 

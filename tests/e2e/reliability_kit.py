@@ -169,12 +169,15 @@ def _without(role, drop):
 
 
 class Grant:
-    """Bind user alice to the deploy/rbac roles of ``engine`` for namespace ``ns`` (optionally without one
-    permission, or without one verb everywhere); ``revoke()`` deletes what it created, so tests do not leak rights into each other."""
+    """Bind ``user`` (by default one of its own, ``self.user`` = alice-<tag>: tests run in parallel, and a grant
+    to a shared user reaches every test using it) to the deploy/rbac roles of ``engine`` for namespace ``ns``
+    (optionally without one permission, or without one verb everywhere); ``revoke()`` deletes what it created.
+    ControlPlane.user_kubeconfig(grant.user) is the user's kubeconfig."""
 
-    def __init__(self, kube, engine, ns, drop=None, user=ALICE, drop_verb=None):
+    def __init__(self, kube, engine, ns, drop=None, user=None, drop_verb=None):
         self.kube, self.created = kube, []
         tag = uuid.uuid4().hex[:6]
+        self.user = user = user or f"{ALICE}-{tag}"
         for role in rbac_roles(engine):
             scope = role["metadata"]["annotations"]["vm-storage.kubevirt-tools.io/scope"]
             if drop is not None:

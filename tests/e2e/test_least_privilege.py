@@ -1,5 +1,5 @@
-"""Least privilege (issue 7): the complete flow passes as user alice bound only to the deploy/rbac roles of the
-engine; with one permission removed, the preflight's SelfSubjectAccessReviews name it before any write."""
+"""Least privilege (issue 7): the complete flow passes as a user ("alice-<tag>", one per test: tests run in parallel)
+bound only to the deploy/rbac roles of the engine; with one permission removed, the preflight's SelfSubjectAccessReviews name it before any write."""
 import json
 
 import pytest
@@ -13,32 +13,33 @@ pytestmark = pytest.mark.cluster
 
 
 @pytest.fixture
-def grant(world):
+def grant(world, cp):
+    """Bind a user of this test's own to the roles; returns the user's kubeconfig."""
     made = []
 
     def do(engine, ns, drop=None):
         g = Grant(world, engine, ns, drop=drop)
         made.append(g)
-        return g
+        return cp.user_kubeconfig(g.user)
 
     yield do
     for g in made:
         g.revoke()
 
 
-def as_alice(kubectl, cp, *args, timeout=300):
-    return kubectl("vm-storage", *args, kubeconfig=cp.restricted_kubeconfig, timeout=timeout)
+def as_alice(kubectl, kubeconfig, *args, timeout=300):
+    return kubectl("vm-storage", *args, kubeconfig=kubeconfig, timeout=timeout)
 
 
 def test_kubevirt_engine_flow_as_alice_with_only_the_shipped_roles(cp, world, kubectl, namespace, grant):
     ns = namespace
     make_vm(world, ns, "vm1")
-    grant("kubevirt", ns)
-    chk = as_alice(kubectl, cp, "check", "vm1", "--to", "fast", "-n", ns, "--engine", "kubevirt")
+    alice = grant("kubevirt", ns)
+    chk = as_alice(kubectl, alice, "check", "vm1", "--to", "fast", "-n", ns, "--engine", "kubevirt")
     assert chk.returncode == 0, chk.stdout + chk.stderr
-    r = as_alice(kubectl, cp, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "kubevirt", "--wait")
+    r = as_alice(kubectl, alice, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "kubevirt", "--wait")
     assert r.returncode == 0, r.stdout + r.stderr
-    st = as_alice(kubectl, cp, "status", "-n", ns, "-o", "json")
+    st = as_alice(kubectl, alice, "status", "-n", ns, "-o", "json")
     assert st.returncode == 0, st.stderr
     assert json.loads(st.stdout)["migrations"][0]["result"] == "Succeeded"
 
@@ -47,24 +48,24 @@ def test_kubevirt_engine_offline_clone_as_alice_with_only_the_shipped_roles(cp, 
     """Finding 7: the shipped roles let the least-privileged user complete an offline (CDI clone) move."""
     ns = namespace
     make_vm(world, ns, "cold", running=False)
-    grant("kubevirt", ns)
-    r = as_alice(kubectl, cp, "migrate", "cold", "--to", "fast", "-n", ns, "--engine", "kubevirt", "--mode", "offline",
+    alice = grant("kubevirt", ns)
+    r = as_alice(kubectl, alice, "migrate", "cold", "--to", "fast", "-n", ns, "--engine", "kubevirt", "--mode", "offline",
                  "--wait")
     assert r.returncode == 0, r.stdout + r.stderr
     dvs = world.items(R.DATAVOLUME, ns, label_selector="app.kubernetes.io/managed-by=kubectl-vm-storage")
     assert dvs and all("pvc" in d["spec"]["source"] and d["status"]["phase"] == "Succeeded" for d in dvs)
-    st = as_alice(kubectl, cp, "status", "-n", ns, "-o", "json")
+    st = as_alice(kubectl, alice, "status", "-n", ns, "-o", "json")
     assert json.loads(st.stdout)["migrations"][0]["result"] == "Succeeded"
 
 
 def test_mtc_engine_flow_as_alice_with_only_the_shipped_roles(cp, world, kubectl, namespace, grant):
     ns = namespace
     make_vm(world, ns, "vm1", running=False)
-    grant("mtc", ns)
-    r = as_alice(kubectl, cp, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc", "--mode", "offline",
+    alice = grant("mtc", ns)
+    r = as_alice(kubectl, alice, "migrate", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc", "--mode", "offline",
                  "--yes", "--wait")
     assert r.returncode == 0, r.stdout + r.stderr
-    st = as_alice(kubectl, cp, "status", "-n", ns, "-o", "json")
+    st = as_alice(kubectl, alice, "status", "-n", ns, "-o", "json")
     assert st.returncode == 0, st.stderr
     assert json.loads(st.stdout)["migrations"][0]["result"] == "Succeeded"
 
@@ -87,12 +88,12 @@ DROPS = [("kubevirt", ("patch", "kubevirt.io", "virtualmachines")),
 def test_one_permission_missing_is_reported_before_any_write(engine, drop, cp, world, kubectl, namespace, grant):
     ns = namespace
     make_vm(world, ns, "vm1", running=engine == "kubevirt")
-    grant(engine, ns, drop=drop)
+    alice = grant(engine, ns, drop=drop)
     before = snapshot(world, ns)
     args = ["migrate", "vm1", "--to", "fast", "-n", ns, "--engine", engine, "--yes"]
     if engine == "mtc":
         args += ["--mode", "offline"]
-    r = as_alice(kubectl, cp, *args)
+    r = as_alice(kubectl, alice, *args)
     assert r.returncode == E.PREFLIGHT, r.stdout + r.stderr
     verb, group, resource = drop
     named = f"{verb} {resource}" + (f".{group}" if group else "")

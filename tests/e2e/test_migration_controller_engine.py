@@ -176,13 +176,15 @@ def test_cancel_of_a_live_datavolume_template_vm_is_refused_before_anything_chan
 
 
 @pytest.fixture
-def alice(mc):
+def alice(mc, cp):
+    """Bind a user of this test's own ("alice-<tag>") to the shipped roles for ``ns``; returns its kubeconfig."""
     from .reliability_kit import Grant
 
     made = []
 
     def do(ns, drop=None):
         made.append(Grant(mc, "migration-controller", ns, drop=drop))
+        return cp.user_kubeconfig(made[-1].user)
 
     yield do
     for g in made:
@@ -193,8 +195,8 @@ def test_flow_as_alice_with_only_the_shipped_roles_and_a_missing_one_named_befor
         mc, kubectl, cp, namespace, alice):
     ns = namespace
     make_vm(mc, ns, "vm1", [F.pvc_disk("data")])
-    alice(ns)
-    run = lambda *a: kubectl("vm-storage", *a, kubeconfig=cp.restricted_kubeconfig, timeout=240)  # noqa: E731
+    as_alice = alice(ns)
+    run = lambda *a, kc=as_alice: kubectl("vm-storage", *a, kubeconfig=kc, timeout=240)  # noqa: E731
     chk = run("check", "vm1", "--to", "fast", "-n", ns, "-o", "json")
     assert chk.returncode == 0, chk.stdout + chk.stderr
     assert json.loads(chk.stdout)["checks"][0]["message"].startswith("--engine auto picked migration-controller")
@@ -206,7 +208,7 @@ def test_flow_as_alice_with_only_the_shipped_roles_and_a_missing_one_named_befor
     ns2 = ns + "-b"
     mc.create(R.NAMESPACE, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns2}})
     make_vm(mc, ns2, "vm1", [F.pvc_disk("data")])
-    alice(ns2, drop=("delete", "migrations.kubevirt.io", "virtualmachinestoragemigrations"))
-    r = run("migrate", "vm1", "--to", "fast", "-n", ns2, *ENGINE, "--wait")
+    trimmed = alice(ns2, drop=("delete", "migrations.kubevirt.io", "virtualmachinestoragemigrations"))
+    r = run("migrate", "vm1", "--to", "fast", "-n", ns2, *ENGINE, "--wait", kc=trimmed)
     assert r.returncode == 3 and "delete virtualmachinestoragemigrations.migrations.kubevirt.io" in r.stderr, r.stderr
     assert mc.items(R.VMSM_PLAN, ns2) == [] and mc.items(R.DATAVOLUME, ns2) == []

@@ -1,6 +1,7 @@
 """End to end through the real kubectl binary: `kubectl vm-storage migrate|check|cancel|rollback` with the MTC
 engine against the real API server and the controller stand-ins (mig-controller, KubeVirt, CDI)."""
 import json
+import uuid
 
 import pytest
 
@@ -305,20 +306,15 @@ def test_live_capability_fallback(env, kubectl):
 def test_no_rights_is_forbidden_and_creates_nothing(env, kubectl, cp):
     kube, ns = env
     make_vms(kube, ns, ["vm1"], running=False)
-    r = kubectl("vm-storage", "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", kubeconfig=cp.restricted_kubeconfig)
+    r = kubectl("vm-storage", "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", kubeconfig=cp.nobody_kubeconfig)
     assert r.returncode == errors.FORBIDDEN, r.stderr
     assert "forbidden" in r.stderr.lower() and "Traceback" not in r.stderr
     assert all_plans_for(kube, ns) == []
 
 
-def _grant_read_only(kube, ns, tag):
-    """alice may read everything the plugin reads, but write nothing."""
-    def post(path, body):
-        try:
-            kube.request("POST", path, body=body)
-        except errors.Conflict:
-            pass
-
+def _grant_read_only(kube, tag):
+    """A user of its own (``reader-<tag>``: tests run in parallel) may read everything the plugin reads, cluster
+    wide, but write nothing; returns (user, revoke)."""
     rules = [{"apiGroups": ["kubevirt.io"], "resources": ["virtualmachines", "virtualmachineinstances", "kubevirts"],
               "verbs": ["get", "list"]},
              {"apiGroups": [""], "resources": ["persistentvolumeclaims", "pods", "namespaces", "nodes", "configmaps"],
@@ -327,30 +323,38 @@ def _grant_read_only(kube, ns, tag):
              {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list"]},
              {"apiGroups": ["apps", "batch"], "resources": ["*"], "verbs": ["get", "list"]},
              {"apiGroups": ["migration.openshift.io"], "resources": ["*"], "verbs": ["get", "list"]}]
-    name = f"vmstorage-read-{tag}"
-    post("/apis/rbac.authorization.k8s.io/v1/clusterroles",
-         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
-          "rules": rules})
-    post("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-          "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]})
+    user = name = f"reader-{tag}"
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    kube.request("POST", f"{rbac}/clusterroles", body={
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules})
+    kube.request("POST", f"{rbac}/clusterrolebindings", body={
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
+
+    def revoke():
+        for kind in ("clusterrolebindings", "clusterroles"):
+            kube.request("DELETE", f"{rbac}/{kind}/{name}")
+    return user, revoke
 
 
 def test_missing_write_permissions_reported_before_any_write(env, kubectl, cp):
     kube, ns = env
     make_vms(kube, ns, ["vm1"], running=False)
-    _grant_read_only(kube, ns, ns)
-    r = kubectl("vm-storage", "check", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc",
-                kubeconfig=cp.restricted_kubeconfig)
-    assert r.returncode == errors.PREFLIGHT, r.stdout + r.stderr
-    assert "forbidden: create migplans.migration.openshift.io" in r.stdout
-    assert "forbidden: create migmigrations.migration.openshift.io" in r.stdout
-    r = kubectl("vm-storage", "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", "--engine", "mtc",
-                kubeconfig=cp.restricted_kubeconfig)
-    assert r.returncode == errors.PREFLIGHT, r.stderr
-    assert "forbidden: create migplans" in r.stderr
-    assert all_plans_for(kube, ns) == []
+    user, revoke = _grant_read_only(kube, uuid.uuid4().hex[:6])
+    try:
+        reader = cp.user_kubeconfig(user)
+        r = kubectl("vm-storage", "check", "vm1", "--to", "fast", "-n", ns, "--engine", "mtc", kubeconfig=reader)
+        assert r.returncode == errors.PREFLIGHT, r.stdout + r.stderr
+        assert "forbidden: create migplans.migration.openshift.io" in r.stdout
+        assert "forbidden: create migmigrations.migration.openshift.io" in r.stdout
+        r = kubectl("vm-storage", "migrate", "vm1", "--to", "fast", "-n", ns, "--yes", "--engine", "mtc",
+                    kubeconfig=reader)
+        assert r.returncode == errors.PREFLIGHT, r.stderr
+        assert "forbidden: create migplans" in r.stderr
+        assert all_plans_for(kube, ns) == []
+    finally:
+        revoke()
 
 
 def test_two_stage_runs_and_a_cutover_are_three_migrations_oldest_first(env, kubectl):

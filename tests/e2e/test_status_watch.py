@@ -162,7 +162,7 @@ def test_a_change_while_watching_is_in_the_next_frame_within_seconds(cp, kubectl
 
 
 def _follow_as_alice(cp, ns, drop_verb=None):
-    """`status -w -v 6` as alice bound to the shipped mtc roles (without ``drop_verb``) until a change made while
+    """`status -w -v 6` as a user ("alice-<tag>") bound to the shipped mtc roles (without ``drop_verb``) until a change made while
     it watches is shown; returns its request log."""
     from .reliability_kit import Grant
 
@@ -170,7 +170,7 @@ def _follow_as_alice(cp, ns, drop_verb=None):
     grant = Grant(cp.admin, "mtc", ns, drop_verb=drop_verb)
     try:
         proc = subprocess.Popen([cp.kubectl_bin, "vm-storage", "status", "-w", "--interval", "1", "-n", ns,
-                                 "-v", "6", "--kubeconfig", cp.restricted_kubeconfig],
+                                 "-v", "6", "--kubeconfig", cp.user_kubeconfig(grant.user)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(cp.env),
                                 stdin=subprocess.DEVNULL)
         try:

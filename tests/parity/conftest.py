@@ -10,6 +10,7 @@ import pytest
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 from tests.cluster.controlplane import ADMIN_TOKEN, ALICE_TOKEN
+from tests.cluster.credentials import client_cert
 
 from . import kit
 
@@ -50,8 +51,8 @@ def world(cp, tmp_path_factory):
         "subjects": [{"kind": "Group", "name": "kcfg-viewers", "apiGroup": _RBAC}],
         "roleRef": {"apiGroup": _RBAC, "kind": "ClusterRole", "name": "kcfg-reader"}})
     pki = os.path.join(base, "pki")
-    carl_crt, carl_key = kit.client_cert(cp.plane.client_ca_cert, cp.plane.client_ca_key, pki, "carl")
-    dora_crt, dora_key = kit.client_cert(cp.plane.client_ca_cert, cp.plane.client_ca_key, pki, "dora")
+    carl_crt, carl_key = client_cert(cp.plane.client_ca_cert, cp.plane.client_ca_key, pki, "carl")
+    dora_crt, dora_key = client_cert(cp.plane.client_ca_cert, cp.plane.client_ca_key, pki, "dora")
     wrong_ca, _ = kit.self_signed(pki, "wrong-ca")
     proxy = kit.ConnectProxy()
     front = kit.PlainHttpFront(cp.server)

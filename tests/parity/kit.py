@@ -303,18 +303,6 @@ def dead_port():
 
 
 # ---- certificates -------------------------------------------------------------------------------------------
-def client_cert(ca_cert, ca_key, out_dir, cn, org=None):
-    """A client certificate for ``cn`` signed by the control plane's client CA: (cert path, key path)."""
-    os.makedirs(out_dir, exist_ok=True)
-    key, csr, crt = (os.path.join(out_dir, f"{cn}.{ext}") for ext in ("key", "csr", "crt"))
-    subj = f"/CN={cn}" + (f"/O={org}" if org else "")
-    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", subj, "-keyout", key, "-out", csr],
-                   check=True, capture_output=True)
-    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key, "-CAcreateserial",
-                    "-days", "30", "-out", crt], check=True, capture_output=True)
-    return crt, key
-
-
 def self_signed(out_dir, cn):
     os.makedirs(out_dir, exist_ok=True)
     key, crt = os.path.join(out_dir, f"{cn}.key"), os.path.join(out_dir, f"{cn}.crt")

@@ -249,7 +249,7 @@ def test_s9_start_subresource_is_authorized_by_the_api_server(cp, kv, namespace,
     from kubectl_vmmig.kube import Kube
     from kubectl_vmmig.kubeconfig import ConnectionOptions
     F.apply(kv, namespace, *F.make_vm_bundle("vm-man", [F.pvc_disk("disk0")], run_strategy="Manual", running=False))
-    restricted = Kube.connect(ConnectionOptions(kubeconfig=cp.restricted_kubeconfig))
+    restricted = Kube.connect(ConnectionOptions(kubeconfig=cp.nobody_kubeconfig))  # never granted anything
     with pytest.raises(Exception) as exc:
         _subresource(restricted, namespace, "vm-man", "start")
     assert "forbidden" in str(exc.value).lower() and "subresources.kubevirt.io" in str(exc.value)
