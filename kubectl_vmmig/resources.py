@@ -1,5 +1,21 @@
-"""Group/version/resource of every kind the plugin reads or writes (data only)."""
+"""Group/version/resource of every kind the plugin reads or writes, and the request paths they make."""
 from typing import NamedTuple, Optional
+
+
+def _segment(what, value):
+    """``value`` as one path segment, refused as client-go refuses it before any request (rest/request.go
+    Namespace/Name -> apimachinery api/validation/path.IsValidPathSegmentName): '.' and '..' and any '/' or '%'
+    would address another object than the one named."""
+    if value in (".", ".."):
+        problem = f"may not be '{value}'"
+    else:
+        bad = [c for c in ("/", "%") if c in value]
+        if not bad:
+            return value
+        problem = " or ".join(f"may not contain '{c}'" for c in bad)
+    from .errors import BadInput
+
+    raise BadInput(f"invalid {what} {value!r}: {problem}; names are lowercase letters, digits, '-' and '.'")
 
 
 class Resource(NamedTuple):
@@ -16,10 +32,10 @@ class Resource(NamedTuple):
     def path(self, namespace: Optional[str] = None, name: Optional[str] = None, subresource=None):
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
+            base += f"/namespaces/{_segment('namespace', namespace)}"
         base += f"/{self.plural}"
         if name:
-            base += f"/{name}"
+            base += f"/{_segment('resource name', name)}"
             if subresource:
                 base += f"/{subresource}"
         return base
@@ -27,7 +43,8 @@ class Resource(NamedTuple):
     def subresource_path(self, namespace, name, sub):
         # KubeVirt serves start/stop/restart through the aggregated subresources.kubevirt.io group.
         group = "subresources." + self.group
-        return f"/apis/{group}/{self.version}/namespaces/{namespace}/{self.plural}/{name}/{sub}"
+        return (f"/apis/{group}/{self.version}/namespaces/{_segment('namespace', namespace)}/{self.plural}/"
+                f"{_segment('resource name', name)}/{sub}")
 
 
 MIG = "migration.openshift.io"

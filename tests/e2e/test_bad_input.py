@@ -74,6 +74,11 @@ CASES = [
     ("no-disk-to-move", M + ("vmcd", "--to", "fast"), BAD, ["no PVC or DataVolume disk"], {}),
     ("status-unknown-plan", ("status", "nope"), BAD, ["'nope'"], {}),
     ("cancel-unknown-plan", ("cancel", "nope"), BAD, ["MigPlan nope not found"], {}),
+    # names that are not one path segment (client-go rest/request.go refuses them before any request)
+    ("status-namespace-with-slash", ("status", "-n", "bad/ns"), BAD, ["invalid namespace 'bad/ns'", "'/'"], {}),
+    ("status-namespace-dot-dot", ("status", "-n", ".."), BAD, ["invalid namespace '..'", "may not be"], {}),
+    ("cancel-name-with-slash", ("cancel", "a/b"), BAD, ["invalid resource name 'a/b'"], {}),
+    ("cancel-name-with-percent", ("cancel", "a%2fb"), BAD, ["invalid resource name 'a%2fb'", "'%'"], {}),
     ("rollback-unknown-plan", ("rollback", "nope", "--yes"), BAD, ["MigPlan nope not found"], {}),
     # ---- preflight refusals: VM shapes that cannot move, cluster that cannot ----
     ("cutover-needs-yes", M + ("vm1", "--to", "fast", "--engine", "mtc", "--mode", "offline"), PRE, ["--yes"], {}),
