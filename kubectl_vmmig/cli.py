@@ -4,12 +4,13 @@ Only click is imported at module level. Each command lives in ``commands/<verb>.
 heavy dependencies inside the command, so ``--help`` and shell completion stay fast.
 """
 import importlib
-import signal
 import sys
 
 import click
 
 from . import __version__, errors
+from .exits import STATE as _STATE
+from .exits import on_sigterm, report
 from .launch import HELP_FLAGS, MAX_CONTENT_WIDTH, prog_name
 
 # verb -> (module, short help). The help is here so listing commands imports nothing.
@@ -24,9 +25,6 @@ COMMANDS = {
     "completion": ("kubectl_vmmig.commands.completion", "Shell completion scripts and kubectl completion shims."),
     "__complete": ("kubectl_vmmig.commands.complete_protocol", ""),  # hidden: kubectl's plugin completion protocol
 }
-
-_STATE = {"verbosity": 0}
-
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
@@ -74,7 +72,7 @@ CONNECTION_FLAGS = [
     click.option("--as", "as_user", metavar="USER", help="Username to impersonate for the operation."),
     click.option("--as-group", "as_groups", multiple=True, metavar="GROUP", help="Group to impersonate (repeatable)."),
     click.option("--as-uid", metavar="UID", help="UID to impersonate for the operation."),
-    click.option("--request-timeout", metavar="DURATION", default="0",
+    click.option("--request-timeout", metavar="DURATION",  # unset = 0 = none (kubeconfig.parse_timeout)
                  help="Time to wait for a single request (e.g. 30s, 1m); 0 means no timeout."),
     click.option("--insecure-skip-tls-verify", is_flag=True, help="Do not verify the server's certificate (insecure)."),
     click.option("--certificate-authority", metavar="PATH", help="Path to a CA certificate file."),
@@ -146,27 +144,6 @@ def _one_line_usage(exc: click.UsageError):
     return f"error: {msg[:1].lower() + msg[1:]}; see '{cmd} --help'"
 
 
-SECRET_FLAGS = ("--token", "--password", "--client-key")
-
-
-def reattach_command(args):
-    """The command line to run again to re-attach (every verb adopts what exists), secrets left out."""
-    import shlex
-
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-            continue
-        if a in SECRET_FLAGS:
-            skip = True
-            continue
-        if a.startswith(tuple(f + "=" for f in SECRET_FLAGS)):
-            continue
-        out.append(shlex.quote(a))
-    return " ".join([prog_name()] + out)
-
-
 # kubectl's boolean flags (pflag NoOptDefVal) also take "=true"/"=false"; click flags do not.
 BOOL_FLAGS = ("--insecure-skip-tls-verify",)
 GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
@@ -192,14 +169,7 @@ def kubectl_bool_flags(args):
 
 def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
-
-    def on_term(signum, frame):
-        # SIGTERM takes the Ctrl-C path (every waiter already turns KeyboardInterrupt into "stopped following,
-        # the migration goes on"); only the exit code differs.
-        _STATE["terminated"] = True
-        raise KeyboardInterrupt()
-
-    signal.signal(signal.SIGTERM, on_term)
+    on_sigterm()
     try:
         # Under standalone_mode=False click *returns* the code of a click.exceptions.Exit instead of raising it;
         # commands report failure by raising errors.VmStorageError, but an Exit must not be lost either.
@@ -213,33 +183,10 @@ def main(argv=None):
     except click.ClickException as exc:
         sys.stderr.write(f"error: {exc.format_message()}\n")
         code = errors.BAD_INPUT
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        what = "terminated" if _STATE.get("terminated") else "interrupted"
-        sys.stderr.write(f"{what}; nothing running in the cluster was stopped; re-attach with: "
-                         f"{reattach_command(args)}\n")
-        code = errors.TERMINATED if _STATE.get("terminated") else errors.INTERRUPTED
-    except errors.Interrupted as exc:
-        terminated = _STATE.get("terminated") or exc.message == "terminated"
-        code = errors.TERMINATED if terminated else errors.INTERRUPTED
-        sys.stderr.write(f"{'terminated: ' if terminated else ''}{exc.line()}\n")
-    except errors.VmStorageError as exc:
-        if _STATE["verbosity"] >= 9:
-            import traceback
-
-            traceback.print_exc()
-        sys.stderr.write(f"error: {exc.line()}\n")
-        code = exc.exit_code
-    except BrokenPipeError:
-        code = 0
-    except Exception as exc:  # a bug: say so in one line, full trace only when asked
-        if _STATE["verbosity"] >= 9:
-            import traceback
-
-            traceback.print_exc()
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {first}; "
-                         "rerun with -v 9 for a traceback and report it\n")
-        code = errors.INTERNAL
+    except click.exceptions.Abort:
+        code = report(KeyboardInterrupt(), args)
+    except (KeyboardInterrupt, Exception) as exc:
+        code = report(exc, args)
     sys.stdout.flush()
     return code
 

@@ -1,6 +1,6 @@
 """Every failure the plugin reports: exception type -> one-line message -> exit code, in one place.
 
-Commands raise these; ``cli.main`` is the only place that turns them into stderr text and an exit code,
+Commands raise these; ``exits.report`` is the only place that turns them into stderr text and an exit code,
 so the exit-code table in README.md and this module are the single source of truth.
 """
 

@@ -1,10 +1,13 @@
-"""The executable's entry point: ``--help`` without click, everything else through cli.main.
+"""The executable's entry point: ``--help`` and plain ``version`` without click, everything else through cli.main.
 
 ``kubectl vm-storage [COMMAND…] --help`` (or ``-h``) is answered from help_cache.py - click's own output,
 rendered ahead for the two program names kubectl and oc give the plugin and the two widths most terminals and
 pipes get - so it costs the interpreter's start and no import of click (~30 ms: inspect, typing, enum…). Any
 other argument list, width or program name goes to click as always. tests/unit/test_help_cache.py renders
 every cached text again through click and fails when one differs (`make help-cache` writes them anew).
+
+``version`` with at most --client and -o (every connection flag at its default) is run by
+commands/version_run.run_plain, which needs no parser either.
 
 Only ``os`` and ``sys`` are imported here: this module runs before anything else on every start.
 """
@@ -53,6 +56,12 @@ def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     text = cached_help(args)
     if text is None:
+        if args[:1] == ["version"]:
+            from .commands.version_run import run_plain
+
+            code = run_plain(args[1:])
+            if code is not None:
+                return code
         from .cli import main as cli_main
 
         return cli_main(args)

@@ -249,7 +249,7 @@ def refused(findings) -> Optional[errors.PreflightRefused]:
 
 # ---- run ----------------------------------------------------------------------------------------
 def run(opts, conn) -> None:
-    """migrate: preview or write. Every failure is an exception (cli.main turns it into the exit code)."""
+    """migrate: preview or write. Every failure is an exception (exits.report turns it into the exit code)."""
     prep = prepare(opts, conn, write=True)
     if prep.existing is not None and prep.existing.ref is not None:
         opts.streams.say(prep.existing.message)

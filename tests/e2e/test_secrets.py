@@ -73,7 +73,7 @@ def test_basic_auth_password_and_client_key_never_printed(cp, tmp_path, clean_en
 
 
 def test_interrupted_runs_print_a_reattach_command_without_the_token():
-    from kubectl_vmmig.cli import reattach_command
+    from kubectl_vmmig.exits import reattach_command
 
     cmd = reattach_command(["migrate", "vm1", "--to", "fast", "--token", "s3cr3t", "--token=s3cr3t2", "-n", "x"])
     assert "s3cr3t" not in cmd and cmd.endswith("migrate vm1 --to fast -n x")

@@ -1,7 +1,7 @@
 """The CLI shell: lazy group, kubectl flag spellings, one-line errors with documented exit codes."""
 import pytest
 
-from kubectl_vmmig import cli, errors
+from kubectl_vmmig import cli, errors, exits
 
 
 def run(args, capsys):
@@ -32,7 +32,7 @@ def test_verbosity_spellings(spelling, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     code, out, _ = run(["version", "--client", *spelling], capsys)
     assert code == 0
-    assert cli._STATE["verbosity"] == 6
+    assert exits.STATE["verbosity"] == 6
 
 
 def test_no_cluster_prints_the_client_version_then_fails_like_kubectl_version(capsys, monkeypatch, tmp_path):
