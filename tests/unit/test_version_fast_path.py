@@ -10,6 +10,8 @@ import pytest
 from kubectl_vmmig import cli, errors, launch
 from kubectl_vmmig.commands import version_run
 
+from .test_help_cache import PROBE  # launch.main(argv) in a fresh interpreter: its code, output, click imported?
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLAIN = [[], ["--client"], ["-o", "json"], ["--output", "yaml"], ["--output=text"], ["--client", "-o", "json"],
          ["-o", "yaml", "--client"]]
@@ -70,17 +72,6 @@ def test_both_paths_print_and_exit_alike(rest, kubeconfig, monkeypatch, tmp_path
     if "--client" not in rest:
         assert by_click[0] == errors.BAD_INPUT and by_click[2].startswith("error: ")  # the failing side is covered
     assert by_click[1].startswith("Client Version") or "clientVersion" in by_click[1]
-
-
-PROBE = r"""
-import contextlib, io, json, sys
-sys.argv[0] = "kubectl-vm_storage"
-from kubectl_vmmig.launch import main
-out = io.StringIO()
-with contextlib.redirect_stdout(out):
-    code = main(json.loads(sys.argv[1]))
-print(json.dumps({"code": code, "click": "click" in sys.modules, "out": out.getvalue()}))
-"""
 
 
 @pytest.mark.parametrize("argv,click_imported", [(["version", "--client"], False), (["version", "-o", "json", "--client"], False),
