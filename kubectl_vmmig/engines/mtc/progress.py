@@ -112,7 +112,7 @@ def build(plans, migrations, dvms, dvmps, vms, pvcs=(), namespace: Optional[str]
           now: Optional[str] = None) -> List[dict]:
     """Every MigMigration of every plan covering ``namespace`` (all when None) — stage runs, cutovers and rollbacks
     — each a Migration with its own result, oldest first per plan. Earlier runs of a plan carry the render hint
-    ``_superseded`` (the table folds them into a line; ``status -w`` takes its exit code from the latest)."""
+    ``_superseded``: the table shows each with its result, ``status -w`` takes its exit code from the latest."""
     pvc_sc = {(_meta(p).get("namespace") or "", _meta(p).get("name")): (p.get("spec") or {}).get("storageClassName")
               or "" for p in pvcs}
     vm_index = index_vms(vms)
