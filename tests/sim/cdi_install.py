@@ -5,6 +5,7 @@ from typing import Dict, Optional
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 
+from .cdi_admission import install_clone_authorization
 from .common import annotations, now, rand_string
 
 AN = "cdi.kubevirt.io/"
@@ -50,6 +51,7 @@ def install_cdi(kube, overhead: str = DEFAULT_OVERHEAD, claim_property_sets: Opt
     kube.patch(R.CDICONFIG, "config", {"status": status})
     for sc in scs:
         sync_storage_profile(kube, sc, (claim_property_sets or {}).get(sc["metadata"]["name"]))
+    install_clone_authorization(kube)  # the DataVolume webhook's clone authorization (cdi_admission.py)
 
 
 def sync_storage_profile(kube, sc: dict, override: Optional[list] = None, existing: Optional[dict] = None) -> dict:
