@@ -139,6 +139,17 @@ def test_snapshot_in_progress_refused():
     f = dict(facts([disk("a", "pa")]), snapshotInProgress="snap1")
     out = vm_findings(f, [mv("a", "pa")], live=True, stop=False, vmims=[], version=(1, 6, 0))
     assert out[0]["severity"] == "error" and "snap1" in out[0]["message"]
+    assert "refuses volume changes" in out[0]["message"]  # validateSnapshotStatus
+
+
+def test_restore_in_progress_refused_for_what_it_does():
+    """validateRestoreStatus refuses only run-strategy changes; the refusal's reason is the restore controller
+    writing the VM's volumes (restore.go reconcileSpec), not an admission rule it does not have."""
+    f = dict(facts([disk("a", "pa")]), restoreInProgress="restore1")
+    out = vm_findings(f, [mv("a", "pa")], live=True, stop=False, vmims=[], version=(1, 6, 0))
+    assert out[0]["name"] == "restore-in-progress" and out[0]["severity"] == "error"
+    assert "restore1" in out[0]["message"] and "rewriting the VM's volumes" in out[0]["message"]
+    assert "refuses volume changes" not in out[0]["message"]
 
 
 def test_shareable_disk_refused_for_live_with_why_and_what_to_do():

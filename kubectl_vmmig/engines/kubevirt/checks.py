@@ -127,11 +127,18 @@ def vm_findings(facts: dict, moves: List[dict], live: bool, stop: bool, vmims: L
                       f"VM {name} has ManualRecoveryRequired (an earlier volume migration was interrupted): "
                       "recover it first (kubectl vm-storage cancel, or restore its original volumes)"))
         return out
+    # snapshot: KubeVirt's admission refuses volume changes until it completes (admitters/vm-storage-status.go
+    # validateSnapshotStatus); restore: admission refuses only run-strategy changes (validateRestoreStatus), but
+    # the restore controller is writing the VM's spec and volumes itself (snapshot/restore.go reconcileSpec), and
+    # a volume swap racing it could leave either one's disks in the VM
+    why = {"snapshot": "KubeVirt refuses volume changes until it completes (admitters/vm-storage-status.go)",
+           "restore": "the restore is rewriting the VM's volumes (KubeVirt's snapshot/restore.go) and KubeVirt "
+                      "refuses run-strategy changes until it completes"}
     for what in ("snapshot", "restore"):
         if facts.get(f"{what}InProgress"):
             out.append(_f(f"{what}-in-progress", "error",
-                          f"VM {name} has a {what} in progress ({facts[what + 'InProgress']}): KubeVirt refuses "
-                          "volume changes until it completes (admitters/vm-storage-status.go); wait for it"))
+                          f"VM {name} has a {what} in progress ({facts[what + 'InProgress']}): {why[what]}; "
+                          "wait for it"))
             return out
     if not live:
         if facts.get("running") or facts.get("vmiPhase"):
