@@ -18,6 +18,9 @@ FLEET = f"{DOMAIN}/fleet"                       # annotation on a fleet's per-na
 # MTC's label on the PVCs a plan created (migtools/mig-controller pkg/apis/migration/v1alpha1/labels.go MigPlanLabel,
 # set to the plan's UID by pkg/controller/migmigration/pvcs.go).
 MTC_MIGRATED_BY_MIGPLAN = "migration.openshift.io/migrated-by-migplan"
+# MTC's label on the PVCs a cutover left behind (pkg/controller/directvolumemigration/task.go MigrationSourceFor, set
+# to the plan's UID on every PVC of the namespace but the run's targets by migmigration/storage.go handleSourceLabels).
+MTC_SOURCE_FOR = "migration.openshift.io/source-for-directvolumemigration"
 
 # KubeVirt's label on the VMIMs it creates for a volume update (pkg/virt-controller/watch/vm.go
 # createMigrationForVolumesUpdate -> virtv1.VolumesUpdateMigration).

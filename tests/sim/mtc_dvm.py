@@ -212,8 +212,8 @@ class DvmReconciler:
             lbl[LBL_MIGRATED_BY_MIGRATION] = mig["metadata"]["uid"]
         if plan:
             lbl[LBL_MIGRATED_BY_PLAN] = plan["metadata"]["uid"]
-        for k in [k for k in lbl if k.startswith("migration.openshift.io/source-for")]:
-            del lbl[k]
+        # pvcs.go createDestinationPVCs: the source's labels as they are (a source-for label included:
+        # handleSourceLabels removes it from the targets at the swap)
         sspec = src.get("spec") or {}
         size = ((src.get("status") or {}).get("capacity") or {}).get("storage") or \
             ((sspec.get("resources") or {}).get("requests") or {}).get("storage")

@@ -10,7 +10,7 @@ from .mtc_dvm_copy import _op  # noqa: F401  (re-exported for tests)
 from .mtc_plan import (LBL_MIGRATED_BY_PLAN, LBL_SOURCE_FOR, STORAGE_CONVERSION, plan_ready, plan_type,
                        split_pvc_name)
 from .mtc_workloads import (delete_migrated, migrated_deleted, quiesce, quiesced, swap_pvc_references,
-                            label_sources, unquiesce)
+                            handle_source_labels, unquiesce)
 from .common import delete_any
 
 from .mtc_itineraries import (DESCRIPTIONS, DV, ITINERARIES, LIVE, SWAP, N, Q)  # noqa: F401
@@ -353,9 +353,11 @@ class MigrationReconciler:
         if reasons:
             self.fail(st, reasons)
             return False
-        if not rollback:  # handleSourceLabels
+        if not rollback:  # handleSourceLabels over getPVCNameMapping's values: a skipped PV maps to itself
+            values = [split_pvc_name(pv["pvc"]["name"])[0 if (pv.get("selection") or {}).get("action") == "skip" else 1]
+                      for pv in (plan.get("spec") or {}).get("persistentVolumes") or []]
             for ns in self._ns_list(plan):
-                label_sources(self.kube, ns, [s for s, _ in pairs], plan["metadata"]["uid"], LBL_SOURCE_FOR)
+                handle_source_labels(self.kube, ns, values, plan["metadata"]["uid"], LBL_SOURCE_FOR)
         return True
 
     def _p_DeleteMigrated(self, mig, plan, st, faults, flags):

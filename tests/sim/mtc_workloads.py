@@ -266,10 +266,19 @@ def ensure_adoption_dv(kube, ns: str, source: str, target: str) -> None:
 
 
 # ---- labels and rollback deletion ----------------------------------------------------------------
-def label_sources(kube, ns: str, sources: Iterable[str], plan_uid: str, label: str) -> None:
-    for name in sources:
-        pvc = kube.get_or_none(R.PVC, name, ns)
-        if pvc and labels(pvc).get(label) != plan_uid:
+def handle_source_labels(kube, ns: str, targets: Iterable[str], plan_uid: str, label: str) -> None:
+    """migmigration/storage.go handleSourceLabels (after a cutover's swap, never on rollback): EVERY PVC of the
+    namespace gets ``label`` = the plan's UID - the sources copied, and PVCs the plan does not list at all (an
+    earlier run's targets: discovery skipped them) - except the mapping's values (getPVCNameMapping: the run's
+    targets, and the skipped PVs, which map to themselves), from which it is removed. A later plan's discovery
+    skips every PVC so labelled for another plan (pvlist.go getClaims migrationSourceOtherPlan)."""
+    targets = set(targets)
+    for pvc in kube.items(R.PVC, ns):
+        name, have = pvc["metadata"]["name"], labels(pvc).get(label)
+        if name in targets:
+            if have is not None:
+                kube.patch(R.PVC, name, {"metadata": {"labels": {label: None}}}, ns)
+        elif have != plan_uid:
             kube.patch(R.PVC, name, {"metadata": {"labels": {label: plan_uid}}}, ns)
 
 

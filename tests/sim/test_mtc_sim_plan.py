@@ -251,3 +251,19 @@ def test_missing_plan_ref_text_names_the_subject(env):
     assert cond["reason"] == "NotFound" and cond["category"] == "Critical"
     assert cond["message"] == ("The `migPlanRef` must reference a valid `migplan`, "
                                f"subject: {MTC_NAMESPACE}/{env.n('missing')}.")
+
+
+def test_handle_source_labels_marks_every_pvc_but_the_mapping_values(env):
+    """migmigration/storage.go handleSourceLabels after a cutover: EVERY PVC of the namespace gets
+    source-for-directvolumemigration=<plan UID> - an earlier run's target too - except the mapping's values
+    (getPVCNameMapping: this run's targets, and skipped PVs, which map to themselves), from which it is removed."""
+    from tests.sim.mtc_plan import LBL_SOURCE_FOR
+    from tests.sim.mtc_workloads import handle_source_labels
+
+    for name, lbl in (("copied", {}), ("skipped", {LBL_SOURCE_FOR: "old-uid"}), ("copied-mig-ab12", {LBL_SOURCE_FOR: "u"}),
+                      ("earlier-mig-zz99", {}), ("unlisted", {LBL_SOURCE_FOR: "old-uid"})):
+        make_bound_pvc(env.kube, env.ns, name, labels_=lbl)
+    handle_source_labels(env.kube, env.ns, ["copied-mig-ab12", "skipped"], "u", LBL_SOURCE_FOR)
+    got = {p["metadata"]["name"]: (p["metadata"].get("labels") or {}).get(LBL_SOURCE_FOR)
+           for p in env.kube.items(R.PVC, env.ns)}
+    assert got == {"copied": "u", "skipped": None, "copied-mig-ab12": None, "earlier-mig-zz99": "u", "unlisted": "u"}

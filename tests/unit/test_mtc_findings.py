@@ -282,3 +282,18 @@ def test_succeeded_only_when_the_ended_dvm_copied_every_disk():
 def test_c5_a_canceled_migration_that_also_says_succeeded_is_canceled():
     mig = mig_with([cond("Canceled"), cond("Succeeded")])  # the Cancel itinerary reaches Completed (migrate.go)
     assert B.migration_result(mig, load("dvm-completed"))[0] == "Canceled"
+
+
+# ---- B3 (handleSourceLabels): a disk another plan's cutover labelled is unlabelled before discovery ---------
+def test_disks_labelled_for_another_plan_are_the_ones_to_unlabel():
+    from kubectl_vmmig.engines.mtc import plans as PL
+
+    label = "migration.openshift.io/source-for-directvolumemigration"
+    pvcs = [pvc("a", labels={label: "plan-a"}), pvc("b", labels={label: "plan-b"}), pvc("c"), pvc("d", labels={label: "plan-a"})]
+    # a new plan (no UID yet) skips every labelled disk; the adopted plan-a only the ones labelled for others
+    assert PL.labelled_for_other_plans(["a", "b", "c"], pvcs, None) == [{"pvc": "a", "value": "plan-a"},
+                                                                      {"pvc": "b", "value": "plan-b"}]
+    assert PL.labelled_for_other_plans(["a", "b", "c"], pvcs, "plan-a") == [{"pvc": "b", "value": "plan-b"}]
+    assert PL.labelled_for_other_plans(["c", "missing"], pvcs, None) == []  # only the disks to move, never "d"
+    path = "/metadata/labels/migration.openshift.io~1source-for-directvolumemigration"
+    assert PL.unlabel_ops("plan-a") == [{"op": "test", "path": path, "value": "plan-a"}, {"op": "remove", "path": path}]

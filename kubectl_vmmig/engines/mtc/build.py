@@ -19,6 +19,7 @@ MANAGED_BY, MANAGER, MIGRATION_LABEL, ENGINE_LABEL = L.MANAGED_BY, L.MANAGER, L.
 TYPE_LABEL, REQUEST_ANNOTATION, REQUEST_HASH_LABEL = L.TYPE, L.REQUEST, L.REQUEST_HASH
 DEFAULT_NAMESPACE = "openshift-migration"
 GENERATION_LABEL, SUPERSEDED_ANNOTATION, MIGPLAN_LABEL = L.PLAN_GENERATION, L.SUPERSEDED_BY, L.MTC_MIGRATED_BY_MIGPLAN
+SOURCE_FOR_LABEL = L.MTC_SOURCE_FOR
 HOOK_PHASES = {p.lower(): p for p in ("PreBackup", "PostBackup", "PreRestore", "PostRestore")}
 BLOCKING = ("Critical", "Error")
 # Plan conditions that mean the cluster cannot live-migrate storage (mig-controller pkg/controller/migplan/

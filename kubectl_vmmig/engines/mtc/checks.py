@@ -43,6 +43,8 @@ MTC_WRITE_PERMISSIONS = (
     ("create", "migration.openshift.io", "migplans", "mtc"), ("patch", "migration.openshift.io", "migplans", "mtc"),
     ("create", "migration.openshift.io", "migmigrations", "mtc"),
     ("patch", "migration.openshift.io", "migmigrations", "mtc"),  # cancel
+    # only MTC's source-for label, off the disks to move (plans.labelled_for_other_plans, engine._unlabel)
+    ("patch", "", "persistentvolumeclaims", "namespace"),
 )
 
 

@@ -7,7 +7,7 @@ exists instead of creating twice.
 """
 import time
 
-from ... import errors, patches
+from ... import errors
 from ... import resources as R
 from . import build as B
 from . import plans as PL
@@ -131,36 +131,10 @@ class MtcEngine:
     def preview(self, plan, vms=(), pvcs=(), kind="cutover", hooks=(), verify=False, host_cluster=None,
                 checks=()):
         """{"objects", "patches", "checks"} without writing. ``vms``/``pvcs``: the objects read (or from -f)."""
-        mtc_ns = B.DEFAULT_NAMESPACE
-        host = host_cluster or (self._mtc or {}).get("hostCluster") or "host"
-        choice = self._choice or {"generation": 1}
-        migplan = B.build_migplan(plan, mtc_ns, host, hooks, gen=choice["generation"])
-        objects = [migplan, B.build_migmigration(plan, mtc_ns, kind, pname=migplan["metadata"]["name"])]
-        cur = choice.get("current") or {}
-        predicted = B.predicted_persistent_volumes(list(pvcs), plan["namespace"], (cur.get("status") or {}).get("suffix"),
-                                                   (cur.get("metadata") or {}).get("uid"))
-        sel_ops, _ = B.selection_patch(predicted, plan, verify)
-        out_patches = [{"apiVersion": B.GROUP_VERSION, "kind": "MigPlan", "namespace": mtc_ns,
-                        "name": migplan["metadata"]["name"], "patch": sel_ops}]
-        first = (choice.get("supersede"), "close the previous plan", PL.close_ops(migplan["metadata"]["name"])) \
-            if choice.get("supersede") else (choice.get("current"), "refresh PV discovery", PL.REFRESH_OPS)
-        if first[0] is not None:
-            out_patches.insert(0, {"apiVersion": B.GROUP_VERSION, "kind": "MigPlan", "namespace": mtc_ns,
-                                   "name": first[0]["metadata"]["name"], "step": first[1], "patch": first[2]})
-        if kind == "cutover":
-            by_name = {(v.get("metadata") or {}).get("name"): v for v in vms}
-            from ...plan import moves_by_vm
+        from .preview import preview
 
-            for vm_name, moves in moves_by_vm(plan).items():
-                vm = by_name.get(vm_name)
-                if vm is None:
-                    continue
-                live = all(m["mode"] == "live" for m in moves)
-                ops = patches.volume_swap_patch(vm, {m["sourcePVC"]: m["targetPVC"] for m in moves}, live=live,
-                                                target_storage_class=plan["targetStorageClass"] if live else None)
-                out_patches.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
-                                    "namespace": plan["namespace"], "name": vm_name, "patch": ops})
-        return {"objects": objects, "patches": out_patches, "checks": list(checks)}
+        host = host_cluster or (self._mtc or {}).get("hostCluster") or "host"
+        return preview(self._choice or {"generation": 1}, plan, vms, pvcs, kind, hooks, verify, host, checks)
 
     # ---- apply -----------------------------------------------------------------------------------
     def apply(self, plan, kind="cutover", hooks=(), verify=False, dry_run_server=False, timeout=300.0,
@@ -188,6 +162,7 @@ class MtcEngine:
                         "created": False, "liveMigrate": plan["liveMigrate"]}
         if choice["supersede"] is not None:
             self._close(choice["supersede"], pname, timeout, say)
+        self._unlabel(plan, ((choice.get("current") or {}).get("metadata") or {}).get("uid"), say)
         own = self.kube.get_or_none(R.MIGPLAN, pname, mtc_ns)
         if own is None:
             say(f"creating MigPlan {mtc_ns}/{pname}")
@@ -225,6 +200,16 @@ class MtcEngine:
         self.kube.patch(R.MIGPLAN, name, {"metadata": {"annotations": {B.SUPERSEDED_ANNOTATION: new_name}},
                                           "spec": {"closed": True}}, self.mtc_namespace)
         self.wait_plan(name, lambda p: B.condition(p, "Closed") is not None, timeout, "close", blockers=False)
+
+    def _unlabel(self, plan, plan_uid, say):
+        """Before the plan's discovery: the disks to move that another plan's cutover labelled as its migrated
+        sources (plans.labelled_for_other_plans) lose that label, or the discovery would never list them."""
+        ns, claims = plan["namespace"], [m["sourcePVC"] for m in plan["moves"]]
+        pvcs = [p for p in (self.kube.get_or_none(R.PVC, c, ns) for c in claims) if p]
+        for item in PL.labelled_for_other_plans(claims, pvcs, plan_uid):
+            say(f"removing MTC's label {B.SOURCE_FOR_LABEL}={item['value']} from PVC {ns}/{item['pvc']}: "
+                "another plan's cutover set it, and MTC's discovery skips a disk labelled for another plan")
+            self.kube.patch(R.PVC, item["pvc"], PL.unlabel_ops(item["value"]), ns, patch_type="json")
 
     def _check_live_conditions(self, own, plan):
         live_conds = B.live_blocking_conditions(own) if plan["liveMigrate"] else []

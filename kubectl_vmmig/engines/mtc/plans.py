@@ -4,7 +4,7 @@ says, and which MigMigration a re-run attaches to. Each rule cites the mig-contr
 import re
 from typing import List, Optional
 
-from .build import (GENERATION_LABEL, MIGPLAN_LABEL, REQUEST_HASH_LABEL, SUPERSEDED_ANNOTATION,
+from .build import (GENERATION_LABEL, MIGPLAN_LABEL, REQUEST_HASH_LABEL, SOURCE_FOR_LABEL, SUPERSEDED_ANNOTATION,
                     covers_namespace, is_own, plan_name, run_state, source_name)
 
 
@@ -66,6 +66,29 @@ def choose_plan(own_plans: List[dict], namespace: str, claims=(), pvcs=()) -> di
     out.update(current=top, name=top["metadata"]["name"], generation=generation(top))
     return out
 
+
+
+def labelled_for_other_plans(claims, pvcs, plan_uid: Optional[str]) -> List[dict]:
+    """The claims to move that the discovery of the plan with ``plan_uid`` (None: a plan not created yet) would skip
+    because MTC labelled them for another plan: after each cutover ``handleSourceLabels``
+    (migmigration/storage.go) sets ``source-for-directvolumemigration=<plan UID>`` on EVERY PVC of the namespace
+    but the run's targets and skipped PVs - so an earlier run's target too - and a storage-conversion plan's
+    ``getClaims`` (migplan/pvlist.go) skips a PVC ``migrationSourceOtherPlan``. A disk the VM uses now is nobody's
+    migrated source: the plugin removes the label from it before the plan's discovery runs.
+    Returns [{"pvc", "value"}] in claim order."""
+    by_name = {(p.get("metadata") or {}).get("name"): p for p in pvcs}
+    out = []
+    for c in claims:
+        value = (((by_name.get(c) or {}).get("metadata") or {}).get("labels") or {}).get(SOURCE_FOR_LABEL)
+        if value and value != plan_uid:
+            out.append({"pvc": c, "value": value})
+    return out
+
+
+def unlabel_ops(value: str) -> List[dict]:
+    """JSON patch removing MTC's source-for label from a PVC, guarded by the value read (a ``test`` op)."""
+    path = "/metadata/labels/" + SOURCE_FOR_LABEL.replace("~", "~0").replace("/", "~1")
+    return [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
 
 
 # spec.refresh lifts a Suspended plan for one reconcile (planSuspended, migplan_controller.go).
