@@ -297,3 +297,21 @@ def test_disks_labelled_for_another_plan_are_the_ones_to_unlabel():
     assert PL.labelled_for_other_plans(["c", "missing"], pvcs, None) == []  # only the disks to move, never "d"
     path = "/metadata/labels/migration.openshift.io~1source-for-directvolumemigration"
     assert PL.unlabel_ops("plan-a") == [{"op": "test", "path": path, "value": "plan-a"}, {"op": "remove", "path": path}]
+
+
+def test_a_foreign_plan_conflicts_only_on_an_equal_namespace_entry():
+    """MigPlan.HasConflict (migplan_types.go) compares spec.namespaces entries as strings: a foreign ``ns:other``
+    (mapped to another destination namespace) is no PlanConflict for our plan listing ``ns``."""
+    from kubectl_vmmig.engines.mtc import plans as PL
+
+    host = {"name": "host", "namespace": MTC_NS}
+
+    def foreign(*namespaces, closed=False):
+        return {"spec": {"namespaces": list(namespaces), "closed": closed, "srcMigClusterRef": host,
+                         "destMigClusterRef": host}}
+
+    assert PL.conflicts(foreign("ns"), host, "ns")
+    assert PL.conflicts(foreign("a", "ns"), host, "ns")
+    assert not PL.conflicts(foreign("ns:other"), host, "ns")
+    assert not PL.conflicts(foreign("ns", closed=True), host, "ns")
+    assert not PL.conflicts(foreign("ns"), {"name": "remote", "namespace": MTC_NS}, "ns")

@@ -5,7 +5,7 @@ import re
 from typing import List, Optional
 
 from .build import (GENERATION_LABEL, MIGPLAN_LABEL, REQUEST_HASH_LABEL, SOURCE_FOR_LABEL, SUPERSEDED_ANNOTATION,
-                    covers_namespace, is_own, plan_name, run_state, source_name)
+                    is_own, plan_name, run_state, source_name)
 
 
 def generation(migplan: dict) -> int:
@@ -109,9 +109,10 @@ def _ref(r) -> tuple:
 
 def conflicts(foreign: dict, host_ref: dict, namespace: str) -> bool:
     """Whether a plan the plugin did not create blocks ours: ``MigPlan.HasConflict`` (migplan_types.go) needs a
-    MigCluster in common and a namespace in common, and only open plans are compared (``ListPlans`` in
+    MigCluster in common and a ``spec.namespaces`` entry in common - compared as strings, so a foreign ``ns:other``
+    (a namespace mapping) is no conflict with our plain ``ns`` - and only open plans are compared (``ListPlans`` in
     pkg/controller/migplan/model.go lists ``ClosedIndexField: "false"``)."""
-    if (foreign.get("spec") or {}).get("closed") or not covers_namespace(foreign, namespace):
+    if (foreign.get("spec") or {}).get("closed") or namespace not in ((foreign.get("spec") or {}).get("namespaces") or []):
         return False
     spec = foreign.get("spec") or {}
     refs = {_ref(spec.get("srcMigClusterRef")), _ref(spec.get("destMigClusterRef"))}
