@@ -12,7 +12,8 @@ VmFacts::
      "vmiConditions": {type: {...}},                           # VMI conditions (LiveMigratable, ...)
      "disks": [DiskFacts], "hostDisks": [volume names], "launcherPods": [pod names],
      "volumeUpdateStrategy": spec.updateVolumesStrategy,
-     "placement": {"tolerations", "nodeSelector", "nodeSelectorTerms"}}  # placement.of_template
+     "placement": {"tolerations", "nodeSelector", "architecture", "ownNodeSelector", "nodeSelectorTerms"}}
+                                                               # placement.of_template
 
 DiskFacts (one per dataVolume / persistentVolumeClaim volume of the VM template)::
 

@@ -3,10 +3,12 @@ second node (a live storage migration starts the VM again on ANOTHER node).
 
 KubeVirt renders the launcher pod's placement from the VMI (kubevirt pkg/virt-controller/services/template.go
 renderLaunchManifest): ``NodeSelector`` from nodeselectorrenderer.go NewNodeSelectorRenderer - always
-``kubevirt.io/schedulable=true``, ``kubernetes.io/arch`` when the VMI names an architecture, then the VMI's own
-``nodeSelector`` - ``Affinity`` a copy of the VMI's, ``Tolerations`` the VMI's. The scheduler then needs every
-nodeSelector label, one of the required node-affinity terms (k8s.io/component-helpers scheduling/corev1/
-nodeaffinity nodeaffinity.go GetRequiredNodeAffinity/Match) and a toleration for each NoSchedule/NoExecute taint.
+``kubevirt.io/schedulable=true``, ``kubernetes.io/arch`` when the VMI names an architecture, then the KubeVirt
+CR's cluster-wide ``spec.configuration.developerConfiguration.nodeSelectors`` (virt-config.go GetNodeSelectors),
+then the VMI's own ``nodeSelector``, each overriding the one before (maps.Copy) - ``Affinity`` a copy of the
+VMI's, ``Tolerations`` the VMI's. The scheduler then needs every nodeSelector label, one of the required
+node-affinity terms (k8s.io/component-helpers scheduling/corev1/nodeaffinity nodeaffinity.go
+GetRequiredNodeAffinity/Match) and a toleration for each NoSchedule/NoExecute taint.
 Preferred affinity, pod (anti-)affinity and resources are not counted: they rank nodes or depend on what else
 runs there, and a preflight that guessed them would refuse moves that work.
 """
@@ -18,16 +20,40 @@ from .labels import NODE_SCHEDULABLE
 ARCH_LABEL = "kubernetes.io/arch"  # k8sv1.LabelArchStable
 
 
-def of_template(tspec: dict) -> dict:
-    """The placement facts of a VM's ``spec.template.spec`` (what the launcher pod will carry)."""
+def _selector(architecture, cluster_wide, own) -> Dict[str, str]:
+    """NewNodeSelectorRenderer's order: schedulable, arch, cluster-wide, the VMI's own (later ones win)."""
     selector = {NODE_SCHEDULABLE: "true"}
-    if tspec.get("architecture"):
-        selector[ARCH_LABEL] = str(tspec["architecture"]).lower()
-    selector.update(tspec.get("nodeSelector") or {})
+    if architecture:
+        selector[ARCH_LABEL] = str(architecture).lower()
+    selector.update(cluster_wide or {})
+    selector.update(own or {})
+    return selector
+
+
+def of_template(tspec: dict) -> dict:
+    """The placement facts of a VM's ``spec.template.spec`` (what the launcher pod will carry); ``nodeSelector``
+    without the cluster-wide selectors, which ``with_cluster_selectors`` adds from the KubeVirt CR."""
     required = ((((tspec.get("affinity") or {}).get("nodeAffinity") or {})
                  .get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms"))
-    return {"tolerations": list(tspec.get("tolerations") or []), "nodeSelector": selector,
+    return {"tolerations": list(tspec.get("tolerations") or []),
+            "nodeSelector": _selector(tspec.get("architecture"), None, tspec.get("nodeSelector")),
+            "architecture": tspec.get("architecture"), "ownNodeSelector": dict(tspec.get("nodeSelector") or {}),
             "nodeSelectorTerms": required}
+
+
+def cluster_node_selectors(kubevirt_cr: Optional[dict]) -> Dict[str, str]:
+    """The KubeVirt CR's spec.configuration.developerConfiguration.nodeSelectors (virt-config.go GetNodeSelectors),
+    which template.go hands every launcher pod."""
+    conf = (((kubevirt_cr or {}).get("spec") or {}).get("configuration") or {}).get("developerConfiguration") or {}
+    return {str(k): str(v) for k, v in (conf.get("nodeSelectors") or {}).items()}
+
+
+def with_cluster_selectors(placement: Optional[dict], cluster_wide: Dict[str, str]) -> Optional[dict]:
+    if not cluster_wide:
+        return placement
+    placement = placement or DEFAULT
+    return dict(placement, nodeSelector=_selector(placement.get("architecture"), cluster_wide,
+                                                  placement.get("ownNodeSelector")))
 
 
 DEFAULT = of_template({})  # a VM that asks for nothing: KubeVirt's own selector only
@@ -122,9 +148,12 @@ def node_findings(nodes: List[dict], placement: Optional[dict] = None, vm: str =
     return [finding("schedulable-nodes", "ok", f"{len(names)} schedulable nodes{who}")]
 
 
-def live_node_findings(nodes: List[dict], inventory: dict, ns: str, live_vms: List[str]) -> List[dict]:
+def live_node_findings(nodes: List[dict], inventory: dict, ns: str, live_vms: List[str],
+                       kubevirt_cr: Optional[dict] = None) -> List[dict]:
     """node_findings for the VMs that move live: one finding when they share a placement, else one each."""
-    places = {v: (inventory["vms"].get(f"{ns}/{v}") or {}).get("placement") for v in live_vms}
+    cluster_wide = cluster_node_selectors(kubevirt_cr)
+    places = {v: with_cluster_selectors((inventory["vms"].get(f"{ns}/{v}") or {}).get("placement"), cluster_wide)
+              for v in live_vms}
     if len({repr(p) for p in places.values()}) <= 1:
         return node_findings(nodes, places[live_vms[0]]) if live_vms else []
     return [f for v in live_vms for f in node_findings(nodes, places[v], v)]

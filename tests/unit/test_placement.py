@@ -71,3 +71,24 @@ def test_preferred_affinity_is_not_a_requirement():
     place = P.of_template({"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 1, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z9"]}]}}]}}})
     assert schedulable(node("a", zone="z1"), place)
+
+
+def test_the_kubevirt_crs_cluster_wide_node_selectors_count_and_the_vms_own_win():
+    """nodeselectorrenderer.go NewNodeSelectorRenderer: schedulable, arch, then the KubeVirt CR's
+    developerConfiguration.nodeSelectors (virt-config.go GetNodeSelectors), then the VMI's own - later wins."""
+    kv = {"spec": {"configuration": {"developerConfiguration": {"nodeSelectors": {"zone": "a"}}}}}
+    assert P.cluster_node_selectors(kv) == {"zone": "a"}
+    assert P.cluster_node_selectors(None) == {} and P.cluster_node_selectors({"spec": {}}) == {}
+    nodes = [node("a1", zone="a", disktype="ssd"), node("a2", zone="a", disktype="hdd"),
+             node("a3", zone="a", disktype="ssd"), node("b1", zone="b", disktype="ssd")]
+    inventory = {"vms": {f"ns/{name}": {"placement": P.of_template(t)} for name, t in (
+        ("plain", {}), ("ssd", {"nodeSelector": {"disktype": "ssd"}}), ("zone-b", {"nodeSelector": {"zone": "b"}}))}}
+
+    def count(vm, cr=None):
+        [f] = P.live_node_findings(nodes, inventory, "ns", [vm], cr)
+        return f["severity"], int(f["message"].split()[0])
+
+    assert count("plain") == ("ok", 4)           # no KubeVirt CR selectors: every node
+    assert count("plain", kv) == ("ok", 3)       # zone=a from the CR
+    assert count("ssd", kv) == ("ok", 2)         # the CR's zone=a and the VM's disktype=ssd
+    assert count("zone-b", kv) == ("error", 1)   # the VM's own zone=b wins over the CR's zone=a

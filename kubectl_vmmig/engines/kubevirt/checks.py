@@ -246,7 +246,7 @@ def kubevirt_engine_findings(plan: dict, inventory: dict, cluster: dict) -> List
     out = list(kubevirt_findings(kv, any_live))
     if any_live:
         live_vms = [v for v, ms in groups.items() if vm_mode(ms) == "live"]
-        out += live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms)
+        out += live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms, kv)
         out += destination_class_findings(plan["targetStorageClass"], cluster)
     for vm_name, moves in groups.items():
         facts = inventory["vms"].get(f"{ns}/{vm_name}")

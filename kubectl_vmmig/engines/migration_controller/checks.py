@@ -101,7 +101,7 @@ def engine_findings(plan: dict, inventory: dict, cluster: dict) -> List[dict]:
     out += [f for f in KC.kubevirt_findings(kv, any_live) if f["name"] != "kubevirt"]
     if any_live:
         live_vms = [v for v, ms in groups.items() if KB.vm_mode(ms) == "live"]
-        out += live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms)
+        out += live_node_findings(cluster.get("nodes") or [], inventory, ns, live_vms, kv)
     version = parse_version(((kv or {}).get("status") or {}).get("observedKubeVirtVersion"))
     for vm_name, moves in groups.items():
         facts = inventory["vms"].get(f"{ns}/{vm_name}")

@@ -217,7 +217,8 @@ def check_live(plan, inventory, facts) -> List[dict]:
                                f"({d['size']}); a smaller destination fails live migration: use --mode offline"))
     live_vms = sorted({m["vm"] for m in plan["moves"] if m["mode"] == "live"})
     if facts.get("nodes") is not None and live_vms:  # None: the user may not list nodes
-        out += live_node_findings(facts["nodes"], inventory, plan["namespace"], live_vms)
+        out += live_node_findings(facts["nodes"], inventory, plan["namespace"], live_vms,
+                                  (facts.get("kubevirt") or {}).get("cr"))
     return out
 
 
