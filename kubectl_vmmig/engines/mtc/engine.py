@@ -205,8 +205,8 @@ class MtcEngine:
         """Before the plan's discovery: the disks to move that another plan's cutover labelled as its migrated
         sources (plans.labelled_for_other_plans) lose that label, or the discovery would never list them."""
         ns, claims = plan["namespace"], [m["sourcePVC"] for m in plan["moves"]]
-        pvcs = [p for p in (self.kube.get_or_none(R.PVC, c, ns) for c in claims) if p]
-        for item in PL.labelled_for_other_plans(claims, pvcs, plan_uid):
+        # one LIST (the role has list, not get, on PVCs: checks.MTC_READ_PERMISSIONS)
+        for item in PL.labelled_for_other_plans(claims, self.kube.items(R.PVC, ns), plan_uid):
             say(f"removing MTC's label {B.SOURCE_FOR_LABEL}={item['value']} from PVC {ns}/{item['pvc']}: "
                 "another plan's cutover set it, and MTC's discovery skips a disk labelled for another plan")
             self.kube.patch(R.PVC, item["pvc"], PL.unlabel_ops(item["value"]), ns, patch_type="json")
