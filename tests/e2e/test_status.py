@@ -242,9 +242,11 @@ def _watch_while(cp, namespace, mtc_ns, migmigration_status, dvm_status):
         reader.start()
         reader.join(60)
         assert first and "vm-0/rootdisk" in first[-1] and proc.poll() is None, (first, proc.poll())
-        set_status(cp.admin, R.MIGMIGRATION, f"vm-storage-cutover-{tag(namespace)}", mtc_ns, migmigration_status)
+        # The DVM ends first: the MigMigration reads the finished DVM before it ends itself (mig-controller
+        # migmigration/task.go waitForDVMToComplete), so a watcher never sees the reverse order
         [dvm] = [d for d in cp.admin.items(R.DVM, mtc_ns) if d["metadata"]["name"].endswith("-" + tag(namespace))]
         set_status(cp.admin, R.DVM, dvm["metadata"]["name"], mtc_ns, dvm_status)
+        set_status(cp.admin, R.MIGMIGRATION, f"vm-storage-cutover-{tag(namespace)}", mtc_ns, migmigration_status)
         out, err = proc.communicate(timeout=30)
         out = "".join(first) + out
     finally:

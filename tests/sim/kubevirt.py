@@ -145,6 +145,12 @@ class KubeVirtController(StandIn):
         if vmi is not None and (strategy == "Halted" or stop_request):
             # syncRunStrategy: Halted stops; Always/RerunOnFailure/Manual stop on hasStopRequestForVMI (the
             # ``stop``/``restart`` subresources), Always then starts a new VMI
+            # A real VMI lingers through its graceful deletion (DeletionTimestamp set, not final), so this pass's
+            # updateStatus still sees it: syncVolumeMigration leaves the VM alone and syncConditions mirrors the
+            # VMI's conditions (vm.go updateStatus, syncConditions). A finished migration's VolumesChange is
+            # gone from it then, so only a migration still pending at the stop raises ManualRecoveryRequired
+            # once the VMI is gone. The stand-in's VMI vanishes at once: mirror its conditions first.
+            _mirror_vmi_conditions(st, vmi)
             self.delete_vmi(ctx, vmi)
             M.drop_condition(st, "RestartRequired")  # stopVMI → cleanupRestartRequired
             vmi = None
@@ -230,13 +236,9 @@ class KubeVirtController(StandIn):
         else:
             ready = {"type": "Ready", "status": "True" if vmi_ready else "False", "lastProbeTime": None,
                      "lastTransitionTime": now()}
-        if vmi is None:
-            # vm.go syncConditions returns early without a VMI: the conditions mirrored from the last VMI stay
-            # (e.g. VolumesChange=True next to ManualRecoveryRequired) until syncVolumeMigration removes them
-            mirrored = [c for c in st.get("conditions") or [] if c.get("type") not in ("Ready",) + VM_OWN_CONDITIONS]
-        else:
-            mirrored = [M.deep(c) for c in vst.get("conditions") or []
-                        if c.get("type") not in ("Ready",) + VM_OWN_CONDITIONS]
+        # vm.go syncConditions returns early without a VMI: the conditions mirrored from the last VMI stay
+        # (e.g. VolumesChange=True next to ManualRecoveryRequired) until syncVolumeMigration removes them
+        mirrored = _mirrored(st if vmi is None else vst)
         new = {"conditions": []}
         prev = {c.get("type"): c for c in st.get("conditions") or []}
         for c in [ready] + mirrored + own:
@@ -382,3 +384,14 @@ class KubeVirtController(StandIn):
             refs = [r for r in dv["metadata"].get("ownerReferences") or [] if r.get("kind") == "VirtualMachine"]
             if refs and refs[0]["uid"] not in vm_uids and not self.kube.get_or_none(R.VM, refs[0]["name"], ns):
                 delete_any(self.kube, R.DATAVOLUME, name, ns)
+
+
+def _mirrored(status: dict) -> list:
+    """The conditions vm.go syncConditions copies from the VMI (all but Ready and the VM's own)."""
+    return [M.deep(c) for c in status.get("conditions") or [] if c.get("type") not in ("Ready",) + VM_OWN_CONDITIONS]
+
+
+def _mirror_vmi_conditions(st: dict, vmi: dict) -> None:
+    """vm.go syncConditions for one VMI: its conditions replace the mirrored ones, the VM's own and Ready stay."""
+    kept = [c for c in st.get("conditions") or [] if c.get("type") in ("Ready",) + VM_OWN_CONDITIONS]
+    st["conditions"] = kept + _mirrored((vmi or {}).get("status") or {})
