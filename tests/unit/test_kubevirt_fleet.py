@@ -2,10 +2,12 @@
 import copy
 
 import jsonpatch
+import pytest
 
 from kubectl_vmmig import errors
 from kubectl_vmmig.engines.kubevirt import build as B
-from kubectl_vmmig.engines.kubevirt.fleet import fleet_pass, migrations_seen
+from kubectl_vmmig.engines.kubevirt.drive import run_pass
+from kubectl_vmmig.engines.kubevirt.fleet import migrations_seen
 from kubectl_vmmig.engines.kubevirt.reads import FleetReads
 from kubectl_vmmig.engines.kubevirt.schedule import DONE, QUEUED, RUNNING, admit, fleet_queue
 from kubectl_vmmig.engines.kubevirt.steps import Driver
@@ -102,14 +104,14 @@ def test_the_per_node_limit_counts_the_live_moves_of_every_namespace():
 def test_one_window_over_the_fleet_and_the_namespaces_overlap():
     kube, recs, reads, drivers = a_fleet()
     saved = []
-    fleet_pass(drivers, reads, 3, None, lambda d: saved.append(d.ns))
+    run_pass(drivers, reads, 3, None, lambda d: saved.append(d.ns))
     # 3 copies across the fleet (one per namespace), not 3 per namespace
     assert in_flight(recs) == [("ns-a", "vm0"), ("ns-b", "vm0"), ("ns-c", "vm0")]
     assert sorted(set(saved)) == list(SPACES)
     peak, spans = 3, {}
     for step in range(60):
         copy_one(kube)
-        fleet_pass(drivers, reads, 3, None, lambda d: None)
+        run_pass(drivers, reads, 3, None, lambda d: None)
         now = in_flight(recs)
         peak = max(peak, len(now))
         for ns, _ in now:
@@ -125,20 +127,20 @@ def test_one_window_over_the_fleet_and_the_namespaces_overlap():
 
 def test_a_pass_lists_each_kind_once_across_the_namespaces():
     kube, recs, reads, drivers = a_fleet(n=6)
-    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    run_pass(drivers, reads, 3, None, lambda d: None)
     copy_one(kube)
     kube.calls.clear()
-    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    run_pass(drivers, reads, 3, None, lambda d: None)
     lists = [c for c in kube.calls if c[0] == "list"]
     assert sorted(lists) == sorted(set(lists)) and all(ns is None for _, _, ns in lists), lists
 
 
 def test_namespaced_rights_list_per_namespace():
     kube, recs, reads, drivers = a_fleet(forbid_all=True)
-    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    run_pass(drivers, reads, 3, None, lambda d: None)
     assert in_flight(recs) == [("ns-a", "vm0"), ("ns-b", "vm0"), ("ns-c", "vm0")]
     kube.calls.clear()
-    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    run_pass(drivers, reads, 3, None, lambda d: None)
     lists = [c for c in kube.calls if c[0] == "list"]
     assert lists and all(ns in SPACES for _, _, ns in lists)  # no second refused cluster-wide LIST
 
@@ -147,7 +149,7 @@ def test_a_rerun_of_the_fleet_does_not_redo_finished_vms():
     kube, recs, reads, drivers = a_fleet(n=2)
     for _ in range(4):
         copy_one(kube)
-        fleet_pass(drivers, reads, 3, None, lambda d: None)
+        run_pass(drivers, reads, 3, None, lambda d: None)
     done = {(rec["namespace"], v) for rec in recs for v, r in rec["vms"].items() if r["phase"] == "Completed"}
     assert 0 < len(done) < 6
     # interrupted: the re-run loads every namespace's saved record and goes on
@@ -158,7 +160,7 @@ def test_a_rerun_of_the_fleet_does_not_redo_finished_vms():
     patched_before = len([c for c in kube.calls if c[0] == "patch"])
     for _ in range(20):
         copy_one(kube)
-        fleet_pass(drivers2, reads2, 3, None, lambda d: None)
+        run_pass(drivers2, reads2, 3, None, lambda d: None)
     assert all(r["result"] == "Succeeded" for r in again)
     patched = [(c[2], c[3]) for c in kube.calls if c[0] == "patch"][patched_before:]
     assert sorted(patched) == sorted({(ns, f"vm{i}") for ns in SPACES for i in range(2)} - done)
@@ -166,7 +168,7 @@ def test_a_rerun_of_the_fleet_does_not_redo_finished_vms():
 
 def test_the_view_is_built_from_the_pass_reads_without_a_request():
     kube, recs, reads, drivers = a_fleet(n=2)
-    fleet_pass(drivers, reads, 3, None, lambda d: None)
+    run_pass(drivers, reads, 3, None, lambda d: None)
     kube.calls.clear()
     ms = migrations_seen(recs, reads, "2026-01-01T00:00:00Z")
     assert kube.calls == []
@@ -210,7 +212,7 @@ def test_status_shows_a_vm_copying_even_before_its_record_says_it_left_the_queue
     for r in saved:  # as written before the first pass: every VM still Queued
         for v in r["vms"].values():
             v["phase"] = "Queued"
-    fleet_pass(drivers, reads, 3, None, lambda d: None)  # the run admits and creates destinations
+    run_pass(drivers, reads, 3, None, lambda d: None)  # the run admits and creates destinations
     objs = [dict(B.record_configmap(r), kind="ConfigMap") for r in saved] + list(kube.objs.values())
     rows = {(m["namespace"], d["vm"]): d["phase"] for m in KP.from_objects(objs) for d in m["disks"]}
     assert rows[("ns-a", "vm0")] != "Queued" and rows[("ns-a", "vm1")] == "Queued"
@@ -229,7 +231,7 @@ def test_a_cancel_of_one_namespace_stops_it_before_a_vm_is_swapped_and_the_other
     theirs["metadata"]["resourceVersion"] = "2"
     for _ in range(20):
         copy_one(kube)
-        fleet_pass(drivers, reads, 3, None, lambda d: None)
+        run_pass(drivers, reads, 3, None, lambda d: None)
         if all(r["result"] != "Running" for r in recs):
             break
     patched = {(c[2], c[3]) for c in kube.calls if c[0] == "patch"}
@@ -238,8 +240,10 @@ def test_a_cancel_of_one_namespace_stops_it_before_a_vm_is_swapped_and_the_other
     assert [r["result"] for r in recs] == ["Succeeded", "Canceled", "Succeeded"]
 
 
-def test_a_lost_api_server_during_a_pass_is_ridden_out_and_the_fleet_goes_on(monkeypatch):
-    from kubectl_vmmig.engines.kubevirt import fleet as FL
+@pytest.mark.parametrize("shared", [True, False], ids=["fleet", "one-record"])
+def test_a_lost_api_server_during_a_pass_is_ridden_out_and_the_fleet_goes_on(monkeypatch, shared):
+    """The one loop (drive.py) rides out a lost API server for a fleet's records and for one record alike."""
+    from kubectl_vmmig.engines.kubevirt import drive as DR
 
     kube, recs, _, _ = a_fleet(n=1)
     down = [2]  # the next two LISTs find the API server gone
@@ -268,10 +272,64 @@ def test_a_lost_api_server_during_a_pass_is_ridden_out_and_the_fleet_goes_on(mon
         def _save(self, rec, cm, dry=False):
             return {"metadata": {"resourceVersion": "1"}}
 
-    monkeypatch.setattr(FL.time, "sleep", lambda s: None)
-    out = FL.drive_fleet(Shell(), [(r, None) for r in recs], True, pause=lambda s: None)
+    monkeypatch.setattr(DR.time, "sleep", lambda s: None)
+    fleet_reads = FleetReads(kube, [r["namespace"] for r in recs]) if shared else None
+    out = DR.drive(Shell(), [(r, None) for r in recs], True, fleet_reads=fleet_reads, pause=lambda s: None)
     assert [r["result"] for r in out] == ["Succeeded"] * 3
     assert said.count("reconnected") == 1 and any(s.startswith("reconnecting") for s in said)
+
+
+class EditedUnderUs(NamespacedKube):
+    """vm0 is edited by someone else just before each of our patches: the API server refuses the guarded patch
+    (a failed ``test`` op is a 422) and the re-read shows the new generation (guarded_patch.PatchRefused)."""
+
+    def patch(self, res, name, ops, ns=None, patch_type="json", dry_run=False):
+        if res.kind == "VirtualMachine" and name == "vm0":
+            self.objs[(res.kind, ns, name)]["metadata"]["generation"] += 1
+            raise errors.Invalid("the server rejected our request: testing value /metadata/generation failed",
+                                 status=422)
+        return super().patch(res, name, ops, ns, patch_type, dry_run)
+
+    def get_or_none(self, res, name, ns=None):
+        return copy.deepcopy(self.objs.get((res.kind, ns, name)))
+
+    def items(self, res, ns=None, all_namespaces=False, **kw):
+        for (kind, _, _), o in self.objs.items():  # CDI copies at once
+            if kind == "DataVolume":
+                o["status"] = {"phase": "Succeeded", "progress": "100.0%"}
+        return super().items(res, ns, all_namespaces, **kw)
+
+
+@pytest.mark.parametrize("shared", [True, False], ids=["fleet", "one-record"])
+def test_a_refused_volume_swap_fails_that_vm_the_others_go_on_then_the_run_says_so(shared):
+    """One rule for one record and for a fleet (drive.run_pass): the VM edited under us is recorded as failed,
+    nothing of it is overwritten, the record's other VM is still moved, and the refusal is the run's error."""
+    from kubectl_vmmig.engines.kubevirt import drive as DR
+    from kubectl_vmmig.engines.kubevirt.guarded_patch import PatchRefused
+
+    kube = EditedUnderUs(a_vm("ns-a", 0), a_vm("ns-a", 1))
+    rec = B.new_record(plan_of("ns-a", 2), {f"vm{i}": a_vm("ns-a", i) for i in range(2)}, "m-ns-a", "t")
+    saved = []
+
+    class Shell:
+        options = {"poll": 0.01}
+
+        def __init__(self):
+            self.kube, self.echo = kube, lambda line: None
+
+        def _save(self, rec, cm, dry=False):
+            saved.append(copy.deepcopy(rec))
+            return {"metadata": {"resourceVersion": str(len(saved))}}
+
+    fleet_reads = FleetReads(kube, ["ns-a"]) if shared else None
+    with pytest.raises(PatchRefused) as exc:
+        DR.drive(Shell(), [(rec, None)], True, fleet_reads=fleet_reads, pause=lambda s: None)
+    assert "VM ns-a/vm0 changed after it was read" in exc.value.message
+    assert rec["vms"]["vm0"]["phase"] == "Failed" and rec["vms"]["vm1"]["phase"] == "Completed"
+    assert rec["result"] == "Failed" and saved[-1]["vms"] == rec["vms"]  # written back as it ended
+    claims = {n: kube.objs[("VirtualMachine", "ns-a", n)]["spec"]["template"]["spec"]["volumes"][0]
+              ["persistentVolumeClaim"]["claimName"] for n in ("vm0", "vm1")}
+    assert claims == {"vm0": "p0", "vm1": "p1-fast"}
 
 
 def test_a_store_that_lags_behind_our_own_write_does_not_make_it_twice():
@@ -299,7 +357,7 @@ def test_a_store_that_lags_behind_our_own_write_does_not_make_it_twice():
 
     kube.create = create
     for _ in range(3):
-        fleet_pass(drivers, reads, 3, None, lambda d: None)
+        run_pass(drivers, reads, 3, None, lambda d: None)
     assert [c for c in kube.calls if c[0] == "create"] == [("create", "DataVolume", ns) for ns in SPACES]
     assert all(r["vms"]["vm0"]["phase"] == "WaitingForVolumes" for r in recs)
     lagging["on"] = False  # the store catches up, CDI finishes: the run goes on from the store
@@ -307,5 +365,5 @@ def test_a_store_that_lags_behind_our_own_write_does_not_make_it_twice():
         if kind == "DataVolume":
             o["status"], o["metadata"]["resourceVersion"] = {"phase": "Succeeded", "progress": "100.0%"}, "9"
     for _ in range(3):
-        fleet_pass(drivers, reads, 3, None, lambda d: None)
+        run_pass(drivers, reads, 3, None, lambda d: None)
     assert [r["result"] for r in recs] == ["Succeeded"] * 3

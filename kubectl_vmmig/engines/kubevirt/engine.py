@@ -18,9 +18,8 @@ from ... import resources as R
 from ...patches import clear_strategy_patch, revert_patch, volume_claims
 from . import build as B
 from .checks import kubevirt_engine_findings
-from .saves import Saves
 from .guarded_patch import PatchRefused, guarded_patch
-from .steps import Driver, now
+from .steps import now
 from .track import cancel_done, judge_live, vmims_of
 
 
@@ -160,49 +159,10 @@ class KubevirtEngine:
 
     def _drive(self, rec, cm, wait, dry_run_server=False):
         """Advance the record until it ends (wait), or - detached - until nothing more can be done without
-        waiting (at most ``detach_wait`` seconds, 10 by default), then say what is left and who does it."""
-        migration, ns = rec["name"], rec["namespace"]
-        opts = dict(self.options, dry_run_server=dry_run_server, detach=not wait)
-        driver = Driver(self.kube, rec, opts, self.echo)
-        now_ = time.monotonic()
-        deadline = now_ + float(self.options.get("timeout") or 0) if self.options.get("timeout") else None
-        detach_end = now_ + float(self.options.get("detach_wait") or 10)
-        if not dry_run_server and bool(rec.get("detached")) == wait:
-            rec["detached"] = not wait  # status: "waiting for the plugin" only while no plugin follows it
-            cm = self._save(rec, cm)
-        driver.record_version = _version(cm)
-        saves = Saves(rec, float(self.options.get("save_every") or 30))
-        try:
-            while True:
-                try:
-                    driver.advance()
-                finally:
-                    if not dry_run_server and saves.due(rec):
-                        cm = self._save(rec, cm)
-                        saves.saved(rec)
-                        driver.record_version = _version(cm)
-                if not dry_run_server:
-                    self.on_pass(migration)
-                if rec["result"] != "Running":
-                    break
-                if not wait and (not B.plugin_steps_left(rec) or time.monotonic() > detach_end):
-                    break
-                if deadline and time.monotonic() > deadline:
-                    self.echo(f"timed out waiting; the migration goes on - follow it with "
-                              f"'kubectl vm-storage status {migration} -n {ns} -w'")
-                    break
-                time.sleep(float(self.options.get("poll") or 1.0))
-        except KeyboardInterrupt:
-            self.echo(f"stopped following; run 'kubectl vm-storage resume {migration} -n {ns}' (or the same "
-                      "command) to resume it")
-            raise
-        finally:
-            if not dry_run_server and saves.due(rec, final=True):
-                cm = self._save(rec, cm)
-        if not wait and rec["result"] == "Running" and not dry_run_server:
-            for line in B.detached_summary(rec):
-                self.echo(line)
-        return cm
+        waiting: the one loop of this engine (drive.py), here for one record reading its own namespace."""
+        from .drive import drive
+
+        drive(self, [(rec, cm)], wait, after_pass=lambda: self.on_pass(rec["name"]), dry_run_server=dry_run_server)
 
     def resume(self, name, namespace) -> dict:
         """Finish what a detached (or interrupted) run left for the plugin, following to the end."""
@@ -368,10 +328,6 @@ class KubevirtEngine:
     def _last_migration_state(self, rec, vm_name, r) -> Optional[dict]:
         """targetNodeDomainReadyTimestamp from the VMI, the VMIM (when final) or what the record last saw."""
         return self._judge(rec, vm_name, r)["migrationState"] or r.get("migrationState")
-
-
-def _version(cm) -> Optional[str]:
-    return ((cm or {}).get("metadata") or {}).get("resourceVersion")
 
 
 def _by_name(objs, namespace) -> Dict[str, dict]:

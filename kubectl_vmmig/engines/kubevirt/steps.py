@@ -116,7 +116,7 @@ class Driver:
                 try:
                     self._advance_vm(vm_name, r)
                 except PatchRefused as exc:
-                    self._fail(r, vm_name, exc.line())   # recorded, then the command stops with the error
+                    self._fail(r, vm_name, exc.line())   # recorded; drive.run_pass lets the others go on
                     self._summarize()
                     raise
                 if r.get("phase") == before or r.get("phase") in TERMINAL:
