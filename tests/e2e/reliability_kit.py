@@ -14,6 +14,7 @@ import yaml
 
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
+from tests.cluster.rbac import CLUSTERROLE, CLUSTERROLEBINDING, ROLE, ROLEBINDING, Grants, binding, user_subject
 from tests.sim import factories as F
 from tests.sim.common import wait_for as _sim_wait_for
 from tests.sim.mtc import install_mtc
@@ -22,11 +23,6 @@ MTC_NS = "openshift-migration"
 MANAGED = "app.kubernetes.io/managed-by=kubectl-vm-storage"
 RBAC_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "rbac")
 ALICE = "alice"
-_RBAC = "rbac.authorization.k8s.io"
-ROLE = R.Resource(_RBAC, "v1", "roles", "Role")
-ROLEBINDING = R.Resource(_RBAC, "v1", "rolebindings", "RoleBinding")
-CLUSTERROLE = R.Resource(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False)
-CLUSTERROLEBINDING = R.Resource(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False)
 
 
 def install_all(kube):
@@ -168,16 +164,17 @@ def _without(role, drop):
     return role
 
 
-class Grant:
+class Grant(Grants):
     """Bind ``user`` (by default one of its own, ``self.user`` = alice-<tag>: tests run in parallel, and a grant
     to a shared user reaches every test using it) to the deploy/rbac roles of ``engine`` for namespace ``ns``
     (optionally without one permission, or without one verb everywhere); ``revoke()`` deletes what it created.
     ControlPlane.user_kubeconfig(grant.user) is the user's kubeconfig."""
 
     def __init__(self, kube, engine, ns, drop=None, user=None, drop_verb=None):
-        self.kube, self.created = kube, []
+        super().__init__(kube)
         tag = uuid.uuid4().hex[:6]
         self.user = user = user or f"{ALICE}-{tag}"
+        subject = user_subject(user)
         for role in rbac_roles(engine):
             scope = role["metadata"]["annotations"]["vm-storage.kubevirt-tools.io/scope"]
             if drop is not None:
@@ -187,37 +184,16 @@ class Grant:
                                          for r in role["rules"] if set(r["verbs"]) - {drop_verb}])
             # our own copy per test: the rules may differ (drop), and revoke removes it
             role["metadata"]["name"] = f"{role['metadata']['name']}-{tag}"
-            subject = [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]
             if role["kind"] == "Role":
                 role_ns = role["metadata"]["namespace"]
-                self._create(ROLE, role, role_ns)
-                self._create(ROLEBINDING, _binding("RoleBinding", role, role_ns, subject), role_ns)
+                self.create(ROLE, role, role_ns)
+                self.create(ROLEBINDING, binding("RoleBinding", role, role_ns, subject), role_ns)
             elif scope == "cluster":
-                self._create(CLUSTERROLE, role, None)
-                self._create(CLUSTERROLEBINDING, _binding("ClusterRoleBinding", role, None, subject), None)
+                self.create(CLUSTERROLE, role)
+                self.create(CLUSTERROLEBINDING, binding("ClusterRoleBinding", role, None, subject))
             else:
-                self._create(CLUSTERROLE, role, None)
-                self._create(ROLEBINDING, _binding("RoleBinding", role, ns, subject), ns)
-
-    def _create(self, res, body, ns):
-        self.kube.create(res, body, ns)
-        self.created.append((res, body["metadata"]["name"], ns))
-
-    def revoke(self):
-        for res, name, ns in reversed(self.created):
-            try:
-                self.kube.delete(res, name, ns)
-            except errors.NotFound:
-                pass
-        self.created = []
-
-
-def _binding(kind, role, ns, subjects):
-    md = {"name": role["metadata"]["name"]}
-    if ns:
-        md["namespace"] = ns
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": md, "subjects": subjects,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": role["kind"], "name": role["metadata"]["name"]}}
+                self.create(CLUSTERROLE, role)
+                self.create(ROLEBINDING, binding("RoleBinding", role, ns, subject), ns)
 
 
 def stopped_fleet(kube, prefix, namespaces, vms, tag):

@@ -109,7 +109,8 @@ def test_cancel_of_the_fleet_stops_every_namespace_a_part_alone_is_refused(mc, k
 def test_fleet_as_a_user_with_only_the_shipped_roles_bound_as_the_readme_says(mc, kubectl):  # noqa: F811
     """README, RBAC: the namespace role bound cluster-wide (migrate -A / status -A list across namespaces) + the
     cluster role. A user of its own (impersonated with --as): no other test's grants leak into it."""
-    from tests.e2e.reliability_kit import CLUSTERROLEBINDING, Grant, _binding
+    from tests.cluster.rbac import CLUSTERROLEBINDING, binding, user_subject
+    from tests.e2e.reliability_kit import Grant
 
     tag = uuid.uuid4().hex[:6]
     user = f"fleet-{tag}"
@@ -117,8 +118,8 @@ def test_fleet_as_a_user_with_only_the_shipped_roles_bound_as_the_readme_says(mc
     g = Grant(mc, "migration-controller", spaces[0], user=user)
     try:
         role = next(n for res, n, _ in g.created if res.kind == "ClusterRole" and "-cluster-" not in n)
-        g._create(CLUSTERROLEBINDING, _binding("ClusterRoleBinding", {"kind": "ClusterRole", "metadata": {
-            "name": role}}, None, [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]), None)
+        g.create(CLUSTERROLEBINDING, binding("ClusterRoleBinding", {"kind": "ClusterRole", "metadata": {
+            "name": role}}, None, user_subject(user)))
         r = vs(kubectl, "migrate", "-A", "-l", f"fleet={tag}", "--to", "fast", "--engine", "migration-controller",
                "--wait", "--yes", "--as", user, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr[-3000:]

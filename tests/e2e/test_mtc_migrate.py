@@ -7,6 +7,7 @@ import pytest
 
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
+from tests.cluster.rbac import Grants
 from tests.sim import factories as F
 from tests.sim.common import set_faults, wait_for
 from tests.sim.mtc import install_mtc
@@ -323,19 +324,8 @@ def _grant_read_only(kube, tag):
              {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get", "list"]},
              {"apiGroups": ["apps", "batch"], "resources": ["*"], "verbs": ["get", "list"]},
              {"apiGroups": ["migration.openshift.io"], "resources": ["*"], "verbs": ["get", "list"]}]
-    user = name = f"reader-{tag}"
-    rbac = "/apis/rbac.authorization.k8s.io/v1"
-    kube.request("POST", f"{rbac}/clusterroles", body={
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name}, "rules": rules})
-    kube.request("POST", f"{rbac}/clusterrolebindings", body={
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}]})
-
-    def revoke():
-        for kind in ("clusterrolebindings", "clusterroles"):
-            kube.request("DELETE", f"{rbac}/{kind}/{name}")
-    return user, revoke
+    user = f"reader-{tag}"
+    return user, Grants(kube).rules(user, user, rules).revoke
 
 
 def test_missing_write_permissions_reported_before_any_write(env, kubectl, cp):

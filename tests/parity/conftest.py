@@ -11,13 +11,11 @@ from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
 from tests.cluster.controlplane import ADMIN_TOKEN, ALICE_TOKEN
 from tests.cluster.credentials import client_cert
+from tests.cluster.rbac import CLUSTERROLE, CLUSTERROLEBINDING, RBAC as _RBAC
 
 from . import kit
 
-_RBAC = "rbac.authorization.k8s.io"
 SA = R.Resource("", "v1", "serviceaccounts", "ServiceAccount")
-CLUSTERROLE = R.Resource(_RBAC, "v1", "clusterroles", "ClusterRole", namespaced=False)
-CLUSTERROLEBINDING = R.Resource(_RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False)
 URL_PASSWORD = "kcfg-url-Passw0rd"
 PROXY_PASSWORD = "kcfg-proxy-Passw0rd"
 BASIC_PASSWORD = "kcfg-basic-Passw0rd"

@@ -7,22 +7,16 @@ import pytest
 
 from kubectl_vmmig import errors
 from kubectl_vmmig import resources as R
+from tests.cluster.rbac import Grants
 from tests.conftest import make_namespace
 from tests.sim import factories as F
 
 pytestmark = pytest.mark.cluster
-RBAC = "rbac.authorization.k8s.io"
 
 
 def _grant(kube, ns, user, group, resource):
-    name = f"{user}-{resource.replace('/', '-')}"
-    kube.create(R.Resource(RBAC, "v1", "roles", "Role"), {
-        "apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": {"name": name, "namespace": ns},
-        "rules": [{"apiGroups": [group], "resources": [resource], "verbs": ["create"]}]}, ns)
-    kube.create(R.Resource(RBAC, "v1", "rolebindings", "RoleBinding"), {
-        "apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
-        "subjects": [{"kind": "User", "name": user, "apiGroup": RBAC}],
-        "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": name}}, ns)
+    Grants(kube).rules(user, f"{user}-{resource.replace('/', '-')}",
+                       [{"apiGroups": [group], "resources": [resource], "verbs": ["create"]}], ns)
 
 
 @pytest.fixture
