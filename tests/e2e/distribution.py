@@ -89,7 +89,8 @@ def pip_venv():
     shutil.copytree(os.path.join(REPO, "kubectl_vmmig"), os.path.join(src, "kubectl_vmmig"),
                     ignore=shutil.ignore_patterns("__pycache__"))
     venv = os.path.join(base, "venv")
-    run([sys.executable, "-m", "venv", "--system-site-packages", venv], env=host_env())
+    # ensurepip inside: minutes on a loaded 2-CPU machine (it once took over 120 s with 5 test workers)
+    run([sys.executable, "-m", "venv", "--system-site-packages", venv], env=host_env(), timeout=600)
     py = os.path.join(venv, "bin", "python")
     run([py, "-m", "pip", "install", "--quiet", "--no-deps", src], env=host_env(), timeout=600)
     return venv

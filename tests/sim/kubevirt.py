@@ -20,6 +20,7 @@ from . import kubevirt_model as M
 from . import kubevirt_pods as P
 from . import kubevirt_runstrategy as RUN
 from . import kubevirt_revision as REV
+from . import kubevirt_scheduling as SCHED
 from . import kubevirt_volumes as VOL
 from .kubevirt_install import KV_NAMESPACE, install_kubevirt  # noqa: F401 (re-exported)
 from .common import StandIn, delete_any, now, owner_ref
@@ -41,7 +42,8 @@ class Ctx:
 
     def __init__(self, cfg: M.KvConfig, version: str):
         self.cfg, self.version = cfg, version
-        self.nodes: List[str] = []
+        self.kubevirt: dict = {}     # the KubeVirt CR (developerConfiguration.nodeSelectors place launcher pods)
+        self.nodes: List[dict] = []  # every Node: kubevirt_scheduling filters them as kube-scheduler would
         self.vms: Dict[Tuple[str, str], dict] = {}
         self.vmis: Dict[Tuple[str, str], dict] = {}
         self.vmims: List[dict] = []
@@ -99,8 +101,7 @@ class KubeVirtController(StandIn):
 
     def _snapshot(self, kv) -> Ctx:
         ctx = Ctx(M.KvConfig(kv), (kv.get("status") or {}).get("observedKubeVirtVersion") or "v1.6.0")
-        nodes = self.kube.items(R.NODE)
-        ctx.nodes = sorted(n["metadata"]["name"] for n in nodes if not (n.get("spec") or {}).get("unschedulable"))
+        ctx.kubevirt, ctx.nodes = kv, self.kube.items(R.NODE)
         key = lambda o: (o["metadata"]["namespace"], o["metadata"]["name"])  # noqa: E731
         ctx.vms = {key(o): o for o in self._items(R.VM)}
         ctx.vmis = {key(o): o for o in self._items(R.VMI)}
@@ -121,11 +122,13 @@ class KubeVirtController(StandIn):
             ctx.stalled[ns] = self.stalled(ns)
         return ctx.stalled[ns]
 
-    def node_for(self, ctx: Ctx, exclude: Optional[str] = None) -> Optional[str]:
-        cands = [n for n in ctx.nodes if n != exclude]
-        if cands:
-            return cands[0]
-        return None if exclude or ctx.nodes else FALLBACK_NODE
+    def place(self, ctx: Ctx, pod: dict, anti_nodes=()) -> Tuple[Optional[str], str]:
+        """kube-scheduler for one launcher pod (kubevirt_scheduling.schedule): (node or None, FailedScheduling
+        message). Simplification: a control plane without any Node object binds to node01, so a bare stand-in
+        still runs VMs."""
+        if not ctx.nodes:
+            return (None, SCHED.fit_error(0, [])) if any(anti_nodes) else (FALLBACK_NODE, "")
+        return SCHED.schedule(ctx.nodes, pod.get("spec") or {}, anti_nodes)
 
     # ---- VirtualMachine ------------------------------------------------------------------------------
     def _sync_vm(self, ctx: Ctx, vm: dict) -> None:
@@ -274,7 +277,7 @@ class KubeVirtController(StandIn):
             vmi = self.kube.create(R.VMI, vmi, md["namespace"])
         except errors.Conflict:
             return None
-        pod = P.create_pod(self.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or []))
+        pod = P.create_pod(self.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or [], kubevirt_cr=ctx.kubevirt))
         ctx.pods.append(pod)
         ctx.vmis[(md["namespace"], md["name"])] = vmi
         return vmi
@@ -286,10 +289,12 @@ class KubeVirtController(StandIn):
         pod = P.source_pod(ctx.pods, vmi)
         if phase in ("Pending", "Scheduling", "", None):
             if pod is None:
-                pod = P.create_pod(self.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or []))
+                pod = P.create_pod(self.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or [], kubevirt_cr=ctx.kubevirt))
                 ctx.pods.append(pod)
-            node = self.node_for(ctx)
-            if node is None:
+            node, why = self.place(ctx, pod)
+            if node is None:  # the pod stays Pending, the scheduler says why (retried each pass)
+                if P.unschedulable_message(pod) != why:
+                    P.set_pod_phase(self.kube, pod, "Pending", unschedulable=why)
                 return vmi
             P.bind_pod(self.kube, pod, node)
             st.update(phase="Scheduled", nodeName=node, activePods={pod["metadata"]["uid"]: node})

@@ -154,7 +154,8 @@ def _advance(ctl, ctx, vmim) -> None:
                 ctl.event_once(vmim, "MigrationBackoff",
                                f"backoff migrating vmi {ns}/{vmi['metadata']['name']}", "Normal")
                 return
-        pod = P.create_pod(ctl.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or [], vmim))
+        pod = P.create_pod(ctl.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or [], vmim,
+                                                   kubevirt_cr=ctx.kubevirt))
         ctx.pods.append(pod)
         return _write(ctl, vmim, st, "Scheduling")
     target_pod = next((p for p in P.pods_of(ctx.pods, vmi)
@@ -162,15 +163,15 @@ def _advance(ctl, ctx, vmim) -> None:
     source = P.source_pod(ctx.pods, vmi)
     ms = vst.setdefault("migrationState", {}) if phase != "Scheduling" else None
     if phase == "Scheduling":
-        node = ctl.node_for(ctx, exclude=vst.get("nodeName"))
+        # kube-scheduler (kubevirt_scheduling): the target pod's node selector, tolerations and affinity, and never
+        # the source pod's node (the migration's pod anti-affinity)
+        node, msg = ctl.place(ctx, target_pod or {}, anti_nodes=[vst.get("nodeName")])
         # kube-scheduler's VolumeBinding plugin: a pod whose claim does not exist is unschedulable (v1.3-v1.8 accept
         # a persistentVolumeClaim destination without checking that it exists, volume-migration.go ValidateVolumes)
         missing = [v["persistentVolumeClaim"]["claimName"] for v in ((target_pod or {}).get("spec") or {}).get("volumes") or []
                    if v.get("persistentVolumeClaim") and (ns, v["persistentVolumeClaim"]["claimName"]) not in ctx.pvcs]
         if node is None or target_pod is None or missing:
             total = len(ctx.nodes)
-            msg = (f"0/{total} nodes are available: 1 node(s) didn't match pod anti-affinity rules. "
-                   f"preemption: 0/{total} nodes are available: 1 No preemption victims found for incoming pod.")
             if missing:
                 msg = (f'0/{total} nodes are available: persistentvolumeclaim "{missing[0]}" not found. preemption: '
                        f"0/{total} nodes are available: {total} Preemption is not helpful for scheduling.")

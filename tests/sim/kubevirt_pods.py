@@ -7,15 +7,18 @@ from kubectl_vmmig import resources as R
 
 from .common import now
 from .kubevirt_model import claim_of, md5hex_int
+from .kubevirt_scheduling import launcher_scheduling
 
 LAUNCHER = "virt-launcher"
 CREATED_BY = "kubevirt.io/created-by"
 MIGRATION_JOB_UID = "kubevirt.io/migrationJobUID"
 
 
-def launcher_pod(vmi: dict, version: str, volumes: List[dict], vmim: Optional[dict] = None) -> dict:
+def launcher_pod(vmi: dict, version: str, volumes: List[dict], vmim: Optional[dict] = None,
+                 kubevirt_cr: Optional[dict] = None) -> dict:
     """The virt-launcher pod manifest for ``vmi`` (a migration target when ``vmim`` is given: destination
-    volumes, required anti-affinity against the source pod's node, migration labels)."""
+    volumes, required anti-affinity against the source pod's node, migration labels); placed by the VMI's
+    node selector, tolerations and affinity and the KubeVirt CR's node selectors (kubevirt_scheduling)."""
     md = vmi["metadata"]
     tmpl_labels = {k: v for k, v in (md.get("labels") or {}).items()
                    if not k.startswith("kubevirt.io/nodeName") and not k.startswith("kubevirt.io/migrationTarget")}
@@ -36,10 +39,11 @@ def launcher_pod(vmi: dict, version: str, volumes: List[dict], vmim: Optional[di
                                         "--name", md["name"], "--namespace", md["namespace"]],
                             "volumeMounts": [{"name": "private", "mountPath": "/var/run/kubevirt-private"}]}],
             "volumes": pvols}
-    if vmim is not None:
-        spec["affinity"] = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-            "labelSelector": {"matchExpressions": [{"key": CREATED_BY, "operator": "In", "values": [md["uid"]]}]},
-            "topologyKey": "kubernetes.io/hostname"}]}}
+    spec.update(launcher_scheduling(vmi.get("spec") or {}, kubevirt_cr))
+    if vmim is not None:  # migration.go createMigrationPodAntiAffinityRule: added to the VMI's own affinity
+        anti = spec.setdefault("affinity", {}).setdefault("podAntiAffinity", {})
+        anti.setdefault("requiredDuringSchedulingIgnoredDuringExecution", []).append({
+            "labelSelector": {"matchLabels": {CREATED_BY: md["uid"]}}, "topologyKey": "kubernetes.io/hostname"})
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"generateName": f"virt-launcher-{md['name']}-", "namespace": md["namespace"],
                          "labels": labels, "annotations": ann,
@@ -103,6 +107,12 @@ def set_pod_phase(kube, pod: dict, phase: str, unschedulable: Optional[str] = No
         pod["status"] = out.get("status") or st
     except errors.NotFound:
         pass
+
+
+def unschedulable_message(pod: dict) -> Optional[str]:
+    """The scheduler's last FailedScheduling message on the pod (PodScheduled=False), if any."""
+    c = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+    return (c or {}).get("message") if (c or {}).get("status") == "False" else None
 
 
 def delete_pod(kube, pod: dict) -> None:
