@@ -57,5 +57,3 @@ def apply_fleet(shell, plans: List[dict], show: Optional[Callable[[List[dict]], 
 
         # as status -w (commands/status.py): the stores hold every object read; left out of the collection at exit
         gc.freeze()
-
-
