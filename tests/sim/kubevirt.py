@@ -277,10 +277,15 @@ class KubeVirtController(StandIn):
             vmi = self.kube.create(R.VMI, vmi, md["namespace"])
         except errors.Conflict:
             return None
-        pod = P.create_pod(self.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or [], kubevirt_cr=ctx.kubevirt))
+        pod = self._create_launcher(ctx, vmi)
         ctx.pods.append(pod)
         ctx.vmis[(md["namespace"], md["name"])] = vmi
         return vmi
+
+    def _create_launcher(self, ctx: Ctx, vmi: dict) -> dict:
+        """The VMI's virt-launcher pod (template.go renderLaunchManifest: its volumes and placement)."""
+        return P.create_pod(self.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or [],
+                                                      kubevirt_cr=ctx.kubevirt))
 
     def _advance_vmi(self, ctx: Ctx, vmi: dict) -> dict:
         """Pending → Scheduled (pod bound) → Running (pod Running, virt-handler status); then refresh."""
@@ -289,7 +294,7 @@ class KubeVirtController(StandIn):
         pod = P.source_pod(ctx.pods, vmi)
         if phase in ("Pending", "Scheduling", "", None):
             if pod is None:
-                pod = P.create_pod(self.kube, P.launcher_pod(vmi, ctx.version, vmi["spec"].get("volumes") or [], kubevirt_cr=ctx.kubevirt))
+                pod = self._create_launcher(ctx, vmi)
                 ctx.pods.append(pod)
             node, why = self.place(ctx, pod)
             if node is None:  # the pod stays Pending, the scheduler says why (retried each pass)

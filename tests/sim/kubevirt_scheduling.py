@@ -17,6 +17,10 @@ of a node, which nodes fit it, and the FailedScheduling message when none does. 
   reasons sorted, then the default preemption's ``preemption: 0/N nodes are available: ...`` (a node failing an
   unresolvable filter: "Preemption is not helpful for scheduling"; the anti-affinity: "No preemption victims
   found for incoming pod", there being nothing of lower priority to evict here).
+
+Written from the upstream code above, not from kubectl_vmmig/placement.py, on purpose: the plugin's preflight
+counts nodes by the same rules, and tests/e2e/test_placement.py holds the two against each other - one shared
+implementation would make that comparison prove nothing.
 """
 import copy
 from typing import Iterable, List, Optional, Tuple

@@ -112,9 +112,9 @@ def conflicts(foreign: dict, host_ref: dict, namespace: str) -> bool:
     MigCluster in common and a ``spec.namespaces`` entry in common - compared as strings, so a foreign ``ns:other``
     (a namespace mapping) is no conflict with our plain ``ns`` - and only open plans are compared (``ListPlans`` in
     pkg/controller/migplan/model.go lists ``ClosedIndexField: "false"``)."""
-    if (foreign.get("spec") or {}).get("closed") or namespace not in ((foreign.get("spec") or {}).get("namespaces") or []):
-        return False
     spec = foreign.get("spec") or {}
+    if spec.get("closed") or namespace not in (spec.get("namespaces") or []):
+        return False
     refs = {_ref(spec.get("srcMigClusterRef")), _ref(spec.get("destMigClusterRef"))}
     return not host_ref or _ref(host_ref) in refs
 

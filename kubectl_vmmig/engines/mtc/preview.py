@@ -28,7 +28,8 @@ def preview(choice, plan, vms=(), pvcs=(), kind="cutover", hooks=(), verify=Fals
                                             (cur.get("metadata") or {}).get("uid")):
         out_patches.insert(1 if first[0] is not None else 0, {
             "apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": plan["namespace"],
-            "name": item["pvc"], "step": "remove another plan's source-for label", "patch": PL.unlabel_ops(item["value"])})
+            "name": item["pvc"], "step": "remove another plan's source-for label",
+            "patch": PL.unlabel_ops(item["value"])})
     if kind == "cutover":
         by_name = {(v.get("metadata") or {}).get("name"): v for v in vms}
         for vm_name, moves in moves_by_vm(plan).items():
@@ -41,4 +42,3 @@ def preview(choice, plan, vms=(), pvcs=(), kind="cutover", hooks=(), verify=Fals
             out_patches.append({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
                                 "namespace": plan["namespace"], "name": vm_name, "patch": ops})
     return {"objects": objects, "patches": out_patches, "checks": list(checks)}
-
