@@ -11,8 +11,10 @@ of a node, which nodes fit it, and the FailedScheduling message when none does. 
   pkg/scheduler/framework/plugins): NodeUnschedulable (``spec.unschedulable`` unless tolerated), TaintToleration
   (taint_toleration.go Filter: an untolerated NoSchedule/NoExecute taint), NodeAffinity (node_affinity.go: the
   ``nodeSelector`` and the required node-affinity terms), InterPodAffinity (the anti-affinity above).
-- A node whose Ready condition is not True carries ``node.kubernetes.io/not-ready`` (``unreachable`` when Unknown)
-  with NoSchedule: the node lifecycle controller's taint (TaintNodesByCondition), a controller not run here.
+- A node whose Ready condition is False carries ``node.kubernetes.io/not-ready``, Unknown ``unreachable``, with
+  NoSchedule: the node lifecycle controller's taints (pkg/controller/nodelifecycle/node_lifecycle_controller.go
+  doNoScheduleTaintingPass, nodeConditionToTaintKeyStatusMap), a controller not run here. A node with no Ready
+  condition at all counts as Unknown, as monitorNodeHealth marks a node whose kubelet never posted one.
 - The message (framework/types.go FitError.Error): ``0/N nodes are available: <count reason>, ... .`` with the
   reasons sorted, then the default preemption's ``preemption: 0/N nodes are available: ...`` (a node failing an
   unresolvable filter: "Preemption is not helpful for scheduling"; the anti-affinity: "No preemption victims
@@ -51,7 +53,8 @@ def launcher_scheduling(vmi_spec: dict, kubevirt_cr: Optional[dict]) -> dict:
 
 # ---- what the scheduler checks -----------------------------------------------------------------------------------
 def node_taints(node: dict) -> List[dict]:
-    """The node's taints, with the lifecycle controller's NoSchedule taint of a node that is not Ready."""
+    """The node's taints, with the lifecycle controller's NoSchedule taint of a node that is not Ready
+    (doNoScheduleTaintingPass: Ready False -> not-ready, Unknown -> unreachable)."""
     taints = list((node.get("spec") or {}).get("taints") or [])
     ready = next((c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
     status = (ready or {}).get("status", "Unknown")
